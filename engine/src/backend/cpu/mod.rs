@@ -1,0 +1,83 @@
+//! The cpu backend: pure Rust, always compiled in, the embedded default and
+//! the oracle other backends are tested against. It computes in float32
+//! (float16 tensors are stored as such and widened for arithmetic).
+
+mod exec;
+pub mod gemm;
+pub mod ops;
+pub mod util;
+
+pub use exec::CpuExecutor;
+
+use super::{Backend, BackendKind, BuildConfig, Executor, RunConfig};
+use crate::engine_file::PlanKey;
+use crate::error::{Error, Result};
+use crate::ir::Network;
+use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub struct CpuBackend;
+
+/// What a cpu plan records. Kernels are prepared when the plan is loaded.
+#[derive(Serialize, Deserialize)]
+struct CpuPlan {
+    format: u32,
+}
+
+const PLAN_FORMAT: u32 = 1;
+
+impl Backend for CpuBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cpu
+    }
+
+    fn probe(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn plan_key(&self) -> PlanKey {
+        PlanKey {
+            backend: "cpu".into(),
+            device: std::env::consts::ARCH.into(),
+            version: crate::VERSION.into(),
+        }
+    }
+
+    fn build(&self, net: &Network, cfg: &BuildConfig) -> Result<Vec<u8>> {
+        if cfg.fp16 {
+            return Err(Error::Unsupported {
+                backend: "cpu",
+                what: "--fp16 (it computes in float32); build without --fp16, or for a GPU backend".into(),
+            });
+        }
+        // Preparing every kernel once checks the network runs here.
+        CpuExecutor::new(Arc::new(net.clone()), &RunConfig { threads: Some(1) })?;
+        Ok(serde_json::to_vec(&CpuPlan { format: PLAN_FORMAT }).expect("plan serializes"))
+    }
+
+    fn load(&self, net: Arc<Network>, plan: &[u8], cfg: &RunConfig) -> Result<Box<dyn Executor>> {
+        let p: CpuPlan = serde_json::from_slice(plan)
+            .map_err(|e| Error::Network(format!("unreadable cpu plan: {e}")))?;
+        if p.format != PLAN_FORMAT {
+            return Err(Error::Network(format!(
+                "cpu plan format {} is not {PLAN_FORMAT}; rebuild the engine",
+                p.format
+            )));
+        }
+        Ok(Box::new(CpuExecutor::new(net, cfg)?))
+    }
+}
+
+/// Evaluates one layer of `net` on concrete inputs: how the builder folds
+/// constants with the same kernels the engine runs.
+pub fn eval_layer(net: &Network, layer: usize, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let l = &net.layers[layer];
+    let err = |msg: String| Error::Layer {
+        layer: l.name.clone(),
+        kind: l.kind.name(),
+        msg,
+    };
+    let op = ops::prepare(net, l).map_err(err)?;
+    op.run(&ops::Ctx { threads: 1 }, inputs).map_err(err)
+}

@@ -1,0 +1,115 @@
+//! One cpu kernel per layer kind. `prepare` turns a layer into an [`Op`]
+//! once (checking parameters, repacking weights); `Op::run` then executes it
+//! on concrete tensors as often as asked.
+
+mod activation;
+mod cast;
+mod concat;
+mod conv;
+mod elementwise;
+mod gather;
+mod matmul;
+mod pool;
+mod reduce;
+mod resize;
+mod scale;
+mod shuffle;
+mod slice;
+
+use crate::dtype::DataType;
+use crate::ir::{Layer, LayerKind, Network};
+use crate::tensor::{Tensor, TensorData};
+use std::borrow::Cow;
+
+/// What every kernel may use while running.
+pub struct Ctx {
+    /// Threads of the pool the run executes in.
+    pub threads: usize,
+}
+
+pub type OpResult = Result<Vec<Tensor>, String>;
+
+pub trait Op: Send + Sync {
+    fn run(&self, ctx: &Ctx, inputs: &[&Tensor]) -> OpResult;
+}
+
+/// Builds the kernel for one layer of `net`.
+pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
+    Ok(match &layer.kind {
+        LayerKind::Constant { weights } => Box::new(Constant(net.weights(*weights).as_ref().clone())),
+        LayerKind::Convolution(p) => Box::new(conv::Conv::new(net, p)?),
+        LayerKind::Deconvolution(p) => Box::new(conv::Deconv::new(net, p)?),
+        LayerKind::Pooling(p) => Box::new(pool::Pool::new(p)?),
+        LayerKind::Activation { activation } => Box::new(activation::ActivationOp(*activation)),
+        LayerKind::Unary { op } => Box::new(activation::Unary(*op)),
+        LayerKind::ElementWise { op } => Box::new(elementwise::ElementWise(*op)),
+        LayerKind::Scale(p) => Box::new(scale::Scale::new(net, p)),
+        LayerKind::MatrixMultiply { op0, op1 } => Box::new(matmul::MatMul {
+            op0: *op0,
+            op1: *op1,
+        }),
+        LayerKind::Reduce { op, axes, keep_dims } => Box::new(reduce::Reduce {
+            op: *op,
+            axes: axes.clone(),
+            keep_dims: *keep_dims,
+        }),
+        LayerKind::Softmax { axis } => Box::new(reduce::Softmax { axis: *axis }),
+        LayerKind::Shuffle(p) => Box::new(shuffle::Shuffle(p.clone())),
+        LayerKind::Concatenation { axis } => Box::new(concat::Concat { axis: *axis }),
+        LayerKind::Slice(p) => Box::new(slice::Slice(p.clone())),
+        LayerKind::Gather { axis, mode } => Box::new(gather::Gather {
+            axis: *axis,
+            mode: *mode,
+        }),
+        LayerKind::Resize(p) => Box::new(resize::Resize(p.clone())),
+        LayerKind::Shape => Box::new(ShapeOp),
+        LayerKind::Identity => Box::new(Identity),
+        LayerKind::Cast { to } => Box::new(cast::Cast(*to)),
+    })
+}
+
+struct Constant(Tensor);
+
+impl Op for Constant {
+    fn run(&self, _: &Ctx, _: &[&Tensor]) -> OpResult {
+        Ok(vec![self.0.clone()])
+    }
+}
+
+struct ShapeOp;
+
+impl Op for ShapeOp {
+    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+        let dims = inputs[0].shape().iter().map(|&d| d as i64).collect();
+        Ok(vec![Tensor::vec_i64(dims)])
+    }
+}
+
+struct Identity;
+
+impl Op for Identity {
+    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+        Ok(vec![inputs[0].clone()])
+    }
+}
+
+/// A float tensor's elements as f32 (borrowed when already f32).
+pub fn f32_data(t: &Tensor) -> Result<Cow<'_, [f32]>, String> {
+    match t.data() {
+        TensorData::F32(v) => Ok(Cow::Borrowed(v)),
+        TensorData::F16(v) => Ok(Cow::Owned(v.iter().map(|x| x.to_f32()).collect())),
+        _ => Err(format!("expected a float tensor, got {}", t.dtype())),
+    }
+}
+
+/// A float tensor of `dtype` (f32 or f16) from f32 results.
+pub fn float_tensor(dtype: DataType, shape: Vec<usize>, v: Vec<f32>) -> Result<Tensor, String> {
+    let data = match dtype {
+        DataType::F16 => TensorData::F16(v.into_iter().map(half::f16::from_f32).collect()),
+        _ => TensorData::F32(v),
+    };
+    Tensor::new(shape, data).map_err(|e| e.to_string())
+}
+
+/// Elements processed per parallel task; below this, stay on one thread.
+pub const PAR_CHUNK: usize = 1 << 14;

@@ -1,0 +1,91 @@
+//! Slice with static start, size and stride, and TensorRT's bounds modes.
+
+use super::{Ctx, Op, OpResult};
+use crate::backend::cpu::util::strides;
+use crate::ir::{SliceMode, SliceParams};
+use crate::tensor::{Tensor, TensorData};
+
+pub struct Slice(pub SliceParams);
+
+/// Where output coordinate `i` of one dim reads from, or `None` to fill.
+fn source(mode: SliceMode, start: i64, stride: i64, i: usize, n: usize) -> Result<Option<usize>, String> {
+    let pos = start + i as i64 * stride;
+    let n = n as i64;
+    if (0..n).contains(&pos) {
+        return Ok(Some(pos as usize));
+    }
+    Ok(match mode {
+        SliceMode::StrictBounds => return Err(format!("slice reads index {pos} of a dim of {n}")),
+        SliceMode::Fill => None,
+        SliceMode::Clamp if n > 0 => Some(pos.clamp(0, n - 1) as usize),
+        SliceMode::Wrap if n > 0 => Some(pos.rem_euclid(n) as usize),
+        SliceMode::Reflect if n == 1 => Some(0),
+        SliceMode::Reflect if n > 1 => {
+            let period = 2 * (n - 1);
+            let m = pos.rem_euclid(period);
+            Some(if m < n { m } else { period - m } as usize)
+        }
+        _ => None,
+    })
+}
+
+impl Op for Slice {
+    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+        let x = inputs[0];
+        let p = &self.0;
+        let dims = x.shape();
+        if p.start.len() != dims.len() {
+            return Err(format!("slice of rank {} on a tensor of rank {}", p.start.len(), dims.len()));
+        }
+        // Per dim, the source index of each output coordinate.
+        let mut maps = Vec::with_capacity(dims.len());
+        for d in 0..dims.len() {
+            let m: Result<Vec<Option<usize>>, String> = (0..p.size[d])
+                .map(|i| source(p.mode, p.start[d], p.stride[d], i, dims[d]))
+                .collect();
+            maps.push(m?);
+        }
+        let s = strides(dims);
+        let total: usize = p.size.iter().product();
+        // Source offset of every output element (None where filled).
+        let mut offsets: Vec<Option<usize>> = Vec::with_capacity(total);
+        let mut idx = vec![0usize; dims.len()];
+        for _ in 0..total {
+            let mut off = Some(0usize);
+            for d in 0..dims.len() {
+                off = off.zip(maps[d][idx[d]]).map(|(o, i)| o + i * s[d]);
+            }
+            offsets.push(off);
+            for d in (0..dims.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < p.size[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        let fill = inputs.get(1);
+        macro_rules! pick {
+            ($variant:ident, $v:expr) => {{
+                let fv = match fill.map(|f| f.data()) {
+                    Some(TensorData::$variant(f)) => f.first().copied(),
+                    Some(_) => return Err("fill value type differs from the data".into()),
+                    None => None,
+                };
+                TensorData::$variant(
+                    offsets.iter().map(|o| o.map_or_else(|| fv.unwrap_or_default(), |o| $v[o])).collect(),
+                )
+            }};
+        }
+        let data = match x.data() {
+            TensorData::F32(v) => pick!(F32, v),
+            TensorData::F16(v) => pick!(F16, v),
+            TensorData::I32(v) => pick!(I32, v),
+            TensorData::I64(v) => pick!(I64, v),
+            TensorData::U8(v) => pick!(U8, v),
+            TensorData::Bool(v) => pick!(Bool, v),
+        };
+        Ok(vec![Tensor::new(p.size.clone(), data).map_err(|e| e.to_string())?])
+    }
+}
+

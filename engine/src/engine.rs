@@ -1,0 +1,206 @@
+//! An engine: the header, the network and its backend plans, as loaded from
+//! or saved to an `.engine` file; and contexts that run it.
+
+use crate::backend::{self, BackendKind, Executor, RunConfig};
+use crate::engine_file::{self, EngineData, EngineHeader, Plan};
+use crate::error::{Error, Result};
+use crate::ir::Network;
+use crate::shape::{format_dims, format_shape, Dim};
+use crate::tensor::Tensor;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Files larger than this are memory-mapped rather than read.
+const MMAP_THRESHOLD: u64 = 1 << 20;
+
+#[derive(Clone, Debug)]
+pub struct Engine {
+    data: EngineData,
+}
+
+impl Engine {
+    pub fn new(header: EngineHeader, network: Network, plans: Vec<Plan>) -> Self {
+        Engine {
+            data: EngineData {
+                header,
+                network: Arc::new(network),
+                plans,
+            },
+        }
+    }
+
+    /// Reads and validates an engine file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let decoded = if len > MMAP_THRESHOLD {
+            // SAFETY: the map is read-only and dropped before this function
+            // returns; every byte is copied out after the checksum is verified.
+            // A file truncated by another process while mapped would fault,
+            // as with any mapped reader; engine files are written by rename,
+            // never in place.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            engine_file::decode(&map)
+        } else {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            engine_file::decode(&bytes)
+        };
+        let data = decoded.map_err(|e| Error::EngineFile {
+            path: path.to_path_buf(),
+            msg: e.0,
+        })?;
+        Ok(Engine { data })
+    }
+
+    /// Decodes an engine from bytes; `origin` names it in errors.
+    pub fn from_bytes(bytes: &[u8], origin: impl Into<PathBuf>) -> Result<Self> {
+        let data = engine_file::decode(bytes).map_err(|e| Error::EngineFile {
+            path: origin.into(),
+            msg: e.0,
+        })?;
+        Ok(Engine { data })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        engine_file::encode(&self.data)
+    }
+
+    /// Writes the engine next to `path` and renames it into place, so that a
+    /// crash never leaves a half-written engine under the final name.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&self.to_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+    }
+
+    pub fn header(&self) -> &EngineHeader {
+        &self.data.header
+    }
+
+    pub fn header_mut(&mut self) -> &mut EngineHeader {
+        &mut self.data.header
+    }
+
+    pub fn network(&self) -> &Arc<Network> {
+        &self.data.network
+    }
+
+    pub fn plans(&self) -> &[Plan] {
+        &self.data.plans
+    }
+
+    /// A context on `backend` (or the best available one). A missing or
+    /// stale plan for it is rebuilt in memory.
+    pub fn context(&self, backend: Option<BackendKind>, cfg: &RunConfig) -> Result<Context> {
+        let b = match backend {
+            Some(k) => {
+                let b = backend::backend(k)?;
+                b.probe()?;
+                b
+            }
+            None => backend::auto(),
+        };
+        let key = b.plan_key();
+        let rebuilt;
+        let plan = match self.data.plans.iter().find(|p| p.key == key) {
+            Some(p) => &p.data,
+            None => {
+                log::info!(
+                    "no {} plan for this device and version in the engine; building one",
+                    key.backend
+                );
+                rebuilt = b.build(&self.data.network, &Default::default())?;
+                &rebuilt
+            }
+        };
+        let executor = b.load(self.data.network.clone(), plan, cfg)?;
+        Ok(Context {
+            network: self.data.network.clone(),
+            backend: b.kind(),
+            executor,
+        })
+    }
+}
+
+/// Runs an engine's network; owns its buffers and threads. Checks every
+/// input against the engine's input types before running.
+pub struct Context {
+    network: Arc<Network>,
+    backend: BackendKind,
+    executor: Box<dyn Executor>,
+}
+
+impl Context {
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// Runs on `inputs`, given in the order of the network's inputs.
+    pub fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        check_inputs(&self.network, &inputs)?;
+        self.executor.run(inputs)
+    }
+}
+
+/// Checks count, type and dims of run-time inputs against the network's.
+pub fn check_inputs(net: &Network, inputs: &[Tensor]) -> Result<()> {
+    if inputs.len() != net.inputs.len() {
+        let names: Vec<&str> = net.inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(Error::Input {
+            name: names.join(", "),
+            msg: format!("the engine takes {} input(s), {} were given", names.len(), inputs.len()),
+        });
+    }
+    for (decl, t) in net.inputs.iter().zip(inputs) {
+        let bad = |msg: String| {
+            Err(Error::Input {
+                name: decl.name.clone(),
+                msg,
+            })
+        };
+        let want = &decl.info;
+        if t.dtype() != want.dtype {
+            return bad(format!("expected {} data, got {}", want.dtype, t.dtype()));
+        }
+        let dims = t.shape();
+        let fits = dims.len() == want.shape.len()
+            && dims.iter().zip(&want.shape).all(|(d, w)| match w {
+                Dim::Known(n) => d == n,
+                _ => true,
+            });
+        if !fits {
+            return bad(format!(
+                "expected dims {}, got {}",
+                format_shape(&want.shape),
+                format_dims(dims)
+            ));
+        }
+        if let Some(p) = &decl.profile {
+            if !p.contains(dims) {
+                return bad(format!(
+                    "dims {} are outside the engine's profile (min {}, max {}); rebuild with a wider --batch or --shape",
+                    format_dims(dims),
+                    format_dims(&p.min),
+                    format_dims(&p.max)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
