@@ -10,6 +10,7 @@ pub mod engine;
 pub mod engine_file;
 pub mod error;
 pub mod ir;
+pub mod plugin;
 pub mod preprocess;
 pub mod shape;
 pub mod tensor;

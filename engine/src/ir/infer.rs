@@ -110,10 +110,11 @@ pub fn infer_outputs(
         }
         LayerKind::Shuffle(p) => shuffle(inputs, p)?,
         LayerKind::Concatenation { axis } => concat(inputs, *axis)?,
-        LayerKind::Slice(p) => {
-            arity(1)?;
-            slice(inputs[0], p)?
-        }
+        LayerKind::Slice(p) => match inputs.len() {
+            1 => slice(inputs[0], p)?,
+            4 => dynamic_slice(inputs)?,
+            n => return Err(format!("takes 1 input, or 4 with start/size/stride tensors; got {n}")),
+        },
         LayerKind::Gather { axis, mode } => {
             arity(2)?;
             gather(inputs[0], inputs[1], *axis, *mode)?
@@ -677,6 +678,21 @@ fn slice(x: &TensorInfo, p: &SliceParams) -> R<TensorInfo> {
         info.value = picked;
     }
     Ok(info)
+}
+
+fn dynamic_slice(inputs: &[&TensorInfo]) -> R<TensorInfo> {
+    let x = inputs[0];
+    let r = x.rank();
+    for t in &inputs[1..] {
+        if t.dtype != DataType::I64 || t.shape != [Dim::Known(r)] {
+            return Err(format!("start, size and stride must be 1-D int64 tensors of {r}"));
+        }
+    }
+    let shape = match &inputs[2].value {
+        Some(v) => v.iter().map(SymInt::to_dim).collect(),
+        None => vec![Dim::Unknown; r],
+    };
+    Ok(TensorInfo::new(x.dtype, shape))
 }
 
 fn gather(data: &TensorInfo, idx: &TensorInfo, axis: usize, mode: GatherMode) -> R<TensorInfo> {

@@ -45,7 +45,8 @@ pub enum LayerKind {
     Shuffle(ShuffleParams),
     /// `addConcatenation`.
     Concatenation { axis: usize },
-    /// `addSlice` with static start/size/stride.
+    /// `addSlice`: static start/size/stride, or with inputs 1-3 (`setInput`)
+    /// holding them as 1-D int64 shape tensors, which then take precedence.
     Slice(SliceParams),
     /// `addGather`: input 0 data, input 1 indices.
     Gather { axis: usize, mode: GatherMode },
@@ -146,7 +147,7 @@ pub enum PoolKind {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PoolParams {
-    pub kind: PoolKind,
+    pub pool_type: PoolKind,
     pub window: Vec<usize>,
     pub stride: Vec<usize>,
     pub pre_padding: Vec<usize>,
@@ -362,6 +363,10 @@ pub struct SliceParams {
     pub size: Vec<usize>,
     pub stride: Vec<i64>,
     pub mode: SliceMode,
+    /// The value of positions outside the input in `Fill` mode (TensorRT's
+    /// input 4, here a parameter).
+    #[serde(default)]
+    pub fill: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -388,6 +393,8 @@ pub enum CoordinateTransform {
     HalfPixel,
     /// ONNX `half_pixel_symmetric` (opset 19).
     HalfPixelSymmetric,
+    /// ONNX `tf_half_pixel_for_nn` (opset 11 only): `(x + 0.5) / scale`.
+    TfHalfPixelForNn,
     /// ONNX `tf_crop_and_resize`: samples the region `roi` of the input;
     /// points outside the input get `extrapolation_value`.
     TfCropAndResize,

@@ -4,6 +4,7 @@
 
 mod activation;
 mod cast;
+pub use cast::cast as cast_tensor;
 mod concat;
 mod conv;
 mod elementwise;

@@ -45,7 +45,7 @@ impl Op for Pool {
         let wo = pool_out_len(w, self.k.1, self.s.1, self.pre.1, self.post.1, self.p.round_up).ok_or_else(err)?;
         let xv = f32_data(x)?;
         let mut out = vec![0f32; n * c * ho * wo];
-        let (kind, exclude) = (self.p.kind, self.p.exclude_padding);
+        let (kind, exclude) = (self.p.pool_type, self.p.exclude_padding);
         let (kh, kw, sh, sw) = (self.k.0, self.k.1, self.s.0, self.s.1);
         let (pt, pl) = (self.pre.0 as i64, self.pre.1 as i64);
         // The padded extent: windows are clipped to it when counting for averages.

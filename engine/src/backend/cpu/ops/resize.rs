@@ -24,6 +24,7 @@ fn source_coord(p: &ResizeParams, axis: usize, rank: usize, j: usize, n: usize, 
         Ct::AlignCorners if m == 1 => 0.0,
         Ct::AlignCorners => j * (nf - 1.0) / (mf - 1.0),
         Ct::Asymmetric => j / scale,
+        Ct::TfHalfPixelForNn => (j + 0.5) / scale,
         Ct::HalfPixelSymmetric => {
             let adjustment = mf / (scale * nf);
             let center = nf / 2.0;

@@ -32,9 +32,25 @@ fn source(mode: SliceMode, start: i64, stride: i64, i: usize, n: usize) -> Resul
 impl Op for Slice {
     fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
-        let p = &self.0;
+        let dynamic;
+        let p = if inputs.len() == 4 {
+            let size = inputs[2]
+                .to_i64_vec()
+                .into_iter()
+                .map(|v| usize::try_from(v).map_err(|_| format!("negative slice size {v}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            dynamic = SliceParams {
+                start: inputs[1].to_i64_vec(),
+                size,
+                stride: inputs[3].to_i64_vec(),
+                ..self.0.clone()
+            };
+            &dynamic
+        } else {
+            &self.0
+        };
         let dims = x.shape();
-        if p.start.len() != dims.len() {
+        if p.start.len() != dims.len() || p.size.len() != dims.len() || p.stride.len() != dims.len() {
             return Err(format!("slice of rank {} on a tensor of rank {}", p.start.len(), dims.len()));
         }
         // Per dim, the source index of each output coordinate.
@@ -64,26 +80,20 @@ impl Op for Slice {
                 idx[d] = 0;
             }
         }
-        let fill = inputs.get(1);
+        let f = p.fill;
         macro_rules! pick {
-            ($variant:ident, $v:expr) => {{
-                let fv = match fill.map(|f| f.data()) {
-                    Some(TensorData::$variant(f)) => f.first().copied(),
-                    Some(_) => return Err("fill value type differs from the data".into()),
-                    None => None,
-                };
-                TensorData::$variant(
-                    offsets.iter().map(|o| o.map_or_else(|| fv.unwrap_or_default(), |o| $v[o])).collect(),
-                )
+            ($variant:ident, $v:expr, $fill:expr) => {{
+                let fill = $fill;
+                TensorData::$variant(offsets.iter().map(|o| o.map_or(fill, |o| $v[o])).collect())
             }};
         }
         let data = match x.data() {
-            TensorData::F32(v) => pick!(F32, v),
-            TensorData::F16(v) => pick!(F16, v),
-            TensorData::I32(v) => pick!(I32, v),
-            TensorData::I64(v) => pick!(I64, v),
-            TensorData::U8(v) => pick!(U8, v),
-            TensorData::Bool(v) => pick!(Bool, v),
+            TensorData::F32(v) => pick!(F32, v, f as f32),
+            TensorData::F16(v) => pick!(F16, v, half::f16::from_f64(f)),
+            TensorData::I32(v) => pick!(I32, v, f as i32),
+            TensorData::I64(v) => pick!(I64, v, f as i64),
+            TensorData::U8(v) => pick!(U8, v, f as u8),
+            TensorData::Bool(v) => pick!(Bool, v, f != 0.0),
         };
         Ok(vec![Tensor::new(p.size.clone(), data).map_err(|e| e.to_string())?])
     }

@@ -1,0 +1,134 @@
+//! The build pipeline: ONNX model -> network -> optimized network -> backend
+//! plan -> engine.
+
+use crate::convert::{self, ConvertOptions, Registry};
+use crate::error::{Error, Result};
+use crate::onnx::OnnxModel;
+use crate::optimize;
+use jetrt_engine::backend::{self, BackendKind, BuildConfig};
+use jetrt_engine::engine::Engine;
+use jetrt_engine::engine_file::{BuildRecord, EngineHeader, IoDesc, Plan, Preprocess};
+use jetrt_engine::ir::Network;
+use jetrt_engine::plugin::PluginLibrary;
+use std::path::PathBuf;
+
+/// Which backend to build for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// The most capable backend compiled in and usable here.
+    #[default]
+    Auto,
+    Kind(BackendKind),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    pub backend: BackendChoice,
+    pub convert: ConvertOptions,
+    pub fp16: bool,
+    /// Preprocessing hints recorded in the engine.
+    pub preprocess: Option<Preprocess>,
+    pub labels: Vec<String>,
+    /// User plugin libraries the engine may need.
+    pub plugins: Vec<PathBuf>,
+    /// `--shape` as the user gave it, for the engine's build record.
+    pub shape_args: Vec<String>,
+}
+
+/// A step of a build, reported as it starts.
+#[derive(Clone, Debug)]
+pub enum Stage<'a> {
+    Converting { nodes: usize },
+    Optimizing { pass: &'a str },
+    Planning { backend: BackendKind },
+}
+
+impl std::fmt::Display for Stage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::Converting { nodes } => write!(f, "converting {nodes} nodes"),
+            Stage::Optimizing { pass } => write!(f, "optimizing: {pass}"),
+            Stage::Planning { backend } => write!(f, "building the {backend} plan"),
+        }
+    }
+}
+
+/// Loads every plugin library, so that missing or foreign ones fail early.
+pub fn load_plugins(paths: &[PathBuf]) -> Result<Vec<PluginLibrary>> {
+    paths
+        .iter()
+        .map(|p| PluginLibrary::load(p).map_err(Error::Engine))
+        .collect()
+}
+
+/// Converts and optimizes a model into a network.
+pub fn network(model: &OnnxModel, registry: &Registry, opts: &ConvertOptions, progress: &mut dyn FnMut(Stage<'_>)) -> Result<Network> {
+    progress(Stage::Converting {
+        nodes: model.graph().node.len(),
+    });
+    let mut net = convert::convert(model, registry, opts)?;
+    for (name, pass) in optimize::PASSES {
+        progress(Stage::Optimizing { pass: name });
+        net = pass(&net)?;
+        net.check()?;
+    }
+    Ok(net)
+}
+
+/// Builds an engine from a model.
+pub fn build_engine(
+    model: &OnnxModel,
+    registry: &Registry,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(Stage<'_>),
+) -> Result<Engine> {
+    load_plugins(&opts.plugins)?;
+    let b = match opts.backend {
+        BackendChoice::Auto => backend::auto(),
+        BackendChoice::Kind(k) => {
+            let b = backend::backend(k)?;
+            b.probe()?;
+            b
+        }
+    };
+    if opts.fp16 && b.kind() == BackendKind::Cpu {
+        return Err(Error::Options(
+            "the cpu backend computes in float32 and cannot build --fp16 engines; drop --fp16, or build with a GPU backend"
+                .into(),
+        ));
+    }
+    let net = network(model, registry, &opts.convert, progress)?;
+    progress(Stage::Planning { backend: b.kind() });
+    let data = b.build(&net, &BuildConfig { fp16: opts.fp16 })?;
+    let plan = Plan {
+        key: b.plan_key(),
+        data,
+    };
+    let io = |name: &str, info: &jetrt_engine::ir::TensorInfo, profile| IoDesc {
+        name: name.to_string(),
+        dtype: info.dtype,
+        shape: info.shape.clone(),
+        profile,
+    };
+    let header = EngineHeader {
+        name: model.name(),
+        producer: format!("jetrt {}", jetrt_engine::VERSION),
+        source_hash: model.hash.clone(),
+        build: BuildRecord {
+            backend: b.kind().to_string(),
+            precision: if opts.fp16 { "fp16" } else { "fp32" }.into(),
+            batch: opts.convert.batch.to_string(),
+            shapes: opts.shape_args.clone(),
+            plugins: opts
+                .plugins
+                .iter()
+                .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                .collect(),
+        },
+        inputs: net.inputs.iter().map(|i| io(&i.name, &i.info, i.profile.clone())).collect(),
+        outputs: net.outputs.iter().map(|o| io(&o.name, net.info(o.tensor), None)).collect(),
+        preprocess: opts.preprocess.clone(),
+        labels: opts.labels.clone(),
+    };
+    Ok(Engine::new(header, net, vec![plan]))
+}

@@ -1,0 +1,98 @@
+//! `engine-builder bench`.
+
+use super::common::{open_engine, PluginArgs, ThreadArgs};
+use anyhow::{bail, Result};
+use jetrt_engine::shape::Dim;
+use jetrt_engine::{DataType, Tensor, TensorData};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The engine file
+    engine: PathBuf,
+    /// Timed runs after the warm-up
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    #[command(flatten)]
+    threads: ThreadArgs,
+    #[command(flatten)]
+    plugins: PluginArgs,
+}
+
+/// Deterministic inputs at batch 1: floats in [-1, 1), integers 0.
+fn sample_input(dtype: DataType, dims: &[usize]) -> Tensor {
+    let n: usize = dims.iter().product();
+    match dtype {
+        DataType::F32 => {
+            let mut s = 0x2545_f491_u32;
+            let v = (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 17;
+                    s ^= s << 5;
+                    (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+                })
+                .collect();
+            Tensor::new(dims.to_vec(), TensorData::F32(v)).expect("sizes agree")
+        }
+        other => Tensor::zeros(other, dims),
+    }
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let (engine, mut ctx) = open_engine(&a.engine, &a.plugins, &a.threads)?;
+    let mut inputs = Vec::new();
+    for i in &engine.network().inputs {
+        let dims: Option<Vec<usize>> = i
+            .info
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(k, d)| match d {
+                Dim::Known(n) => Some(*n),
+                _ if k == 0 => Some(1),
+                _ => i.profile.as_ref().map(|p| p.opt[k]),
+            })
+            .collect();
+        let Some(dims) = dims else {
+            bail!("input '{}' has dynamic dims with no profile to pick a size from", i.name)
+        };
+        inputs.push(sample_input(i.info.dtype, &dims));
+    }
+    // Warm up: at least 5 runs and half a second, so caches and the pool are hot.
+    let warm_start = Instant::now();
+    let mut warm = 0;
+    while warm < 5 || warm_start.elapsed() < Duration::from_millis(500) {
+        ctx.run(inputs.clone())?;
+        warm += 1;
+    }
+    let mut times = Vec::with_capacity(a.runs as usize);
+    let start = Instant::now();
+    for _ in 0..a.runs {
+        let batch = inputs.clone();
+        let t = Instant::now();
+        ctx.run(batch)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let total = start.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    let threads = a
+        .threads
+        .threads
+        .map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |t| t as usize);
+    println!(
+        "bench {} on {}, {} thread{}, batch 1, {} runs after {warm} warm-up",
+        engine.header().name,
+        ctx.backend(),
+        threads,
+        if threads == 1 { "" } else { "s" },
+        a.runs
+    );
+    println!("median {:.3} ms", pick(0.5));
+    println!("p99 {:.3} ms", pick(0.99));
+    println!("fps {:.1}", a.runs as f64 / total);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,143 @@
+//! Arguments and helpers shared by subcommands.
+
+use anyhow::{bail, Context, Result};
+use engine_builder::build::load_plugins;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use jetrt_engine::backend::{BackendKind, RunConfig};
+use jetrt_engine::engine::{Context as RunContext, Engine};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `--plugin LIB`, taken by every subcommand that builds or loads an engine.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct PluginArgs {
+    /// A plugin library (.so) with layers the engine needs; repeatable
+    #[arg(long = "plugin", value_name = "LIB")]
+    pub plugins: Vec<PathBuf>,
+}
+
+impl PluginArgs {
+    pub fn load(&self) -> Result<()> {
+        load_plugins(&self.plugins)?;
+        Ok(())
+    }
+}
+
+/// `--threads T` for subcommands that run engines.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ThreadArgs {
+    /// Worker threads for the cpu backend (default: every core)
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+}
+
+impl ThreadArgs {
+    pub fn config(&self) -> RunConfig {
+        RunConfig {
+            threads: self.threads.map(|t| t as usize),
+        }
+    }
+}
+
+/// Loads an engine file, with its plugins, and makes a context for it.
+pub fn open_engine(path: &Path, plugins: &PluginArgs, threads: &ThreadArgs) -> Result<(Engine, RunContext)> {
+    plugins.load()?;
+    let engine = Engine::load(path)?;
+    let backend = BackendKind::parse(&engine.header().build.backend);
+    let ctx = engine
+        .context(backend, &threads.config())
+        .with_context(|| format!("cannot run {} here", path.display()))?;
+    Ok((engine, ctx))
+}
+
+/// A spinner with a message on stderr, shown only on a terminal.
+pub fn spinner() -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    pb.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
+    pb.enable_steady_tick(Duration::from_millis(100));
+    pb
+}
+
+/// Parses `HxW`.
+pub fn parse_hw(s: &str) -> Result<[usize; 2], String> {
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}' is not HxW (e.g. 224x224)"))?;
+    let p = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    match (p(h), p(w)) {
+        (Some(h), Some(w)) => Ok([h, w]),
+        _ => Err(format!("'{s}' is not HxW with positive sizes")),
+    }
+}
+
+/// Parses three comma-separated numbers.
+pub fn parse_triple(s: &str) -> Result<[f32; 3], String> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{s}' is not three comma-separated numbers"))?;
+    match v[..] {
+        [a, b, c] if v.iter().all(|x| x.is_finite()) => Ok([a, b, c]),
+        _ => Err(format!("'{s}' is not three comma-separated numbers")),
+    }
+}
+
+/// Parses `NAME=D0xD1x...`.
+pub fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=D0xD1x... (e.g. input=1x3x224x224)"))?;
+    let dims: Vec<usize> = dims
+        .split(['x', 'X'])
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{s}': dims must be numbers separated by 'x'"))?;
+    if name.is_empty() {
+        return Err(format!("'{s}' names no input"));
+    }
+    Ok((name.to_string(), dims))
+}
+
+/// Reads a labels file: one label per line.
+pub fn read_labels(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read labels file {}", path.display()))?;
+    let labels: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+    let end = labels.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+    if end == 0 {
+        bail!("labels file {} is empty", path.display());
+    }
+    Ok(labels[..end].to_vec())
+}
+
+/// Byte counts as `12.3 MB`.
+pub fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} KB", n / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsers() {
+        assert_eq!(parse_hw("224x320"), Ok([224, 320]));
+        assert!(parse_hw("224").is_err());
+        assert!(parse_hw("0x5").is_err());
+        assert_eq!(parse_triple("0.485, 0.456,0.406"), Ok([0.485, 0.456, 0.406]));
+        assert!(parse_triple("1,2").is_err());
+        assert!(parse_triple("1,2,nan").is_err());
+        assert_eq!(parse_shape("input=1x3x299x299"), Ok(("input".into(), vec![1, 3, 299, 299])));
+        assert!(parse_shape("input=1x3xa").is_err());
+        assert!(parse_shape("=1").is_err());
+    }
+}

@@ -1,0 +1,77 @@
+//! `engine-builder test`.
+
+use super::common::{PluginArgs, ThreadArgs};
+use anyhow::Result;
+use engine_builder::convert::Registry;
+use engine_builder::testcase::{run_case, CaseOptions};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Case folders (model.onnx + test_data_set_K/), or folders of them
+    #[arg(required = true, value_name = "CASE_DIR")]
+    cases: Vec<PathBuf>,
+    #[command(flatten)]
+    threads: ThreadArgs,
+    #[command(flatten)]
+    plugins: PluginArgs,
+}
+
+/// A case folder, or the case folders directly inside a folder.
+fn expand(dir: &Path) -> Vec<PathBuf> {
+    if dir.join("model.onnx").exists() || !dir.is_dir() {
+        return vec![dir.to_path_buf()];
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("model.onnx").exists()).collect())
+        .unwrap_or_default();
+    if v.is_empty() {
+        return vec![dir.to_path_buf()];
+    }
+    v.sort();
+    v
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    a.plugins.load()?;
+    let color = std::io::stdout().is_terminal();
+    let paint = |s: &str, code: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let registry = Registry::with_defaults();
+    let opts = CaseOptions {
+        plugins: a.plugins.plugins.clone(),
+        threads: a.threads.config().threads,
+    };
+    let cases: Vec<PathBuf> = a.cases.iter().flat_map(|c| expand(c)).collect();
+    let width = cases
+        .iter()
+        .map(|c| c.file_name().map_or(0, |n| n.len()))
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    let (mut passed, mut failed) = (0, 0);
+    for dir in &cases {
+        let r = run_case(dir, &registry, &opts);
+        if r.passed {
+            passed += 1;
+            let w = r.worst.as_ref();
+            println!(
+                "{}  {:<width$}  {} set{}  max|err| {:.1e}  rel {:.1e}  build {:.0} ms  run {:.1} ms",
+                paint("PASS", "32"),
+                r.name,
+                r.data_sets,
+                if r.data_sets == 1 { " " } else { "s" },
+                w.map_or(0.0, |m| m.max_abs),
+                w.map_or(0.0, |m| m.rel),
+                r.build_ms,
+                r.run_ms,
+            );
+        } else {
+            failed += 1;
+            println!("{}  {:<width$}  {}", paint("FAIL", "31"), r.name, r.detail);
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,108 @@
+//! Binary and variadic arithmetic, comparisons and logic -> ElementWise.
+
+use super::Add;
+use crate::convert::{ConvertError, NodeCtx};
+use jetrt_engine::ir::{ElementWiseOp as E, LayerKind, TensorRef, UnaryOp};
+use jetrt_engine::shape::Dim;
+
+type R = Result<(), ConvertError>;
+
+pub fn register(add: &mut Add<'_>) {
+    for (op, since) in [
+        ("Add", 1),
+        ("Sub", 1),
+        ("Mul", 1),
+        ("Div", 1),
+        ("Pow", 1),
+        ("Equal", 1),
+        ("Greater", 1),
+        ("Less", 1),
+        ("And", 1),
+        ("Or", 1),
+        ("Xor", 1),
+        ("GreaterOrEqual", 12),
+        ("LessOrEqual", 12),
+    ] {
+        add(op, since, binary);
+    }
+    for op in ["Max", "Min", "Sum", "Mean"] {
+        add(op, 1, variadic);
+    }
+}
+
+/// `a op b` with NumPy broadcasting (and, before opset 7, the legacy
+/// `broadcast`/`axis` attributes).
+pub fn elementwise(ctx: &mut NodeCtx<'_>, op: E, a: TensorRef, b: TensorRef) -> Result<TensorRef, ConvertError> {
+    let b = if ctx.dtype(a) != ctx.dtype(b) && op == E::Pow {
+        ctx.cast(b, ctx.dtype(a))?
+    } else {
+        b
+    };
+    let (a, b) = if ctx.opset < 7 && ctx.attr_int("broadcast", 0)? == 1 {
+        let (ra, rb) = (ctx.rank(a), ctx.rank(b));
+        let axis = match ctx.attr_int("axis", i64::MIN)? {
+            i64::MIN => ra.saturating_sub(rb),
+            ax => ctx.axis(ax, ra)?,
+        };
+        if axis + rb > ra {
+            return Err(ConvertError::new("legacy broadcast axis does not fit"));
+        }
+        let mut dims = vec![Dim::Known(1); ra];
+        dims[axis..axis + rb].clone_from_slice(&ctx.shape(b));
+        let b = ctx.reshape_to(b, &dims)?;
+        (a, b)
+    } else {
+        ctx.broadcast_pair(a, b)?
+    };
+    ctx.add(LayerKind::ElementWise { op }, vec![a, b])
+}
+
+fn binary(ctx: &mut NodeCtx<'_>) -> R {
+    let a = ctx.input(0)?;
+    let b = ctx.input(1)?;
+    let (op, negate) = match ctx.node.op_type.as_str() {
+        "Add" => (E::Sum, false),
+        "Sub" => (E::Sub, false),
+        "Mul" => (E::Prod, false),
+        "Div" => (E::Div, false),
+        "Pow" => (E::Pow, false),
+        "Equal" => (E::Equal, false),
+        "Greater" => (E::Greater, false),
+        "Less" => (E::Less, false),
+        "And" => (E::And, false),
+        "Or" => (E::Or, false),
+        "Xor" => (E::Xor, false),
+        "GreaterOrEqual" => (E::Less, true),
+        "LessOrEqual" => (E::Greater, true),
+        other => return Err(ConvertError::new(format!("{other} is not a binary op"))),
+    };
+    let mut y = elementwise(ctx, op, a, b)?;
+    if negate {
+        y = ctx.add(LayerKind::Unary { op: UnaryOp::Not }, vec![y])?;
+    }
+    ctx.set_output(0, y)
+}
+
+fn variadic(ctx: &mut NodeCtx<'_>) -> R {
+    let op = match ctx.node.op_type.as_str() {
+        "Max" => E::Max,
+        "Min" => E::Min,
+        _ => E::Sum,
+    };
+    let inputs = ctx.inputs()?;
+    let (first, rest) = inputs
+        .split_first()
+        .ok_or_else(|| ConvertError::new("needs at least one input"))?;
+    let mut y = *first;
+    for &t in rest {
+        y = elementwise(ctx, op, y, t)?;
+    }
+    if ctx.node.op_type == "Mean" && inputs.len() > 1 {
+        let n = ctx.scalar(ctx.dtype(y), inputs.len() as f64, ctx.rank(y))?;
+        y = ctx.add(LayerKind::ElementWise { op: E::Div }, vec![y, n])?;
+    }
+    if y == *first {
+        y = ctx.add(LayerKind::Identity, vec![y])?;
+    }
+    ctx.set_output(0, y)
+}

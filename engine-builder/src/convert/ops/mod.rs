@@ -1,0 +1,32 @@
+//! The built-in converters, one file per family of ONNX ops.
+
+mod activation;
+mod conv;
+mod elementwise;
+mod matmul;
+mod norm;
+mod pool;
+mod reduce;
+mod resize;
+mod shape;
+
+use super::Registry;
+use crate::onnx::MAX_OPSET;
+
+/// Registers every built-in converter; each declares the opsets (from the
+/// op's first version to the newest known) whose semantics it implements.
+pub fn register_all(r: &mut Registry) {
+    let mut add = |op: &str, since: u32, f: super::ConvertFn| r.register("", op, since..=MAX_OPSET, f);
+    activation::register(&mut add);
+    conv::register(&mut add);
+    elementwise::register(&mut add);
+    matmul::register(&mut add);
+    norm::register(&mut add);
+    pool::register(&mut add);
+    reduce::register(&mut add);
+    resize::register(&mut add);
+    shape::register(&mut add);
+}
+
+/// How converter families register: op type, first opset, function.
+pub(crate) type Add<'a> = dyn FnMut(&str, u32, super::ConvertFn) + 'a;
