@@ -62,7 +62,12 @@ pub fn load_plugins(paths: &[PathBuf]) -> Result<Vec<PluginLibrary>> {
 }
 
 /// Converts and optimizes a model into a network.
-pub fn network(model: &OnnxModel, registry: &Registry, opts: &ConvertOptions, progress: &mut dyn FnMut(Stage<'_>)) -> Result<Network> {
+pub fn network(
+    model: &OnnxModel,
+    registry: &Registry,
+    opts: &ConvertOptions,
+    progress: &mut dyn FnMut(Stage<'_>),
+) -> Result<Network> {
     progress(Stage::Converting {
         nodes: model.graph().node.len(),
     });
@@ -122,11 +127,24 @@ pub fn build_engine(
             plugins: opts
                 .plugins
                 .iter()
-                .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                .map(|p| {
+                    p.file_name().map_or_else(
+                        || p.display().to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    )
+                })
                 .collect(),
         },
-        inputs: net.inputs.iter().map(|i| io(&i.name, &i.info, i.profile.clone())).collect(),
-        outputs: net.outputs.iter().map(|o| io(&o.name, net.info(o.tensor), None)).collect(),
+        inputs: net
+            .inputs
+            .iter()
+            .map(|i| io(&i.name, &i.info, i.profile.clone()))
+            .collect(),
+        outputs: net
+            .outputs
+            .iter()
+            .map(|o| io(&o.name, net.info(o.tensor), None))
+            .collect(),
         preprocess: opts.preprocess.clone(),
         labels: opts.labels.clone(),
     };

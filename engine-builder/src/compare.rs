@@ -24,7 +24,10 @@ impl Tolerance {
         same_argmax: true,
     };
     /// The default for cases without a meta.json.
-    pub const ELEMENTWISE: Tolerance = Tolerance::Elementwise { atol: 1e-5, rtol: 1e-3 };
+    pub const ELEMENTWISE: Tolerance = Tolerance::Elementwise {
+        atol: 1e-5,
+        rtol: 1e-3,
+    };
 
     /// Parses `max|y-ref| <= 1e-4 * max|ref|` (optionally `and same argmax`),
     /// the form meta.json files use.
@@ -54,7 +57,9 @@ impl std::fmt::Display for Tolerance {
                 }
                 Ok(())
             }
-            Tolerance::Elementwise { atol, rtol } => write!(f, "|y-ref| <= {atol:e} + {rtol:e}*|ref|"),
+            Tolerance::Elementwise { atol, rtol } => {
+                write!(f, "|y-ref| <= {atol:e} + {rtol:e}*|ref|")
+            }
         }
     }
 }
@@ -99,14 +104,21 @@ pub fn compare(out: &Tensor, reference: &Tensor) -> Result<Metrics, String> {
         ));
     }
     if out.dtype() != reference.dtype() {
-        return Err(format!("type {} differs from the reference's {}", out.dtype(), reference.dtype()));
+        return Err(format!(
+            "type {} differs from the reference's {}",
+            out.dtype(),
+            reference.dtype()
+        ));
     }
     let is_float = out.dtype().is_float();
     let y = out.to_f64_vec();
     let r = reference.to_f64_vec();
     let exact = match (out.data(), reference.data()) {
         (TensorData::I64(a), TensorData::I64(b)) => a == b,
-        _ => y.iter().zip(&r).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())),
+        _ => y
+            .iter()
+            .zip(&r)
+            .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())),
     };
     let (mut max_abs, mut max_ref, mut sq) = (0f64, 0f64, 0f64);
     let (mut misses, mut nan_mismatches) = (0usize, 0usize);
@@ -129,7 +141,7 @@ pub fn compare(out: &Tensor, reference: &Tensor) -> Result<Metrics, String> {
         max_abs = max_abs.max(d);
         max_ref = max_ref.max(b.abs());
         sq += d * d;
-        if !(d <= atol + rtol * b.abs()) {
+        if d.is_nan() || d > atol + rtol * b.abs() {
             misses += 1;
         }
     }
@@ -140,7 +152,11 @@ pub fn compare(out: &Tensor, reference: &Tensor) -> Result<Metrics, String> {
     } else {
         20.0 * (max_ref.max(f64::MIN_POSITIVE) / rms).log10()
     };
-    let rel = if max_abs == 0.0 { 0.0 } else { max_abs / max_ref };
+    let rel = if max_abs == 0.0 {
+        0.0
+    } else {
+        max_abs / max_ref
+    };
     let last = out.shape().last().copied().unwrap_or(1).max(1);
     let rows = if y.is_empty() { 0 } else { y.len() / last };
     let agree = (0..rows)
@@ -170,7 +186,8 @@ impl Metrics {
         }
         match tol {
             Tolerance::MaxRelative { ratio, same_argmax } => {
-                self.max_abs <= ratio * self.max_ref && (!same_argmax || self.argmax.0 == self.argmax.1)
+                self.max_abs <= ratio * self.max_ref
+                    && (!same_argmax || self.argmax.0 == self.argmax.1)
             }
             Tolerance::Elementwise { .. } => self.elementwise_misses == 0,
         }
@@ -183,7 +200,10 @@ mod tests {
 
     #[test]
     fn parses_meta_json_rules() {
-        assert_eq!(Tolerance::parse("max|y-ref| <= 1e-4 * max|ref|"), Some(Tolerance::FP32));
+        assert_eq!(
+            Tolerance::parse("max|y-ref| <= 1e-4 * max|ref|"),
+            Some(Tolerance::FP32)
+        );
         assert_eq!(
             Tolerance::parse("max|y-ref| <= 2e-2 * max|ref| and same argmax"),
             Some(Tolerance::FP16)
@@ -200,7 +220,7 @@ mod tests {
         assert_eq!(m.max_ref, 5.0);
         assert_eq!(m.argmax, (2, 2));
         assert!(m.passes(Tolerance::FP32));
-        let bad = Tensor::from_f32(&[2, 3], vec![1.0, 5.0, 2.0, -4.0, 0.0, 9.0]).unwrap();
+        let bad = Tensor::from_f32(&[2, 3], vec![1.0, 5.0, 2.0, -4.0, 9.0, 1.0]).unwrap();
         let m = compare(&bad, &r).unwrap();
         assert!(!m.passes(Tolerance::FP32));
         assert_eq!(m.argmax, (1, 2));

@@ -14,8 +14,16 @@ pub struct UnsupportedOp {
 
 impl fmt::Display for UnsupportedOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let domain = if self.domain.is_empty() { "ai.onnx" } else { &self.domain };
-        write!(f, "{} (node '{}', {} opset {})", self.op_type, self.node, domain, self.opset)
+        let domain = if self.domain.is_empty() {
+            "ai.onnx"
+        } else {
+            &self.domain
+        };
+        write!(
+            f,
+            "{} (node '{}', {} opset {})",
+            self.op_type, self.node, domain, self.opset
+        )
     }
 }
 
@@ -35,7 +43,10 @@ fn list_unsupported(ops: &[UnsupportedOp]) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A file that is not a usable ONNX model.
     #[error("{}: {msg}", path.display())]
     Model { path: PathBuf, msg: String },

@@ -78,7 +78,10 @@ pub fn read_meta(case: &Path) -> Result<Option<Meta>> {
     if !p.exists() {
         return Ok(None);
     }
-    let bad = |msg: String| Error::Data { path: p.clone(), msg };
+    let bad = |msg: String| Error::Data {
+        path: p.clone(),
+        msg,
+    };
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let rule = |key: &str| -> Result<Option<Tolerance>> {
@@ -87,7 +90,9 @@ pub fn read_meta(case: &Path) -> Result<Option<Meta>> {
             Some(serde_json::Value::String(s)) => Tolerance::parse(s)
                 .map(Some)
                 .ok_or_else(|| bad(format!("unrecognized {key} tolerance '{s}'"))),
-            Some(other) => Err(bad(format!("{key} tolerance should be a string, found {other}"))),
+            Some(other) => Err(bad(format!(
+                "{key} tolerance should be a string, found {other}"
+            ))),
         }
     };
     Ok(Some(Meta {
@@ -100,7 +105,12 @@ pub fn read_meta(case: &Path) -> Result<Option<Meta>> {
 /// the files when they all match, else by position.
 pub fn order_inputs(names: &[String], given: &[(String, Tensor)]) -> Result<Vec<Tensor>, String> {
     if given.len() != names.len() {
-        return Err(format!("{} inputs given, the engine takes {}", given.len(), names.len()));
+        return Err(format!(
+            "the engine takes {} input(s) ({}), {} were given",
+            names.len(),
+            names.join(", "),
+            given.len()
+        ));
     }
     let by_name: HashMap<&str, &Tensor> = given.iter().map(|(n, t)| (n.as_str(), t)).collect();
     if names.iter().all(|n| by_name.contains_key(n.as_str())) && by_name.len() == names.len() {
@@ -110,9 +120,17 @@ pub fn order_inputs(names: &[String], given: &[(String, Tensor)]) -> Result<Vec<
 }
 
 /// Judges every output of one run against its reference.
-pub fn judge(outputs: &[Tensor], refs: &[(String, Tensor)], tol: Tolerance) -> Result<Vec<(Metrics, bool)>, String> {
+pub fn judge(
+    outputs: &[Tensor],
+    refs: &[(String, Tensor)],
+    tol: Tolerance,
+) -> Result<Vec<(Metrics, bool)>, String> {
     if outputs.len() != refs.len() {
-        return Err(format!("{} outputs, {} references", outputs.len(), refs.len()));
+        return Err(format!(
+            "{} outputs, {} references",
+            outputs.len(),
+            refs.len()
+        ));
     }
     outputs
         .iter()
@@ -147,23 +165,36 @@ pub struct CaseOptions {
     pub threads: Option<usize>,
 }
 
+/// Dims fixed per input name (`None`: as the model declares).
+type DimOverrides = HashMap<String, Vec<Option<usize>>>;
+
 /// Dims overrides and batch profile that fit every data set.
-fn shapes_for(model: &OnnxModel, sets: &[DataSet]) -> Result<(HashMap<String, Vec<Option<usize>>>, BatchProfile), String> {
+fn shapes_for(model: &OnnxModel, sets: &[DataSet]) -> Result<(DimOverrides, BatchProfile), String> {
     let g = model.graph();
-    let initializers: std::collections::HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<_> = g.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
+    let initializers: std::collections::HashSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<_> = g
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+        .collect();
     let mut shapes = HashMap::new();
     let (mut bmin, mut bmax) = (usize::MAX, 0usize);
     for (j, input) in inputs.iter().enumerate() {
         let declared = declared_dims(input);
-        let seen: Vec<&[usize]> = sets.iter().filter_map(|s| s.inputs.get(j).map(|(_, t)| t.shape())).collect();
+        let seen: Vec<&[usize]> = sets
+            .iter()
+            .filter_map(|s| s.inputs.get(j).map(|(_, t)| t.shape()))
+            .collect();
         let Some(first) = seen.first() else { continue };
         if seen.iter().any(|d| d.len() != first.len()) {
             return Err(format!("data sets give input {j} different ranks"));
         }
         let mut fixed = vec![None; first.len()];
         for i in 0..first.len() {
-            let dynamic = declared.as_ref().is_none_or(|d| d.get(i).is_none_or(|x| x.is_none()));
+            let dynamic = declared
+                .as_ref()
+                .is_none_or(|d| d.get(i).is_none_or(|x| x.is_none()));
             if !dynamic {
                 continue;
             }
@@ -237,13 +268,22 @@ pub fn run_case(dir: &Path, registry: &Registry, opts: &CaseOptions) -> CaseResu
     result
 }
 
-fn run_case_inner(dir: &Path, registry: &Registry, opts: &CaseOptions, res: &mut CaseResult) -> Result<(), String> {
+fn run_case_inner(
+    dir: &Path,
+    registry: &Registry,
+    opts: &CaseOptions,
+    res: &mut CaseResult,
+) -> Result<(), String> {
     let model = OnnxModel::load(dir.join("model.onnx")).map_err(|e| e.to_string())?;
     let dirs = data_set_dirs(dir).map_err(|e| e.to_string())?;
     if dirs.is_empty() {
         return Err("no test_data_set_K folders".into());
     }
-    let sets: Vec<DataSet> = dirs.iter().map(|d| read_data_set(d)).collect::<Result<_>>().map_err(|e| e.to_string())?;
+    let sets: Vec<DataSet> = dirs
+        .iter()
+        .map(|d| read_data_set(d))
+        .collect::<Result<_>>()
+        .map_err(|e| e.to_string())?;
     res.data_sets = sets.len();
     let tol = read_meta(dir)
         .map_err(|e| e.to_string())?
@@ -258,21 +298,37 @@ fn run_case_inner(dir: &Path, registry: &Registry, opts: &CaseOptions, res: &mut
     bo.convert.shapes = shapes;
     bo.convert.batch = batch;
     let t0 = Instant::now();
-    let engine = build::build_engine(&model, registry, &bo, &mut |_| {}).map_err(|e| format!("build: {e}"))?;
+    let engine = build::build_engine(&model, registry, &bo, &mut |_| {})
+        .map_err(|e| format!("build: {e}"))?;
     // A round trip through the file format, as a user's engine takes.
-    let engine = Engine::from_bytes(&engine.to_bytes(), dir.join("model.engine")).map_err(|e| e.to_string())?;
+    let engine = Engine::from_bytes(&engine.to_bytes(), dir.join("model.engine"))
+        .map_err(|e| e.to_string())?;
     let mut ctx = engine
-        .context(Some(BackendKind::Cpu), &RunConfig { threads: opts.threads })
+        .context(
+            Some(BackendKind::Cpu),
+            &RunConfig {
+                threads: opts.threads,
+            },
+        )
         .map_err(|e| format!("load: {e}"))?;
     res.build_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let names: Vec<String> = engine.network().inputs.iter().map(|i| i.name.clone()).collect();
+    let names: Vec<String> = engine
+        .network()
+        .inputs
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
     let mut failures = Vec::new();
     for set in &sets {
-        let inputs = order_inputs(&names, &set.inputs).map_err(|e| format!("{}: {e}", set.dir.display()))?;
+        let inputs =
+            order_inputs(&names, &set.inputs).map_err(|e| format!("{}: {e}", set.dir.display()))?;
         let t = Instant::now();
-        let outputs = ctx.run(inputs).map_err(|e| format!("run {}: {e}", set_name(set)))?;
+        let outputs = ctx
+            .run(inputs)
+            .map_err(|e| format!("run {}: {e}", set_name(set)))?;
         res.run_ms += t.elapsed().as_secs_f64() * 1e3;
-        let verdicts = judge(&outputs, &set.outputs, tol).map_err(|e| format!("{}: {e}", set_name(set)))?;
+        let verdicts =
+            judge(&outputs, &set.outputs, tol).map_err(|e| format!("{}: {e}", set_name(set)))?;
         for (j, (m, ok)) in verdicts.into_iter().enumerate() {
             if !ok {
                 failures.push(format!(

@@ -75,7 +75,10 @@ impl Engine {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
@@ -164,7 +167,11 @@ pub fn check_inputs(net: &Network, inputs: &[Tensor]) -> Result<()> {
         let names: Vec<&str> = net.inputs.iter().map(|i| i.name.as_str()).collect();
         return Err(Error::Input {
             name: names.join(", "),
-            msg: format!("the engine takes {} input(s), {} were given", names.len(), inputs.len()),
+            msg: format!(
+                "the engine takes {} input(s), {} were given",
+                names.len(),
+                inputs.len()
+            ),
         });
     }
     for (decl, t) in net.inputs.iter().zip(inputs) {

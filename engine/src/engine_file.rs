@@ -234,7 +234,9 @@ const REBUILD: &str = "rebuild it with `engine-builder build`";
 pub fn decode(b: &[u8]) -> Result<EngineData, DecodeError> {
     let n = MAGIC.len().min(b.len());
     if b[..n] != MAGIC[..n] {
-        return err("not a jetrt engine file (bad magic bytes); build one with `engine-builder build`");
+        return err(
+            "not a jetrt engine file (bad magic bytes); build one with `engine-builder build`",
+        );
     }
     if b.len() < FIXED_HEADER + 8 {
         return err(format!("truncated: only {} bytes; {REBUILD}", b.len()));
@@ -247,7 +249,9 @@ pub fn decode(b: &[u8]) -> Result<EngineData, DecodeError> {
         ));
     }
     if version == 0 {
-        return err(format!("engine format version 0 is invalid: the file is corrupt; {REBUILD}"));
+        return err(format!(
+            "engine format version 0 is invalid: the file is corrupt; {REBUILD}"
+        ));
     }
     let recorded = u64_at(b, 16);
     if (b.len() as u64) < recorded {
@@ -270,7 +274,9 @@ pub fn decode(b: &[u8]) -> Result<EngineData, DecodeError> {
 
     let count = u32_at(b, 12) as usize;
     if count > MAX_SECTIONS || FIXED_HEADER + count * SECTION_ENTRY > end {
-        return err(format!("corrupt: section table of {count} entries does not fit"));
+        return err(format!(
+            "corrupt: section table of {count} entries does not fit"
+        ));
     }
     let mut header = None;
     let mut network = None;
@@ -332,7 +338,11 @@ pub fn decode(b: &[u8]) -> Result<EngineData, DecodeError> {
             .zip(usize::try_from(w.len).ok())
             .and_then(|(o, l)| Some(o..o.checked_add(l)?))
             .filter(|r| r.end <= blob.len())
-            .ok_or_else(|| DecodeError(format!("corrupt: weights {i} lie outside the weights section")))?;
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "corrupt: weights {i} lie outside the weights section"
+                ))
+            })?;
         let want = volume(&w.shape).checked_mul(w.dtype.size());
         if want != Some(range.len()) {
             return err(format!(
@@ -364,12 +374,27 @@ mod tests {
     fn sample() -> EngineData {
         let mut net = Network::new("tiny");
         let x = net.add_input("x", DataType::F32, vec![Dim::Known(1), Dim::Known(4)], None);
-        let c = net.add_constant("c", Tensor::from_f32(&[1, 4], vec![1.0, 2.0, 3.0, 4.0]).unwrap());
+        let c = net.add_constant(
+            "c",
+            Tensor::from_f32(&[1, 4], vec![1.0, 2.0, 3.0, 4.0]).unwrap(),
+        );
         let s = net
-            .add("add", LayerKind::ElementWise { op: crate::ir::ElementWiseOp::Sum }, vec![x, c])
+            .add(
+                "add",
+                LayerKind::ElementWise {
+                    op: crate::ir::ElementWiseOp::Sum,
+                },
+                vec![x, c],
+            )
             .unwrap();
         let r = net
-            .add("relu", LayerKind::Activation { activation: Activation::Relu }, vec![s])
+            .add(
+                "relu",
+                LayerKind::Activation {
+                    activation: Activation::Relu,
+                },
+                vec![s],
+            )
             .unwrap();
         net.mark_output("y", r);
         EngineData {

@@ -50,9 +50,13 @@ impl PluginLibrary {
         // SAFETY: the symbol is declared in jetrt_plugin.h as
         // `uint32_t jetrt_plugin_abi_version(void)`; we call it with that type.
         let version = unsafe {
-            let f: libloading::Symbol<unsafe extern "C" fn() -> u32> = lib
-                .get(b"jetrt_plugin_abi_version\0")
-                .map_err(|_| bad("not a jetrt plugin library (it does not export jetrt_plugin_abi_version)".into()))?;
+            let f: libloading::Symbol<unsafe extern "C" fn() -> u32> =
+                lib.get(b"jetrt_plugin_abi_version\0").map_err(|_| {
+                    bad(
+                        "not a jetrt plugin library (it does not export jetrt_plugin_abi_version)"
+                            .into(),
+                    )
+                })?;
             f()
         };
         if version != ABI_VERSION {
@@ -74,14 +78,22 @@ mod tests {
 
     #[test]
     fn missing_and_foreign_libraries_are_clear_errors() {
-        let e = PluginLibrary::load(Path::new("/nonexistent/libfoo.so")).unwrap_err().to_string();
+        let e = PluginLibrary::load(Path::new("/nonexistent/libfoo.so"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no such file"), "{e}");
         // A real shared library that is not a plugin.
-        let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/usr/lib/libc.so.6"]
-            .into_iter()
-            .find(|p| Path::new(p).exists());
+        let libc = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+            "/usr/lib/libc.so.6",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
         if let Some(libc) = libc {
-            let e = PluginLibrary::load(Path::new(libc)).unwrap_err().to_string();
+            let e = PluginLibrary::load(Path::new(libc))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("not a jetrt plugin"), "{e}");
         }
         let tmp = tempfile::NamedTempFile::new().unwrap();

@@ -41,7 +41,14 @@ pub fn resize_rgb(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u
 /// A packed RGB8 image of `w`×`h` as a 1×3×`oh`×`ow` float32 tensor:
 /// resized, scaled to 0..1, normalized with `pre`'s mean and std, channels
 /// in `pre`'s colour order.
-pub fn rgb_to_tensor(rgb: &[u8], w: usize, h: usize, oh: usize, ow: usize, pre: &Preprocess) -> Tensor {
+pub fn rgb_to_tensor(
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    oh: usize,
+    ow: usize,
+    pre: &Preprocess,
+) -> Tensor {
     let img = resize_rgb(rgb, w, h, ow, oh);
     let plane = oh * ow;
     let mut v = vec![0f32; 3 * plane];

@@ -232,9 +232,9 @@ impl Tensor {
     /// A tensor from little-endian element bytes; the byte count must match.
     pub fn from_le_bytes(dtype: DataType, shape: &[usize], bytes: &[u8]) -> Result<Self> {
         let n = volume(shape);
-        let want = n.checked_mul(dtype.size()).ok_or_else(|| {
-            Error::Tensor(format!("shape {} is too large", format_dims(shape)))
-        })?;
+        let want = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::Tensor(format!("shape {} is too large", format_dims(shape))))?;
         if bytes.len() != want {
             return Err(Error::Tensor(format!(
                 "{} {} needs {want} bytes, found {}",

@@ -57,7 +57,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
             })
             .collect();
         let Some(dims) = dims else {
-            bail!("input '{}' has dynamic dims with no profile to pick a size from", i.name)
+            bail!(
+                "input '{}' has dynamic dims with no profile to pick a size from",
+                i.name
+            )
         };
         inputs.push(sample_input(i.info.dtype, &dims));
     }
@@ -79,10 +82,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let total = start.elapsed().as_secs_f64();
     times.sort_by(f64::total_cmp);
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    let threads = a
-        .threads
-        .threads
-        .map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |t| t as usize);
+    let threads = a.threads.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |t| t as usize,
+    );
     println!(
         "bench {} on {}, {} thread{}, batch 1, {} runs after {warm} warm-up",
         engine.header().name,

@@ -1,6 +1,8 @@
 //! `engine-builder build`.
 
-use super::common::{human_bytes, parse_hw, parse_shape, parse_triple, read_labels, spinner, PluginArgs};
+use super::common::{
+    human_bytes, parse_hw, parse_shape, parse_triple, read_labels, spinner, PluginArgs,
+};
 use anyhow::{Context, Result};
 use engine_builder::build::{build_engine, BackendChoice, BuildOptions};
 use engine_builder::convert::{BatchProfile, Registry};
@@ -61,18 +63,21 @@ pub fn run(a: Args) -> Result<ExitCode> {
             anyhow::bail!("--std values must not be zero");
         }
     }
-    let preprocess = (a.input_size.is_some() || a.mean.is_some() || a.std.is_some() || a.color.is_some()).then(|| {
-        let d = Preprocess::default();
-        Preprocess {
-            input_size: a.input_size,
-            mean: a.mean.unwrap_or(d.mean),
-            std: a.std.unwrap_or(d.std),
-            color: match a.color.as_deref() {
-                Some("bgr") => ColorOrder::Bgr,
-                _ => ColorOrder::Rgb,
+    let preprocess =
+        (a.input_size.is_some() || a.mean.is_some() || a.std.is_some() || a.color.is_some()).then(
+            || {
+                let d = Preprocess::default();
+                Preprocess {
+                    input_size: a.input_size,
+                    mean: a.mean.unwrap_or(d.mean),
+                    std: a.std.unwrap_or(d.std),
+                    color: match a.color.as_deref() {
+                        Some("bgr") => ColorOrder::Bgr,
+                        _ => ColorOrder::Rgb,
+                    },
+                }
             },
-        }
-    });
+        );
     let labels = match &a.labels {
         Some(p) => read_labels(p)?,
         None => vec![],
@@ -86,20 +91,32 @@ pub fn run(a: Args) -> Result<ExitCode> {
         shape_args: a
             .shapes
             .iter()
-            .map(|(n, d)| format!("{n}={}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x")))
+            .map(|(n, d)| {
+                format!(
+                    "{n}={}",
+                    d.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join("x")
+                )
+            })
             .collect(),
         ..Default::default()
     };
     opts.convert.batch = a.batch;
     for (name, dims) in &a.shapes {
-        opts.convert.shapes.insert(name.clone(), dims.iter().map(|&d| Some(d)).collect());
+        opts.convert
+            .shapes
+            .insert(name.clone(), dims.iter().map(|&d| Some(d)).collect());
     }
 
     let pb = spinner();
     pb.set_message(format!("reading {}", a.model.display()));
     let model = OnnxModel::load(&a.model)?;
     let registry = Registry::with_defaults();
-    let engine = build_engine(&model, &registry, &opts, &mut |stage| pb.set_message(stage.to_string()))?;
+    let engine = build_engine(&model, &registry, &opts, &mut |stage| {
+        pb.set_message(stage.to_string())
+    })?;
     pb.set_message(format!("writing {}", a.output.display()));
     engine.save(&a.output).context("cannot write the engine")?;
     pb.finish_and_clear();
@@ -120,13 +137,27 @@ pub fn run(a: Args) -> Result<ExitCode> {
             .as_ref()
             .map(|p| format!("  (batch {}..{})", p.min[0], p.max[0]))
             .unwrap_or_default();
-        println!("  input   {} {} {}{profile}", i.name, i.dtype, format_shape(&i.shape));
+        println!(
+            "  input   {} {} {}{profile}",
+            i.name,
+            i.dtype,
+            format_shape(&i.shape)
+        );
     }
     for o in &h.outputs {
-        println!("  output  {} {} {}", o.name, o.dtype, format_shape(&o.shape));
+        println!(
+            "  output  {} {} {}",
+            o.name,
+            o.dtype,
+            format_shape(&o.shape)
+        );
     }
     let net = engine.network();
-    let hist: Vec<String> = net.layer_histogram().iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let hist: Vec<String> = net
+        .layer_histogram()
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     println!("  layers  {} ({})", net.layers.len(), hist.join(", "));
     println!("  size    {}", human_bytes(size));
     Ok(ExitCode::SUCCESS)

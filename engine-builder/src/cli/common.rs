@@ -40,7 +40,11 @@ impl ThreadArgs {
 }
 
 /// Loads an engine file, with its plugins, and makes a context for it.
-pub fn open_engine(path: &Path, plugins: &PluginArgs, threads: &ThreadArgs) -> Result<(Engine, RunContext)> {
+pub fn open_engine(
+    path: &Path,
+    plugins: &PluginArgs,
+    threads: &ThreadArgs,
+) -> Result<(Engine, RunContext)> {
     plugins.load()?;
     let engine = Engine::load(path)?;
     let backend = BackendKind::parse(&engine.header().build.backend);
@@ -53,7 +57,9 @@ pub fn open_engine(path: &Path, plugins: &PluginArgs, threads: &ThreadArgs) -> R
 /// A spinner with a message on stderr, shown only on a terminal.
 pub fn spinner() -> ProgressBar {
     let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+    );
     pb.enable_steady_tick(Duration::from_millis(100));
     pb
 }
@@ -101,9 +107,13 @@ pub fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
 
 /// Reads a labels file: one label per line.
 pub fn read_labels(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read labels file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read labels file {}", path.display()))?;
     let labels: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
-    let end = labels.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+    let end = labels
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(0, |i| i + 1);
     if end == 0 {
         bail!("labels file {} is empty", path.display());
     }
@@ -133,10 +143,16 @@ mod tests {
         assert_eq!(parse_hw("224x320"), Ok([224, 320]));
         assert!(parse_hw("224").is_err());
         assert!(parse_hw("0x5").is_err());
-        assert_eq!(parse_triple("0.485, 0.456,0.406"), Ok([0.485, 0.456, 0.406]));
+        assert_eq!(
+            parse_triple("0.485, 0.456,0.406"),
+            Ok([0.485, 0.456, 0.406])
+        );
         assert!(parse_triple("1,2").is_err());
         assert!(parse_triple("1,2,nan").is_err());
-        assert_eq!(parse_shape("input=1x3x299x299"), Ok(("input".into(), vec![1, 3, 299, 299])));
+        assert_eq!(
+            parse_shape("input=1x3x299x299"),
+            Ok(("input".into(), vec![1, 3, 299, 299]))
+        );
         assert!(parse_shape("input=1x3xa").is_err());
         assert!(parse_shape("=1").is_err());
     }

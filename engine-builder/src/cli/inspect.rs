@@ -39,33 +39,65 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let profile = i
             .profile
             .as_ref()
-            .map(|p| format!("  profile min {} opt {} max {}", format_dims(&p.min), format_dims(&p.opt), format_dims(&p.max)))
+            .map(|p| {
+                format!(
+                    "  profile min {} opt {} max {}",
+                    format_dims(&p.min),
+                    format_dims(&p.opt),
+                    format_dims(&p.max)
+                )
+            })
             .unwrap_or_default();
-        println!("  {:<20} {:<8} {}{profile}", i.name, i.dtype.to_string(), format_shape(&i.shape));
+        println!(
+            "  {:<20} {:<8} {}{profile}",
+            i.name,
+            i.dtype.to_string(),
+            format_shape(&i.shape)
+        );
     }
     println!("outputs");
     for o in &h.outputs {
-        println!("  {:<20} {:<8} {}", o.name, o.dtype.to_string(), format_shape(&o.shape));
+        println!(
+            "  {:<20} {:<8} {}",
+            o.name,
+            o.dtype.to_string(),
+            format_shape(&o.shape)
+        );
     }
     let weight_bytes: usize = net.weights.iter().map(|w| w.len() * w.dtype().size()).sum();
-    println!("layers     {} ({} of weights)", net.layers.len(), human_bytes(weight_bytes as u64));
+    println!(
+        "layers     {} ({} of weights)",
+        net.layers.len(),
+        human_bytes(weight_bytes as u64)
+    );
     for (kind, n) in net.layer_histogram() {
         println!("  {kind:<20} {n}");
     }
     if a.layers {
         for (i, l) in net.layers.iter().enumerate() {
-            let shapes: Vec<String> = l.outputs.iter().map(|o| format!("{} {}", o.dtype, format_shape(&o.shape))).collect();
-            println!("  #{i:<4} {:<16} {:<40} -> {}", l.kind.name(), l.name, shapes.join(", "));
+            let shapes: Vec<String> = l
+                .outputs
+                .iter()
+                .map(|o| format!("{} {}", o.dtype, format_shape(&o.shape)))
+                .collect();
+            println!(
+                "  #{i:<4} {:<16} {:<40} -> {}",
+                l.kind.name(),
+                l.name,
+                shapes.join(", ")
+            );
         }
     }
     match &h.preprocess {
         Some(p) => {
-            let size = p.input_size.map_or("from the input dims".to_string(), |[h, w]| format!("{h}x{w}"));
+            let size = p
+                .input_size
+                .map_or("from the input dims".to_string(), |[h, w]| {
+                    format!("{h}x{w}")
+                });
             println!(
                 "preprocess size {size}, mean {:?}, std {:?}, {:?}",
-                p.mean,
-                p.std,
-                p.color
+                p.mean, p.std, p.color
             );
         }
         None => println!("preprocess none recorded"),

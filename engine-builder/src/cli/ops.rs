@@ -26,10 +26,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
         supported += 1;
         let text: Vec<String> = ranges
             .iter()
-            .map(|r| if r.start() == r.end() { r.start().to_string() } else { format!("{}-{}", r.start(), r.end()) })
+            .map(|r| {
+                if r.start() == r.end() {
+                    r.start().to_string()
+                } else {
+                    format!("{}-{}", r.start(), r.end())
+                }
+            })
             .collect();
         println!("{op:<28} opset {}", text.join(", "));
     }
-    eprintln!("{supported} of {} ai.onnx operators supported", DEFAULT_DOMAIN_OPS.len());
+    eprintln!(
+        "{supported} of {} ai.onnx operators supported",
+        DEFAULT_DOMAIN_OPS.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -40,7 +40,10 @@ pub fn image_input(engine: &Engine, path: &Path) -> Result<Tensor> {
     let net = engine.network();
     let input = match net.inputs.as_slice() {
         [i] => i,
-        _ => bail!("--image needs an engine with one input; this one has {}", net.inputs.len()),
+        _ => bail!(
+            "--image needs an engine with one input; this one has {}",
+            net.inputs.len()
+        ),
     };
     let dims = &input.info.shape;
     if input.info.dtype != DataType::F32 || dims.len() != 4 || dims[1] != Dim::Known(3) {
@@ -63,7 +66,14 @@ pub fn image_input(engine: &Engine, path: &Path) -> Result<Tensor> {
     let img = image::open(path)
         .with_context(|| format!("cannot read image {}", path.display()))?
         .to_rgb8();
-    let t = rgb_to_tensor(img.as_raw(), img.width() as usize, img.height() as usize, h, w, &pre);
+    let t = rgb_to_tensor(
+        img.as_raw(),
+        img.width() as usize,
+        img.height() as usize,
+        h,
+        w,
+        &pre,
+    );
     Ok(t)
 }
 
@@ -79,7 +89,11 @@ fn softmax(v: &[f64]) -> Vec<f64> {
 pub fn summarize(name: &str, t: &Tensor, labels: &[String], top: usize) {
     let v = t.to_f64_vec();
     let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    let (min, max) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let (min, max) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
     let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
     println!(
         "output '{name}' {} {}: min {min:.4} max {max:.4} mean {mean:.4}",
@@ -94,7 +108,8 @@ pub fn summarize(name: &str, t: &Tensor, labels: &[String], top: usize) {
     if s.len() == 2 && s[1] >= 2 {
         let c = s[1];
         for (b, row) in v.chunks(c).enumerate() {
-            let is_prob = row.iter().all(|&x| (0.0..=1.0).contains(&x)) && (row.iter().sum::<f64>() - 1.0).abs() < 1e-3;
+            let is_prob = row.iter().all(|&x| (0.0..=1.0).contains(&x))
+                && (row.iter().sum::<f64>() - 1.0).abs() < 1e-3;
             let p = if is_prob { row.to_vec() } else { softmax(row) };
             let mut idx: Vec<usize> = (0..c).collect();
             idx.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
@@ -103,7 +118,12 @@ pub fn summarize(name: &str, t: &Tensor, labels: &[String], top: usize) {
             }
             println!("  top-{}:", top.min(c));
             for &i in idx.iter().take(top) {
-                println!("    {:>6.2}%  class {i}{}  ({:.4})", p[i] * 100.0, label(i), row[i]);
+                println!(
+                    "    {:>6.2}%  class {i}{}  ({:.4})",
+                    p[i] * 100.0,
+                    label(i),
+                    row[i]
+                );
             }
         }
     } else if s.len() == 4 && s[1] >= 2 {
@@ -113,16 +133,25 @@ pub fn summarize(name: &str, t: &Tensor, labels: &[String], top: usize) {
         for b in 0..n {
             for p in 0..plane {
                 let best = (0..c)
-                    .max_by(|&i, &j| v[(b * c + i) * plane + p].total_cmp(&v[(b * c + j) * plane + p]))
+                    .max_by(|&i, &j| {
+                        v[(b * c + i) * plane + p].total_cmp(&v[(b * c + j) * plane + p])
+                    })
                     .unwrap_or(0);
                 counts[best] += 1;
             }
         }
         let mut idx: Vec<usize> = (0..c).filter(|&i| counts[i] > 0).collect();
         idx.sort_by(|&i, &j| counts[j].cmp(&counts[i]));
-        println!("  argmax map {}x{}x{}; classes by pixel share:", n, s[2], s[3]);
+        println!(
+            "  argmax map {}x{}x{}; classes by pixel share:",
+            n, s[2], s[3]
+        );
         for &i in idx.iter().take(top) {
-            println!("    {:>6.2}%  class {i}{}", counts[i] as f64 * 100.0 / (n * plane) as f64, label(i));
+            println!(
+                "    {:>6.2}%  class {i}{}",
+                counts[i] as f64 * 100.0 / (n * plane) as f64,
+                label(i)
+            );
         }
     }
 }
@@ -137,14 +166,20 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 .iter()
                 .map(|p| read_pb(p).map(|(t, n)| (n, t)))
                 .collect::<Result<_, _>>()?;
-            let names: Vec<String> = engine.network().inputs.iter().map(|i| i.name.clone()).collect();
+            let names: Vec<String> = engine
+                .network()
+                .inputs
+                .iter()
+                .map(|i| i.name.clone())
+                .collect();
             order_inputs(&names, &given).map_err(anyhow::Error::msg)?
         }
     };
     let t = Instant::now();
     let outputs = ctx.run(inputs)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    std::fs::create_dir_all(&a.output_dir).with_context(|| format!("cannot create {}", a.output_dir.display()))?;
+    std::fs::create_dir_all(&a.output_dir)
+        .with_context(|| format!("cannot create {}", a.output_dir.display()))?;
     let h = engine.header();
     println!("ran {} on {} in {ms:.2} ms", h.name, ctx.backend());
     for (j, (o, desc)) in outputs.iter().zip(&h.outputs).enumerate() {

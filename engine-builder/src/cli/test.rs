@@ -25,7 +25,12 @@ fn expand(dir: &Path) -> Vec<PathBuf> {
         return vec![dir.to_path_buf()];
     }
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("model.onnx").exists()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("model.onnx").exists())
+                .collect()
+        })
         .unwrap_or_default();
     if v.is_empty() {
         return vec![dir.to_path_buf()];
@@ -37,7 +42,13 @@ fn expand(dir: &Path) -> Vec<PathBuf> {
 pub fn run(a: Args) -> Result<ExitCode> {
     a.plugins.load()?;
     let color = std::io::stdout().is_terminal();
-    let paint = |s: &str, code: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let paint = |s: &str, code: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
     let registry = Registry::with_defaults();
     let opts = CaseOptions {
         plugins: a.plugins.plugins.clone(),
@@ -73,5 +84,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -23,7 +23,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let (engine, mut ctx) = open_engine(&a.engine, &a.plugins, &a.threads)?;
     let set = read_data_set(&a.data_dir)?;
     if set.outputs.is_empty() {
-        bail!("{} holds no output_J.pb reference outputs", a.data_dir.display());
+        bail!(
+            "{} holds no output_J.pb reference outputs",
+            a.data_dir.display()
+        );
     }
     let fp16 = engine.header().build.precision == "fp16";
     // A case's meta.json (next to its data sets) may set the tolerance.
@@ -37,20 +40,35 @@ pub fn run(a: Args) -> Result<ExitCode> {
         (false, _) => Tolerance::FP32,
         (true, _) => Tolerance::FP16,
     };
-    let names: Vec<String> = engine.network().inputs.iter().map(|i| i.name.clone()).collect();
+    let names: Vec<String> = engine
+        .network()
+        .inputs
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
     let inputs = order_inputs(&names, &set.inputs).map_err(anyhow::Error::msg)?;
     let outputs = ctx.run(inputs)?;
     let verdicts = judge(&outputs, &set.outputs, tol).map_err(anyhow::Error::msg)?;
     let mut all_ok = true;
     for (j, ((m, ok), desc)) in verdicts.iter().zip(&engine.header().outputs).enumerate() {
         all_ok &= ok;
-        println!("output {j} '{}' {}", desc.name, jetrt_engine::shape::format_dims(outputs[j].shape()));
+        println!(
+            "output {j} '{}' {}",
+            desc.name,
+            jetrt_engine::shape::format_dims(outputs[j].shape())
+        );
         println!("  max abs error          {:.3e}", m.max_abs);
-        println!("  max error / max|ref|   {:.3e}  (max|ref| {:.4})", m.rel, m.max_ref);
+        println!(
+            "  max error / max|ref|   {:.3e}  (max|ref| {:.4})",
+            m.rel, m.max_ref
+        );
         println!("  PSNR                   {:.1} dB", m.psnr);
         println!("  argmax agreement       {}/{}", m.argmax.0, m.argmax.1);
         if !m.is_float {
-            println!("  exact                  {}", if m.exact { "yes" } else { "no" });
+            println!(
+                "  exact                  {}",
+                if m.exact { "yes" } else { "no" }
+            );
         }
         println!("  {}  ({tol})", if *ok { "ok" } else { "OVER TOLERANCE" });
     }

@@ -63,7 +63,12 @@ impl Importer {
         r
     }
 
-    pub fn add_layer(&mut self, name: String, kind: LayerKind, inputs: Vec<TensorRef>) -> jetrt_engine::Result<usize> {
+    pub fn add_layer(
+        &mut self,
+        name: String,
+        kind: LayerKind,
+        inputs: Vec<TensorRef>,
+    ) -> jetrt_engine::Result<usize> {
         let idx = self.net.add_layer(name, kind, inputs)?;
         self.sync_const();
         Ok(idx)
@@ -109,7 +114,9 @@ impl Importer {
             LayerKind::Constant { weights } => vec![self.net.weights(*weights).as_ref().clone()],
             LayerKind::Shape => {
                 let dims = known_dims(&self.net.info(layer.inputs[0]).shape).unwrap_or_default();
-                vec![Tensor::vec_i64(dims.into_iter().map(|d| d as i64).collect())]
+                vec![Tensor::vec_i64(
+                    dims.into_iter().map(|d| d as i64).collect(),
+                )]
             }
             _ => {
                 let inputs = layer.inputs.clone();
@@ -189,11 +196,11 @@ impl<'a> NodeCtx<'a> {
     pub fn opt_input(&mut self, i: usize) -> R<Option<TensorRef>> {
         match self.node.input.get(i).map(String::as_str) {
             None | Some("") => Ok(None),
-            Some(name) => self
-                .imp
-                .value(name)
-                .map(Some)
-                .ok_or_else(|| ConvertError::new(format!("input '{name}' is not produced by any node, initializer or graph input"))),
+            Some(name) => self.imp.value(name).map(Some).ok_or_else(|| {
+                ConvertError::new(format!(
+                    "input '{name}' is not produced by any node, initializer or graph input"
+                ))
+            }),
         }
     }
 
@@ -295,14 +302,18 @@ impl<'a> NodeCtx<'a> {
 
     pub fn attr_ints(&self, name: &str) -> R<Option<Vec<i64>>> {
         match self.attr(name) {
-            Some(a) => self.check_type(a, AttributeType::Ints).map(|_| Some(a.ints.clone())),
+            Some(a) => self
+                .check_type(a, AttributeType::Ints)
+                .map(|_| Some(a.ints.clone())),
             None => Ok(None),
         }
     }
 
     pub fn attr_floats(&self, name: &str) -> R<Option<Vec<f32>>> {
         match self.attr(name) {
-            Some(a) => self.check_type(a, AttributeType::Floats).map(|_| Some(a.floats.clone())),
+            Some(a) => self
+                .check_type(a, AttributeType::Floats)
+                .map(|_| Some(a.floats.clone())),
             None => Ok(None),
         }
     }
@@ -321,8 +332,12 @@ impl<'a> NodeCtx<'a> {
         match self.attr(name) {
             Some(a) => {
                 self.check_type(a, AttributeType::Tensor)?;
-                let t = a.t.as_ref().ok_or_else(|| ConvertError::new(format!("attribute '{name}' holds no tensor")))?;
-                tensor_from_proto(t, None).map(Some).map_err(ConvertError::new)
+                let t = a.t.as_ref().ok_or_else(|| {
+                    ConvertError::new(format!("attribute '{name}' holds no tensor"))
+                })?;
+                tensor_from_proto(t, None)
+                    .map(Some)
+                    .map_err(ConvertError::new)
             }
             None => Ok(None),
         }
@@ -376,7 +391,9 @@ impl<'a> NodeCtx<'a> {
         usize::try_from(a)
             .ok()
             .filter(|&a| a < rank)
-            .ok_or_else(|| ConvertError::new(format!("axis {axis} is out of range for rank {rank}")))
+            .ok_or_else(|| {
+                ConvertError::new(format!("axis {axis} is out of range for rank {rank}"))
+            })
     }
 
     /// A Shuffle reshaping `t` to `dims` (TensorRT semantics: -1 inferred;
@@ -411,7 +428,10 @@ impl<'a> NodeCtx<'a> {
     /// `t` taken at run time; all-constant parts give a Constant layer.
     pub fn shape_tensor_from(&mut self, t: TensorRef, parts: &[DimSrc]) -> R<TensorRef> {
         if parts.iter().all(|p| matches!(p, DimSrc::Const(_))) {
-            let v = parts.iter().map(|p| if let DimSrc::Const(c) = p { *c } else { 0 }).collect();
+            let v = parts
+                .iter()
+                .map(|p| if let DimSrc::Const(c) = p { *c } else { 0 })
+                .collect();
             return Ok(self.constant(Tensor::vec_i64(v)));
         }
         let shape = self.add(LayerKind::Shape, vec![t])?;
@@ -458,7 +478,11 @@ impl<'a> NodeCtx<'a> {
                     .iter()
                     .position(|s| s == other && *other != Dim::Unknown)
                     .map(DimSrc::Of)
-                    .ok_or_else(|| ConvertError::new(format!("cannot derive dynamic dim {other} from the input's dims"))),
+                    .ok_or_else(|| {
+                        ConvertError::new(format!(
+                            "cannot derive dynamic dim {other} from the input's dims"
+                        ))
+                    }),
             })
             .collect()
     }

@@ -50,7 +50,11 @@ pub struct BatchProfile {
 
 impl Default for BatchProfile {
     fn default() -> Self {
-        BatchProfile { min: 1, opt: 1, max: 1 }
+        BatchProfile {
+            min: 1,
+            opt: 1,
+            max: 1,
+        }
     }
 }
 
@@ -71,12 +75,18 @@ impl std::str::FromStr for BatchProfile {
             .collect::<Result<_, _>>()
             .map_err(|_| format!("'{s}' is not MIN:OPT:MAX (three positive integers)"))?;
         let p = match nums[..] {
-            [n] => BatchProfile { min: n, opt: n, max: n },
+            [n] => BatchProfile {
+                min: n,
+                opt: n,
+                max: n,
+            },
             [min, opt, max] => BatchProfile { min, opt, max },
             _ => return Err(format!("'{s}' is not MIN:OPT:MAX")),
         };
         if p.min == 0 || p.min > p.opt || p.opt > p.max {
-            return Err(format!("batch profile {s} must satisfy 1 <= MIN <= OPT <= MAX"));
+            return Err(format!(
+                "batch profile {s} must satisfy 1 <= MIN <= OPT <= MAX"
+            ));
         }
         Ok(p)
     }
@@ -145,7 +155,12 @@ fn topo_order(g: &GraphProto, available: &HashSet<&str>) -> Result<Vec<usize>, S
             if k == 0 {
                 match state[n] {
                     2 => continue,
-                    1 => return Err(format!("the graph has a cycle through node '{}'", node_name(&g.node[n], n))),
+                    1 => {
+                        return Err(format!(
+                            "the graph has a cycle through node '{}'",
+                            node_name(&g.node[n], n)
+                        ))
+                    }
                     _ => state[n] = 1,
                 }
             }
@@ -198,7 +213,19 @@ pub fn convert(model: &OnnxModel, registry: &Registry, opts: &ConvertOptions) ->
     }
     if let Some(s) = g.sparse_initializer.first() {
         let name = s.values.as_ref().map(|v| v.name.as_str()).unwrap_or("");
-        return Err(model_err(format!("sparse initializer '{name}' is not supported")));
+        return Err(model_err(format!(
+            "sparse initializer '{name}' is not supported"
+        )));
+    }
+
+    for name in opts.shapes.keys() {
+        if !g.input.iter().any(|i| &i.name == name) {
+            let names: Vec<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
+            return Err(Error::Options(format!(
+                "--shape names input '{name}', but the model's inputs are: {}",
+                names.join(", ")
+            )));
+        }
     }
 
     let mut net = Network::new(model.name());
@@ -216,16 +243,6 @@ pub fn convert(model: &OnnxModel, registry: &Registry, opts: &ConvertOptions) ->
         let r = net.add_input(&input.name, dtype, shape, profile);
         bindings.push((input.name.clone(), r));
     }
-    for name in opts.shapes.keys() {
-        if !g.input.iter().any(|i| &i.name == name) {
-            let names: Vec<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
-            return Err(Error::Options(format!(
-                "--shape names input '{name}', but the model's inputs are: {}",
-                names.join(", ")
-            )));
-        }
-    }
-
     let mut imp = Importer::new(net, initializers);
     for (name, r) in bindings {
         imp.bind(&name, r);
@@ -289,7 +306,8 @@ pub fn convert(model: &OnnxModel, registry: &Registry, opts: &ConvertOptions) ->
 }
 
 fn is_used(g: &GraphProto, name: &str) -> bool {
-    g.node.iter().any(|n| n.input.iter().any(|i| i == name)) || g.output.iter().any(|o| o.name == name)
+    g.node.iter().any(|n| n.input.iter().any(|i| i == name))
+        || g.output.iter().any(|o| o.name == name)
 }
 
 /// The type, dims and profile of a graph input under the options.
@@ -300,14 +318,24 @@ fn graph_input(
     let name = &input.name;
     let tt = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => t,
-        Some(_) => return Err(format!("input '{name}' is not a tensor (sequences, maps and optionals are not supported)")),
+        Some(_) => {
+            return Err(format!(
+                "input '{name}' is not a tensor (sequences, maps and optionals are not supported)"
+            ))
+        }
         None => return Err(format!("input '{name}' has no type")),
     };
     let dtype = dtype_from_onnx(tt.elem_type).map_err(|e| format!("input '{name}': {e}"))?;
     let Some(shape) = tt.shape.as_ref() else {
-        return match opts.shapes.get(name).and_then(|d| d.iter().copied().collect::<Option<Vec<usize>>>()) {
+        return match opts
+            .shapes
+            .get(name)
+            .and_then(|d| d.iter().copied().collect::<Option<Vec<usize>>>())
+        {
             Some(d) => Ok((dtype, d.into_iter().map(Dim::Known).collect(), None)),
-            None => Err(format!("input '{name}' has no declared dims; give them with --shape {name}=D0xD1x...")),
+            None => Err(format!(
+                "input '{name}' has no declared dims; give them with --shape {name}=D0xD1x..."
+            )),
         };
     };
     use crate::onnx::proto::tensor_shape_proto::dimension::Value as V;
@@ -355,13 +383,19 @@ fn graph_input(
                 if b.min == b.max {
                     dims.push(Dim::Known(b.min));
                 } else {
-                    let label = other.as_ref().map(|(_, p)| p.clone()).filter(|p| !p.is_empty());
+                    let label = other
+                        .as_ref()
+                        .map(|(_, p)| p.clone())
+                        .filter(|p| !p.is_empty());
                     dims.push(Dim::Named(label.unwrap_or_else(|| "batch".into())));
                     dynamic_batch = true;
                 }
             }
             other => {
-                let label = other.as_ref().map(|(_, p)| format!(" ('{p}')")).unwrap_or_default();
+                let label = other
+                    .as_ref()
+                    .map(|(_, p)| format!(" ('{p}')"))
+                    .unwrap_or_default();
                 let shown: Vec<String> = declared
                     .iter()
                     .map(|d| match d {

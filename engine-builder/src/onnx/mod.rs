@@ -5,7 +5,9 @@ pub mod ops_list;
 pub mod proto;
 mod tensor;
 
-pub use tensor::{dtype_from_onnx, onnx_dtype, read_pb, tensor_from_proto, tensor_to_proto, write_pb};
+pub use tensor::{
+    dtype_from_onnx, onnx_dtype, read_pb, tensor_from_proto, tensor_to_proto, write_pb,
+};
 
 use crate::error::Error;
 use prost::Message;
@@ -51,7 +53,9 @@ impl OnnxModel {
             msg,
         };
         if bytes.is_empty() {
-            return Err(bad("the file is empty; export the model again with torch.onnx.export".into()));
+            return Err(bad(
+                "the file is empty; export the model again with torch.onnx.export".into(),
+            ));
         }
         let hash = hex(&Sha256::digest(&bytes));
         let proto = proto::ModelProto::decode(prost::bytes::Bytes::from(bytes)).map_err(|e| {
@@ -80,8 +84,12 @@ impl OnnxModel {
         }
         let mut opsets = HashMap::new();
         for o in &proto.opset_import {
-            let v = u32::try_from(o.version)
-                .map_err(|_| bad(format!("invalid opset version {} for domain '{}'", o.version, o.domain)))?;
+            let v = u32::try_from(o.version).map_err(|_| {
+                bad(format!(
+                    "invalid opset version {} for domain '{}'",
+                    o.version, o.domain
+                ))
+            })?;
             opsets.insert(normalize_domain(&o.domain).to_string(), v);
         }
         Ok(OnnxModel {

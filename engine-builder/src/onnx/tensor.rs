@@ -89,7 +89,9 @@ pub fn tensor_from_proto(t: &TensorProto, dir: Option<&Path>) -> Result<Tensor, 
             }
             let v = &t.int32_data;
             match dtype {
-                DataType::F16 => TensorData::F16(v.iter().map(|&b| f16::from_bits(b as u16)).collect()),
+                DataType::F16 => {
+                    TensorData::F16(v.iter().map(|&b| f16::from_bits(b as u16)).collect())
+                }
                 DataType::I32 => TensorData::I32(v.clone()),
                 DataType::U8 => TensorData::U8(v.iter().map(|&b| b as u8).collect()),
                 _ => TensorData::Bool(v.iter().map(|&b| b != 0).collect()),
@@ -105,27 +107,47 @@ fn read_external(t: &TensorProto, dir: Option<&Path>, want: usize) -> Result<Vec
     for kv in &t.external_data {
         match kv.key.as_str() {
             "location" => location = Some(kv.value.clone()),
-            "offset" => offset = kv.value.parse().map_err(|_| format!("bad external offset '{}'", kv.value))?,
-            "length" => length = Some(kv.value.parse::<u64>().map_err(|_| format!("bad external length '{}'", kv.value))?),
+            "offset" => {
+                offset = kv
+                    .value
+                    .parse()
+                    .map_err(|_| format!("bad external offset '{}'", kv.value))?
+            }
+            "length" => {
+                length = Some(
+                    kv.value
+                        .parse::<u64>()
+                        .map_err(|_| format!("bad external length '{}'", kv.value))?,
+                )
+            }
             _ => {}
         }
     }
     let location = location.ok_or("external data without a location")?;
     let rel = Path::new(&location);
     if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!("external data location '{location}' must be a path inside the model's directory"));
+        return Err(format!(
+            "external data location '{location}' must be a path inside the model's directory"
+        ));
     }
     let path = dir.unwrap_or(Path::new(".")).join(rel);
     let len = length.unwrap_or(want as u64);
     if len != want as u64 {
-        return Err(format!("external data of {len} bytes where {want} are needed"));
+        return Err(format!(
+            "external data of {len} bytes where {want} are needed"
+        ));
     }
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    f.seek(SeekFrom::Start(offset)).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut buf = vec![0u8; want];
-    f.read_exact(&mut buf)
-        .map_err(|e| format!("{}: cannot read {want} bytes at offset {offset}: {e}", path.display()))?;
+    f.read_exact(&mut buf).map_err(|e| {
+        format!(
+            "{}: cannot read {want} bytes at offset {offset}: {e}",
+            path.display()
+        )
+    })?;
     Ok(buf)
 }
 
@@ -174,7 +196,10 @@ mod tests {
             int64_data: vec![1, -2, 3],
             ..Default::default()
         };
-        assert_eq!(tensor_from_proto(&raw, None).unwrap(), tensor_from_proto(&typed, None).unwrap());
+        assert_eq!(
+            tensor_from_proto(&raw, None).unwrap(),
+            tensor_from_proto(&typed, None).unwrap()
+        );
     }
 
     #[test]

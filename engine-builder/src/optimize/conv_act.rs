@@ -9,11 +9,17 @@ pub fn fuse_conv_activation(net: &Network) -> Result<Network> {
     let consumers = net.consumers();
     let mut rw = Rewriter::new(net);
     for (l, layer) in net.layers.iter().enumerate() {
-        if let (LayerKind::Activation { activation }, [src @ TensorRef::Layer(c, 0)]) = (&layer.kind, layer.inputs.as_slice()) {
+        if let (LayerKind::Activation { activation }, [src @ TensorRef::Layer(c, 0)]) =
+            (&layer.kind, layer.inputs.as_slice())
+        {
             let single_use = consumers.get(src).map_or(0, Vec::len) == 1 && !net.is_output(*src);
             let conv = &net.layers[*c];
             let params = match &conv.kind {
-                LayerKind::Convolution(p) | LayerKind::Deconvolution(p) if p.activation.is_none() => Some(p),
+                LayerKind::Convolution(p) | LayerKind::Deconvolution(p)
+                    if p.activation.is_none() =>
+                {
+                    Some(p)
+                }
                 _ => None,
             };
             if let (true, Some(p), true) = (single_use, params, conv.outputs[0].dtype.is_float()) {

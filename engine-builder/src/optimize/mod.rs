@@ -39,3 +39,6 @@ pub fn optimize(net: &Network) -> Result<Network> {
     }
     Ok(net)
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,10 +44,17 @@ impl<'a> Rewriter<'a> {
     }
 
     /// Adds a layer in place of old layer `l`, whose outputs it takes over.
-    pub fn replace(&mut self, l: usize, name: String, kind: LayerKind, inputs: Vec<TensorRef>) -> Result<usize> {
+    pub fn replace(
+        &mut self,
+        l: usize,
+        name: String,
+        kind: LayerKind,
+        inputs: Vec<TensorRef>,
+    ) -> Result<usize> {
         let idx = self.new.add_layer(name, kind, inputs)?;
         for s in 0..self.old.layers[l].outputs.len() {
-            self.map.insert(TensorRef::Layer(l, s), TensorRef::Layer(idx, s));
+            self.map
+                .insert(TensorRef::Layer(l, s), TensorRef::Layer(idx, s));
         }
         Ok(idx)
     }
@@ -65,7 +72,11 @@ impl<'a> Rewriter<'a> {
         for o in &self.old.outputs {
             let mut t = self.map(o.tensor);
             if matches!(t, TensorRef::Input(_)) || !seen.insert(t) {
-                let idx = self.new.add_layer(format!("{}/output", o.name), LayerKind::Identity, vec![t])?;
+                let idx = self.new.add_layer(
+                    format!("{}/output", o.name),
+                    LayerKind::Identity,
+                    vec![t],
+                )?;
                 t = TensorRef::Layer(idx, 0);
                 seen.insert(t);
             }

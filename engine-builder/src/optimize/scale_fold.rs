@@ -15,14 +15,26 @@ struct Affine {
 
 /// The per-channel affine map a layer applies to a convolution output of
 /// `channels`, if it is one.
-fn affine_of(net: &Network, kind: &LayerKind, inputs: &[TensorRef], conv_out: TensorRef, channels: usize) -> Option<Affine> {
+fn affine_of(
+    net: &Network,
+    kind: &LayerKind,
+    inputs: &[TensorRef],
+    conv_out: TensorRef,
+    channels: usize,
+) -> Option<Affine> {
     let f32s = |id| net.weights(id).to_f32().as_f32().map(<[f32]>::to_vec);
     match kind {
-        LayerKind::Scale(p) if p.mode == ScaleMode::Channel && p.channel_axis == 1 && p.power.is_none() => Some(Affine {
-            scale: p.scale.map_or(Some(vec![1.0; channels]), f32s)?,
-            shift: p.shift.map_or(Some(vec![0.0; channels]), f32s)?,
-        }),
-        LayerKind::ElementWise { op: op @ (ElementWiseOp::Prod | ElementWiseOp::Sum) } => {
+        LayerKind::Scale(p)
+            if p.mode == ScaleMode::Channel && p.channel_axis == 1 && p.power.is_none() =>
+        {
+            Some(Affine {
+                scale: p.scale.map_or(Some(vec![1.0; channels]), f32s)?,
+                shift: p.shift.map_or(Some(vec![0.0; channels]), f32s)?,
+            })
+        }
+        LayerKind::ElementWise {
+            op: op @ (ElementWiseOp::Prod | ElementWiseOp::Sum),
+        } => {
             // conv_out op C, or C op conv_out, with C holding one value per channel.
             let other = match inputs {
                 [a, b] if *a == conv_out => *b,
@@ -69,7 +81,9 @@ fn fold(net: &mut Network, p: &ConvParams, a: &Affine, deconv: bool) -> Option<C
             let g = ci / cin_g;
             for j in 0..cout_g {
                 let s = a.scale[g * cout_g + j];
-                w[(ci * cout_g + j) * per..][..per].iter_mut().for_each(|v| *v *= s);
+                w[(ci * cout_g + j) * per..][..per]
+                    .iter_mut()
+                    .for_each(|v| *v *= s);
             }
         }
     } else {
@@ -82,7 +96,9 @@ fn fold(net: &mut Network, p: &ConvParams, a: &Affine, deconv: bool) -> Option<C
         Some(b) => net.weights(b).to_f32().as_f32()?.to_vec(),
         None => vec![0.0; cout],
     };
-    let bias: Vec<f32> = (0..cout).map(|o| bias[o] * a.scale[o] + a.shift[o]).collect();
+    let bias: Vec<f32> = (0..cout)
+        .map(|o| bias[o] * a.scale[o] + a.shift[o])
+        .collect();
     let kernel = Tensor::from_f32(&shape, w).ok()?;
     let kernel = if dtype == jetrt_engine::DataType::F16 {
         jetrt_engine::backend::cpu::ops::cast_tensor(&kernel, dtype).ok()?
@@ -101,9 +117,12 @@ pub fn fold_scales(net: &Network) -> Result<Network> {
     // Old conv layer index -> (new index) for convs whose output is still foldable.
     let mut convs = std::collections::HashMap::new();
     for (l, layer) in net.layers.iter().enumerate() {
-        if let Some(TensorRef::Layer(src, 0)) = layer.inputs.iter().copied().find(|t| convs.contains_key(t)) {
+        if let Some(TensorRef::Layer(src, 0)) =
+            layer.inputs.iter().copied().find(|t| convs.contains_key(t))
+        {
             let conv_out = TensorRef::Layer(src, 0);
-            let single_use = consumers.get(&conv_out).map_or(0, Vec::len) == 1 && !net.is_output(conv_out);
+            let single_use =
+                consumers.get(&conv_out).map_or(0, Vec::len) == 1 && !net.is_output(conv_out);
             let (new_idx, channels): (usize, usize) = convs[&conv_out];
             if single_use {
                 if let Some(a) = affine_of(net, &layer.kind, &layer.inputs, conv_out, channels) {
@@ -115,7 +134,11 @@ pub fn fold_scales(net: &Network) -> Result<Network> {
                     };
                     if p.activation.is_none() {
                         if let Some(np) = fold(&mut rw.new, &p, &a, deconv) {
-                            let kind = if deconv { LayerKind::Deconvolution(np) } else { LayerKind::Convolution(np) };
+                            let kind = if deconv {
+                                LayerKind::Deconvolution(np)
+                            } else {
+                                LayerKind::Convolution(np)
+                            };
                             // The conv is the last layer that reads its own input: re-add it folded.
                             let idx = rw.add(conv.name.clone(), kind, conv.inputs.clone())?;
                             rw.alias(TensorRef::Layer(l, 0), TensorRef::Layer(idx, 0));

@@ -7,7 +7,8 @@ use jetrt_engine::shape::known_dims;
 use jetrt_engine::Result;
 
 fn is_identity_perm(p: &Option<Vec<usize>>) -> bool {
-    p.as_ref().is_none_or(|p| p.iter().enumerate().all(|(i, &v)| i == v))
+    p.as_ref()
+        .is_none_or(|p| p.iter().enumerate().all(|(i, &v)| i == v))
 }
 
 /// A static reshape-only Shuffle, or a transpose-only one: what can merge.
@@ -38,7 +39,9 @@ pub fn eliminate_shuffles(net: &Network) -> Result<Network> {
                 rw.alias(out, input.expect("identity has an input"));
                 continue;
             }
-            LayerKind::Cast { to } if rw.new.info(input.expect("cast has an input")).dtype == *to => {
+            LayerKind::Cast { to }
+                if rw.new.info(input.expect("cast has an input")).dtype == *to =>
+            {
                 rw.alias(out, input.expect("cast has an input"));
                 continue;
             }
@@ -61,23 +64,43 @@ pub fn eliminate_shuffles(net: &Network) -> Result<Network> {
                     let prev = rw.new.layers[pl].clone();
                     if let LayerKind::Shuffle(pp) = &prev.kind {
                         let merged = match (simple(pp, prev.inputs.len()), me) {
-                            (Some(Simple::Reshape), Simple::Reshape) => out_dims.map(|d| ShuffleParams {
-                                first_transpose: None,
-                                reshape: Some(d.iter().map(|&v| v as i64).collect()),
-                                second_transpose: None,
-                                zero_is_placeholder: false,
-                            }),
-                            (Some(Simple::Transpose(a)), Simple::Transpose(b)) => Some(ShuffleParams {
-                                first_transpose: Some(b.iter().map(|&i| a[i]).collect()),
-                                reshape: None,
-                                second_transpose: None,
-                                zero_is_placeholder: true,
-                            }),
+                            (Some(Simple::Reshape), Simple::Reshape) => {
+                                out_dims.as_ref().map(|d| ShuffleParams {
+                                    first_transpose: None,
+                                    reshape: Some(d.iter().map(|&v| v as i64).collect()),
+                                    second_transpose: None,
+                                    zero_is_placeholder: false,
+                                })
+                            }
+                            (Some(Simple::Transpose(a)), Simple::Transpose(b)) => {
+                                Some(ShuffleParams {
+                                    first_transpose: Some(b.iter().map(|&i| a[i]).collect()),
+                                    reshape: None,
+                                    second_transpose: None,
+                                    zero_is_placeholder: true,
+                                })
+                            }
                             _ => None,
                         };
                         if let Some(mp) = merged {
                             let src = prev.inputs[0];
-                            rw.replace(l, layer.name.clone(), LayerKind::Shuffle(mp), vec![src])?;
+                            // Transposes that cancel, or reshapes back to the
+                            // source dims, leave nothing to do.
+                            let src_dims = known_dims(&rw.new.info(src).shape);
+                            let cancels = match &mp.reshape {
+                                Some(_) => src_dims.is_some() && src_dims == out_dims,
+                                None => is_identity_perm(&mp.first_transpose),
+                            };
+                            if cancels {
+                                rw.alias(out, src);
+                            } else {
+                                rw.replace(
+                                    l,
+                                    layer.name.clone(),
+                                    LayerKind::Shuffle(mp),
+                                    vec![src],
+                                )?;
+                            }
                             continue;
                         }
                     }

@@ -22,7 +22,8 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// In order of preference for `--backend auto`.
-    pub const PREFERENCE: [BackendKind; 3] = [BackendKind::TensorRt, BackendKind::Cuda, BackendKind::Cpu];
+    pub const PREFERENCE: [BackendKind; 3] =
+        [BackendKind::TensorRt, BackendKind::Cuda, BackendKind::Cpu];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -53,7 +53,13 @@ pub fn infer_outputs(
         }
         LayerKind::Convolution(p) => {
             arity(1)?;
-            conv(inputs[0], p, w(p.kernel)?, p.bias.map(w).transpose()?, false)?
+            conv(
+                inputs[0],
+                p,
+                w(p.kernel)?,
+                p.bias.map(w).transpose()?,
+                false,
+            )?
         }
         LayerKind::Deconvolution(p) => {
             arity(1)?;
@@ -113,7 +119,11 @@ pub fn infer_outputs(
         LayerKind::Slice(p) => match inputs.len() {
             1 => slice(inputs[0], p)?,
             4 => dynamic_slice(inputs)?,
-            n => return Err(format!("takes 1 input, or 4 with start/size/stride tensors; got {n}")),
+            n => {
+                return Err(format!(
+                    "takes 1 input, or 4 with start/size/stride tensors; got {n}"
+                ))
+            }
         },
         LayerKind::Gather { axis, mode } => {
             arity(2)?;
@@ -229,7 +239,10 @@ fn conv(
         ));
     }
     if ks[0] % p.groups != 0 {
-        return Err(format!("{} channels do not split into {} groups", ks[0], p.groups));
+        return Err(format!(
+            "{} channels do not split into {} groups",
+            ks[0], p.groups
+        ));
     }
     if let Dim::Known(c) = x.shape[1] {
         if c != w_in {
@@ -271,7 +284,14 @@ fn conv(
 }
 
 /// Output length of a pooling window sweep, with PyTorch's ceil-mode rule.
-pub fn pool_out_len(n: usize, window: usize, stride: usize, pre: usize, post: usize, round_up: bool) -> Option<usize> {
+pub fn pool_out_len(
+    n: usize,
+    window: usize,
+    stride: usize,
+    pre: usize,
+    post: usize,
+    round_up: bool,
+) -> Option<usize> {
     let span = (n + pre + post).checked_sub(window)?;
     let mut out = if round_up {
         span.div_ceil(stride) + 1
@@ -303,10 +323,20 @@ fn pool(x: &TensorInfo, p: &PoolParams) -> R<TensorInfo> {
     for i in 0..k {
         shape.push(match x.shape[2 + i].known() {
             Some(n) => Dim::Known(
-                pool_out_len(n, p.window[i], p.stride[i], p.pre_padding[i], p.post_padding[i], p.round_up)
-                    .ok_or_else(|| {
-                        format!("window {} does not fit input length {n} with its padding", p.window[i])
-                    })?,
+                pool_out_len(
+                    n,
+                    p.window[i],
+                    p.stride[i],
+                    p.pre_padding[i],
+                    p.post_padding[i],
+                    p.round_up,
+                )
+                .ok_or_else(|| {
+                    format!(
+                        "window {} does not fit input length {n} with its padding",
+                        p.window[i]
+                    )
+                })?,
             ),
             None => Dim::Unknown,
         });
@@ -358,7 +388,9 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> R<Shape> {
             }
             (Dim::Known(n), _) | (_, Dim::Known(n)) => Ok(Dim::Known(*n)),
             (x, y) if x == y => Ok(x.clone()),
-            (Dim::Named(n), Dim::Unknown) | (Dim::Unknown, Dim::Named(n)) => Ok(Dim::Named(n.clone())),
+            (Dim::Named(n), Dim::Unknown) | (Dim::Unknown, Dim::Named(n)) => {
+                Ok(Dim::Named(n.clone()))
+            }
             _ => Ok(Dim::Unknown),
         })
         .collect()
@@ -404,7 +436,11 @@ fn elementwise_value(a: &[SymInt], b: &[SymInt], op: ElementWiseOp) -> Option<Ve
                     ElementWiseOp::Min => SymInt::Int(x.min(y)),
                     _ => SymInt::Unknown,
                 },
-                (s @ SymInt::Named(_), SymInt::Int(1)) if matches!(op, ElementWiseOp::Prod | ElementWiseOp::Div) => s,
+                (s @ SymInt::Named(_), SymInt::Int(1))
+                    if matches!(op, ElementWiseOp::Prod | ElementWiseOp::Div) =>
+                {
+                    s
+                }
                 (SymInt::Int(1), s @ SymInt::Named(_)) if op == ElementWiseOp::Prod => s,
                 _ => SymInt::Unknown,
             })
@@ -429,7 +465,11 @@ fn scale(x: &TensorInfo, p: &ScaleParams, weights: &[Arc<Tensor>]) -> R<TensorIn
         let t = weights.get(id.0).ok_or("missing scale weights")?;
         if let Some(n) = want {
             if t.len() != n {
-                return Err(format!("{:?} scale weights hold {} values, need {n}", p.mode, t.len()));
+                return Err(format!(
+                    "{:?} scale weights hold {} values, need {n}",
+                    p.mode,
+                    t.len()
+                ));
             }
         }
     }
@@ -525,17 +565,19 @@ fn reshape_dims(input: &[Dim], target: &[SymInt], zero_copies: bool) -> R<Shape>
                 Dim::Unknown => ok = false,
             }
         }
-        let num_known: Option<usize> = num.iter().map(|d| d.known()).product();
-        if ok {
-            match num_known {
-                Some(n) if den_known != 0 && n % den_known == 0 => out[at] = Dim::Known(n / den_known),
-                Some(n) => {
+        let num_known: usize = num.iter().filter_map(|d| d.known()).product();
+        let dynamic: Vec<&Dim> = num.iter().copied().filter(|d| !d.is_known()).collect();
+        if ok && den_known != 0 {
+            match dynamic.as_slice() {
+                [] if num_known % den_known == 0 => out[at] = Dim::Known(num_known / den_known),
+                [] => {
                     return Err(format!(
-                        "cannot reshape {n} elements into dims of {den_known} (times -1)"
+                        "cannot reshape {num_known} elements into dims of {den_known} (times -1)"
                     ))
                 }
-                None if num.len() == 1 && den_known == 1 => out[at] = num[0].clone(),
-                None => {}
+                // [batch, 512, 1, 1] -> [-1, 512]: the -1 is the one dynamic dim.
+                [d] if num_known == den_known => out[at] = (*d).clone(),
+                _ => {}
             }
         }
     } else if let (Some(a), Some(b)) = (
@@ -685,7 +727,9 @@ fn dynamic_slice(inputs: &[&TensorInfo]) -> R<TensorInfo> {
     let r = x.rank();
     for t in &inputs[1..] {
         if t.dtype != DataType::I64 || t.shape != [Dim::Known(r)] {
-            return Err(format!("start, size and stride must be 1-D int64 tensors of {r}"));
+            return Err(format!(
+                "start, size and stride must be 1-D int64 tensors of {r}"
+            ));
         }
     }
     let shape = match &inputs[2].value {
@@ -768,7 +812,10 @@ fn resize(inputs: &[&TensorInfo], p: &ResizeParams) -> R<TensorInfo> {
     if p.coordinate_transform == CoordinateTransform::TfCropAndResize
         && p.roi.as_ref().map(Vec::len) != Some(2 * r)
     {
-        return Err(format!("tf_crop_and_resize needs a roi of {} values", 2 * r));
+        return Err(format!(
+            "tf_crop_and_resize needs a roi of {} values",
+            2 * r
+        ));
     }
     if p.mode != ResizeMode::Nearest {
         float_input(x)?;
@@ -799,9 +846,16 @@ mod tests {
     fn reshape_infers_through_named_batch() {
         let n = Dim::Named("batch".into());
         let input = vec![n.clone(), Dim::Known(512), Dim::Known(1), Dim::Known(1)];
-        let out = reshape_dims(&input, &[SymInt::Named("batch".into()), SymInt::Int(-1)], true).unwrap();
+        let out = reshape_dims(
+            &input,
+            &[SymInt::Named("batch".into()), SymInt::Int(-1)],
+            true,
+        )
+        .unwrap();
         assert_eq!(out, vec![n.clone(), Dim::Known(512)]);
         let out = reshape_dims(&input, &[SymInt::Int(0), SymInt::Int(-1)], true).unwrap();
+        assert_eq!(out, vec![n.clone(), Dim::Known(512)]);
+        let out = reshape_dims(&input, &[SymInt::Int(-1), SymInt::Int(512)], true).unwrap();
         assert_eq!(out, vec![n, Dim::Known(512)]);
         assert!(reshape_dims(&[Dim::Known(6)], &[SymInt::Int(4), SymInt::Int(-1)], true).is_err());
     }
@@ -810,7 +864,10 @@ mod tests {
     fn broadcast_rules() {
         let a = [Dim::Known(1), Dim::Known(3)];
         let b = [Dim::Known(2), Dim::Known(1)];
-        assert_eq!(broadcast_shapes(&a, &b).unwrap(), vec![Dim::Known(2), Dim::Known(3)]);
+        assert_eq!(
+            broadcast_shapes(&a, &b).unwrap(),
+            vec![Dim::Known(2), Dim::Known(3)]
+        );
         assert!(broadcast_shapes(&[Dim::Known(2)], &[Dim::Known(3)]).is_err());
         assert!(broadcast_shapes(&a, &[Dim::Known(3)]).is_err());
     }
@@ -830,7 +887,9 @@ mod tests {
     #[test]
     fn shape_values_flow_through_gather_and_concat() {
         let x = info(&[Dim::Named("n".into()), Dim::Known(8)]);
-        let shape = infer_outputs(&LayerKind::Shape, &[&x], &[]).unwrap().remove(0);
+        let shape = infer_outputs(&LayerKind::Shape, &[&x], &[])
+            .unwrap()
+            .remove(0);
         let mut idx = TensorInfo::new(DataType::I64, vec![]);
         idx.value = Some(vec![SymInt::Int(0)]);
         let g = gather(&shape, &idx, 0, GatherMode::Default).unwrap();

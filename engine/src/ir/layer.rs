@@ -167,18 +167,39 @@ pub enum Activation {
     Relu,
     Sigmoid,
     Tanh,
-    LeakyRelu { alpha: f32 },
-    Elu { alpha: f32 },
-    Selu { alpha: f32, gamma: f32 },
+    LeakyRelu {
+        alpha: f32,
+    },
+    Elu {
+        alpha: f32,
+    },
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
     Softsign,
     /// `alpha * ln(1 + exp(beta * x))`.
-    Softplus { alpha: f32, beta: f32 },
-    Clip { min: f32, max: f32 },
+    Softplus {
+        alpha: f32,
+        beta: f32,
+    },
+    Clip {
+        min: f32,
+        max: f32,
+    },
     /// `max(0, min(1, alpha * x + beta))`.
-    HardSigmoid { alpha: f32, beta: f32 },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     /// `alpha * tanh(beta * x)`.
-    ScaledTanh { alpha: f32, beta: f32 },
-    ThresholdedRelu { alpha: f32 },
+    ScaledTanh {
+        alpha: f32,
+        beta: f32,
+    },
+    ThresholdedRelu {
+        alpha: f32,
+    },
     GeluErf,
     GeluTanh,
 }

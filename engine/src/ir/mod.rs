@@ -142,9 +142,10 @@ impl Network {
         }
         let mut infos = Vec::with_capacity(inputs.len());
         for &t in &inputs {
-            infos.push(self.try_info(t).ok_or_else(|| {
-                layer_err(format!("input {t:?} does not exist (yet)"))
-            })?);
+            infos.push(
+                self.try_info(t)
+                    .ok_or_else(|| layer_err(format!("input {t:?} does not exist (yet)")))?,
+            );
         }
         let outputs = infer_outputs(&kind, &infos, &self.weights).map_err(layer_err)?;
         self.layers.push(Layer {
@@ -168,7 +169,11 @@ impl Network {
     }
 
     /// Adds a Constant layer holding `t`.
-    pub fn add_constant(&mut self, name: impl Into<String>, t: impl Into<Arc<Tensor>>) -> TensorRef {
+    pub fn add_constant(
+        &mut self,
+        name: impl Into<String>,
+        t: impl Into<Arc<Tensor>>,
+    ) -> TensorRef {
         let weights = self.add_weights(t);
         let info = infer::constant_info(&self.weights[weights.0]);
         self.layers.push(Layer {
@@ -258,7 +263,10 @@ impl Network {
             }
             for w in l.kind.weights() {
                 if w.0 >= self.weights.len() {
-                    return bad(format!("layer '{}' refers to missing weights {}", l.name, w.0));
+                    return bad(format!(
+                        "layer '{}' refers to missing weights {}",
+                        l.name, w.0
+                    ));
                 }
             }
             let inferred = infer_outputs(&l.kind, &infos, &self.weights)

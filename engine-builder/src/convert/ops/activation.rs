@@ -88,7 +88,13 @@ fn softsign(ctx: &mut NodeCtx<'_>) -> R {
 }
 
 fn softplus(ctx: &mut NodeCtx<'_>) -> R {
-    activation(ctx, A::Softplus { alpha: 1.0, beta: 1.0 })
+    activation(
+        ctx,
+        A::Softplus {
+            alpha: 1.0,
+            beta: 1.0,
+        },
+    )
 }
 
 fn thresholded_relu(ctx: &mut NodeCtx<'_>) -> R {
@@ -114,7 +120,12 @@ fn hard_swish(ctx: &mut NodeCtx<'_>) -> R {
         },
         vec![x],
     )?;
-    let y = ctx.add(LayerKind::ElementWise { op: ElementWiseOp::Prod }, vec![x, hs])?;
+    let y = ctx.add(
+        LayerKind::ElementWise {
+            op: ElementWiseOp::Prod,
+        },
+        vec![x, hs],
+    )?;
     ctx.set_output(0, y)
 }
 
@@ -129,8 +140,12 @@ fn clip(ctx: &mut NodeCtx<'_>) -> R {
             Some(ctx.attr_float("max", f32::INFINITY)? as f64),
         )
     } else {
-        let lo = ctx.const_input(1)?.map(|t| t.to_f64_vec().first().copied().unwrap_or(f64::NEG_INFINITY));
-        let hi = ctx.const_input(2)?.map(|t| t.to_f64_vec().first().copied().unwrap_or(f64::INFINITY));
+        let lo = ctx
+            .const_input(1)?
+            .map(|t| t.to_f64_vec().first().copied().unwrap_or(f64::NEG_INFINITY));
+        let hi = ctx
+            .const_input(2)?
+            .map(|t| t.to_f64_vec().first().copied().unwrap_or(f64::INFINITY));
         (lo, hi)
     };
     let lo_dynamic = ctx.opset >= 11 && ctx.opt_input(1)?.is_some() && lo.is_none();

@@ -29,14 +29,21 @@ fn usizes(v: Vec<i64>, what: &str) -> Result<Vec<usize>, ConvertError> {
 }
 
 /// Reads kernel_shape, strides, dilations, pads and auto_pad for `k` spatial dims.
-pub fn window(ctx: &NodeCtx<'_>, k: usize, kernel: Option<Vec<usize>>) -> Result<Window, ConvertError> {
+pub fn window(
+    ctx: &NodeCtx<'_>,
+    k: usize,
+    kernel: Option<Vec<usize>>,
+) -> Result<Window, ConvertError> {
     let kernel = match (ctx.attr_ints("kernel_shape")?, kernel) {
         (Some(ks), _) => usizes(ks, "kernel_shape")?,
         (None, Some(ks)) => ks,
         (None, None) => return Err(ConvertError::new("kernel_shape is required")),
     };
     let strides = usizes(ctx.attr_ints("strides")?.unwrap_or(vec![1; k]), "strides")?;
-    let dilations = usizes(ctx.attr_ints("dilations")?.unwrap_or(vec![1; k]), "dilations")?;
+    let dilations = usizes(
+        ctx.attr_ints("dilations")?.unwrap_or(vec![1; k]),
+        "dilations",
+    )?;
     let pads = ctx.attr_ints("pads")?.unwrap_or(vec![0; 2 * k]);
     if kernel.len() != k || strides.len() != k || dilations.len() != k || pads.len() != 2 * k {
         return Err(ConvertError::new(format!(
@@ -46,7 +53,9 @@ pub fn window(ctx: &NodeCtx<'_>, k: usize, kernel: Option<Vec<usize>>) -> Result
     if pads.iter().any(|&p| p < 0) {
         return Err(ConvertError::new("pads must not be negative"));
     }
-    let auto_pad = ctx.attr_string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+    let auto_pad = ctx
+        .attr_string("auto_pad")?
+        .unwrap_or_else(|| "NOTSET".into());
     Ok(Window {
         kernel,
         strides,
@@ -70,14 +79,20 @@ impl Window {
             }
             mode @ ("SAME_UPPER" | "SAME_LOWER") => {
                 let dims = spatial.ok_or_else(|| {
-                    ConvertError::new(format!("auto_pad {mode} needs fixed spatial dims; give them with --shape"))
+                    ConvertError::new(format!(
+                        "auto_pad {mode} needs fixed spatial dims; give them with --shape"
+                    ))
                 })?;
-                for i in 0..dims.len() {
-                    let out = dims[i].div_ceil(self.strides[i]);
+                for (i, &n) in dims.iter().enumerate() {
+                    let out = n.div_ceil(self.strides[i]);
                     let eff = self.dilations[i] * (self.kernel[i] - 1) + 1;
-                    let total = ((out - 1) * self.strides[i] + eff).saturating_sub(dims[i]) as i64;
+                    let total = ((out - 1) * self.strides[i] + eff).saturating_sub(n) as i64;
                     let small = total / 2;
-                    let (a, b) = if mode == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
+                    let (a, b) = if mode == "SAME_UPPER" {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    };
                     self.pre[i] = a;
                     self.post[i] = b;
                 }
@@ -156,24 +171,36 @@ fn conv_transpose(ctx: &mut NodeCtx<'_>) -> R {
         .ok_or_else(|| ConvertError::new("group must be positive"))?;
     let out_pad = ctx.attr_ints("output_padding")?.unwrap_or(vec![0; k]);
     if out_pad.len() != k || out_pad.iter().any(|&p| p < 0) {
-        return Err(ConvertError::new("output_padding must have one non-negative value per spatial dim"));
+        return Err(ConvertError::new(
+            "output_padding must have one non-negative value per spatial dim",
+        ));
     }
     let out_shape = ctx.attr_ints("output_shape")?;
     let same = matches!(win.auto_pad.as_str(), "SAME_UPPER" | "SAME_LOWER");
     if out_shape.is_some() || same {
         let dims = spatial(ctx, x).ok_or_else(|| {
-            ConvertError::new("output_shape and auto_pad need fixed spatial input dims; give them with --shape")
+            ConvertError::new(
+                "output_shape and auto_pad need fixed spatial input dims; give them with --shape",
+            )
         })?;
         let target: Vec<i64> = match out_shape {
             Some(s) if s.len() >= k => s[s.len() - k..].to_vec(),
             Some(_) => return Err(ConvertError::new("output_shape has too few dims")),
-            None => dims.iter().zip(&win.strides).map(|(&d, &s)| (d * s) as i64).collect(),
+            None => dims
+                .iter()
+                .zip(&win.strides)
+                .map(|(&d, &s)| (d * s) as i64)
+                .collect(),
         };
         for i in 0..k {
             let eff = (win.dilations[i] * (win.kernel[i] - 1) + 1) as i64;
             let total = win.strides[i] as i64 * (dims[i] as i64 - 1) + out_pad[i] + eff - target[i];
             let half = total / 2;
-            let (a, b) = if win.auto_pad == "SAME_UPPER" { (half, total - half) } else { (total - half, half) };
+            let (a, b) = if win.auto_pad == "SAME_UPPER" {
+                (half, total - half)
+            } else {
+                (total - half, half)
+            };
             win.pre[i] = a;
             win.post[i] = b;
         }
@@ -182,8 +209,8 @@ fn conv_transpose(ctx: &mut NodeCtx<'_>) -> R {
         win.post.iter_mut().for_each(|p| *p = 0);
     }
     // Output padding adds rows at the end: a negative post-padding, as TensorRT expresses it.
-    for i in 0..k {
-        win.post[i] -= out_pad[i];
+    for (post, pad) in win.post.iter_mut().zip(&out_pad) {
+        *post -= pad;
     }
     let bias = match ctx.opt_input(2)? {
         Some(_) => Some(ctx.require_const(2, "the transposed convolution bias")?),

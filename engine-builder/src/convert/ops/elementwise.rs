@@ -32,7 +32,12 @@ pub fn register(add: &mut Add<'_>) {
 
 /// `a op b` with NumPy broadcasting (and, before opset 7, the legacy
 /// `broadcast`/`axis` attributes).
-pub fn elementwise(ctx: &mut NodeCtx<'_>, op: E, a: TensorRef, b: TensorRef) -> Result<TensorRef, ConvertError> {
+pub fn elementwise(
+    ctx: &mut NodeCtx<'_>,
+    op: E,
+    a: TensorRef,
+    b: TensorRef,
+) -> Result<TensorRef, ConvertError> {
     let b = if ctx.dtype(a) != ctx.dtype(b) && op == E::Pow {
         ctx.cast(b, ctx.dtype(a))?
     } else {

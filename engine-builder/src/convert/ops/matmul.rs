@@ -21,7 +21,13 @@ fn gemm(ctx: &mut NodeCtx<'_>) -> R {
     }
     let alpha = ctx.attr_float("alpha", 1.0)?;
     let beta = ctx.attr_float("beta", 1.0)?;
-    let op = |t: i64| if t != 0 { MatrixOp::Transpose } else { MatrixOp::None };
+    let op = |t: i64| {
+        if t != 0 {
+            MatrixOp::Transpose
+        } else {
+            MatrixOp::None
+        }
+    };
     let op0 = op(ctx.attr_int("transA", 0)?);
     let op1 = op(ctx.attr_int("transB", 0)?);
     let mut y = ctx.add(LayerKind::MatrixMultiply { op0, op1 }, vec![a, b])?;
@@ -51,8 +57,16 @@ fn matmul(ctx: &mut NodeCtx<'_>) -> R {
     if ra == 0 || rb == 0 {
         return Err(ConvertError::new("MatMul operands must have rank >= 1"));
     }
-    let op0 = if ra == 1 { MatrixOp::Vector } else { MatrixOp::None };
-    let op1 = if rb == 1 { MatrixOp::Vector } else { MatrixOp::None };
+    let op0 = if ra == 1 {
+        MatrixOp::Vector
+    } else {
+        MatrixOp::None
+    };
+    let op1 = if rb == 1 {
+        MatrixOp::Vector
+    } else {
+        MatrixOp::None
+    };
     // Batch ranks must agree: pad the shorter operand with leading 1s.
     let batch_rank = |r: usize| r.saturating_sub(2);
     let (ba, bb) = (batch_rank(ra), batch_rank(rb));

@@ -16,7 +16,8 @@ use crate::onnx::MAX_OPSET;
 /// Registers every built-in converter; each declares the opsets (from the
 /// op's first version to the newest known) whose semantics it implements.
 pub fn register_all(r: &mut Registry) {
-    let mut add = |op: &str, since: u32, f: super::ConvertFn| r.register("", op, since..=MAX_OPSET, f);
+    let mut add =
+        |op: &str, since: u32, f: super::ConvertFn| r.register("", op, since..=MAX_OPSET, f);
     activation::register(&mut add);
     conv::register(&mut add);
     elementwise::register(&mut add);

@@ -18,7 +18,9 @@ fn pool(ctx: &mut NodeCtx<'_>, kind: PoolKind) -> R {
     let x = ctx.input(0)?;
     let rank = ctx.rank(x);
     if rank < 3 {
-        return Err(ConvertError::new(format!("pooling needs a rank >= 3 input, got {rank}")));
+        return Err(ConvertError::new(format!(
+            "pooling needs a rank >= 3 input, got {rank}"
+        )));
     }
     let k = rank - 2;
     let mut win = window(ctx, k, None)?;
@@ -28,7 +30,9 @@ fn pool(ctx: &mut NodeCtx<'_>, kind: PoolKind) -> R {
     let spatial: Option<Vec<usize>> = ctx.shape(x)[2..].iter().map(|d| d.known()).collect();
     win.resolve_auto_pad(spatial)?;
     if kind == PoolKind::Max && (ctx.attr_int("storage_order", 0)? != 0 || ctx.wants_output(1)) {
-        return Err(ConvertError::new("the Indices output (and storage_order) are not supported"));
+        return Err(ConvertError::new(
+            "the Indices output (and storage_order) are not supported",
+        ));
     }
     let exclude_padding = ctx.attr_int("count_include_pad", 0)? == 0;
     let y = ctx.add(
@@ -60,9 +64,15 @@ fn global_pool(ctx: &mut NodeCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let rank = ctx.rank(x);
     if rank < 3 {
-        return Err(ConvertError::new(format!("global pooling needs a rank >= 3 input, got {rank}")));
+        return Err(ConvertError::new(format!(
+            "global pooling needs a rank >= 3 input, got {rank}"
+        )));
     }
-    let op = if ctx.node.op_type == "GlobalMaxPool" { ReduceOp::Max } else { ReduceOp::Avg };
+    let op = if ctx.node.op_type == "GlobalMaxPool" {
+        ReduceOp::Max
+    } else {
+        ReduceOp::Avg
+    };
     let y = ctx.add(
         LayerKind::Reduce {
             op,

@@ -8,7 +8,13 @@ use jetrt_engine::shape::Dim;
 type R = Result<(), ConvertError>;
 
 pub fn register(add: &mut Add<'_>) {
-    for op in ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"] {
+    for op in [
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+    ] {
         add(op, 1, reduce);
     }
     add("Softmax", 1, softmax);
@@ -16,7 +22,11 @@ pub fn register(add: &mut Add<'_>) {
 
 /// Resolves a reduction's axes: from the `axes` input (newer opsets) or
 /// attribute, with `noop_with_empty_axes`. `None` means no reduction at all.
-pub fn reduce_axes(ctx: &mut NodeCtx<'_>, rank: usize, input_since: u32) -> Result<Option<Vec<usize>>, ConvertError> {
+pub fn reduce_axes(
+    ctx: &mut NodeCtx<'_>,
+    rank: usize,
+    input_since: u32,
+) -> Result<Option<Vec<usize>>, ConvertError> {
     let axes = if ctx.opset >= input_since {
         match ctx.opt_input(1)? {
             Some(_) => Some(ctx.require_const(1, "the reduction axes")?.to_i64_vec()),
@@ -53,7 +63,14 @@ fn reduce(ctx: &mut NodeCtx<'_>) -> R {
     let rank = ctx.rank(x);
     let keep_dims = ctx.attr_int("keepdims", 1)? != 0;
     let y = match reduce_axes(ctx, rank, since)? {
-        Some(axes) => ctx.add(LayerKind::Reduce { op, axes, keep_dims }, vec![x])?,
+        Some(axes) => ctx.add(
+            LayerKind::Reduce {
+                op,
+                axes,
+                keep_dims,
+            },
+            vec![x],
+        )?,
         None => ctx.add(LayerKind::Identity, vec![x])?,
     };
     ctx.set_output(0, y)
@@ -74,7 +91,9 @@ fn softmax(ctx: &mut NodeCtx<'_>) -> R {
     } else {
         let dims = ctx.shape(x);
         let inner: Option<usize> = dims[axis..].iter().map(Dim::known).product();
-        let inner = inner.ok_or_else(|| ConvertError::new("softmax over dynamic dims needs fixed dims; use --shape"))?;
+        let inner = inner.ok_or_else(|| {
+            ConvertError::new("softmax over dynamic dims needs fixed dims; use --shape")
+        })?;
         let flat = ctx.reshape(x, vec![-1, inner as i64])?;
         let s = ctx.add(LayerKind::Softmax { axis: 1 }, vec![flat])?;
         ctx.reshape_to(s, &dims)?

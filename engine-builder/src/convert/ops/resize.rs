@@ -3,7 +3,8 @@
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
 use jetrt_engine::ir::{
-    CoordinateTransform as Ct, LayerKind, NearestRounding, ResizeMode, ResizeOutput, ResizeParams, ResizeSelector,
+    CoordinateTransform as Ct, LayerKind, NearestRounding, ResizeMode, ResizeOutput, ResizeParams,
+    ResizeSelector,
 };
 use jetrt_engine::shape::{known_dims, Dim};
 use jetrt_engine::DataType;
@@ -15,7 +16,12 @@ pub fn register(add: &mut Add<'_>) {
     add("Upsample", 7, upsample);
 }
 
-fn params(output: ResizeOutput, mode: ResizeMode, ct: Ct, rounding: NearestRounding) -> ResizeParams {
+fn params(
+    output: ResizeOutput,
+    mode: ResizeMode,
+    ct: Ct,
+    rounding: NearestRounding,
+) -> ResizeParams {
     ResizeParams {
         output,
         mode,
@@ -39,7 +45,11 @@ fn mode(s: &str) -> Result<ResizeMode, ConvertError> {
 }
 
 /// Scales of every dim, from scales given for `axes` (all dims when `None`).
-fn full_scales(s: &[f32], axes: &Option<Vec<usize>>, rank: usize) -> Result<Vec<f32>, ConvertError> {
+fn full_scales(
+    s: &[f32],
+    axes: &Option<Vec<usize>>,
+    rank: usize,
+) -> Result<Vec<f32>, ConvertError> {
     match axes {
         None if s.len() == rank => Ok(s.to_vec()),
         Some(ax) if s.len() == ax.len() => {
@@ -49,7 +59,10 @@ fn full_scales(s: &[f32], axes: &Option<Vec<usize>>, rank: usize) -> Result<Vec<
             }
             Ok(v)
         }
-        _ => Err(ConvertError::new(format!("{} scales for a rank-{rank} input", s.len()))),
+        _ => Err(ConvertError::new(format!(
+            "{} scales for a rank-{rank} input",
+            s.len()
+        ))),
     }
 }
 
@@ -61,7 +74,12 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
         // Resize-10: inputs (X, scales), asymmetric coordinates, floor for nearest.
         let s = ctx.require_const(1, "the scales")?.to_f64_vec();
         let s: Vec<f32> = s.into_iter().map(|v| v as f32).collect();
-        let p = params(ResizeOutput::Scales(full_scales(&s, &None, rank)?), m, Ct::Asymmetric, NearestRounding::Floor);
+        let p = params(
+            ResizeOutput::Scales(full_scales(&s, &None, rank)?),
+            m,
+            Ct::Asymmetric,
+            NearestRounding::Floor,
+        );
         let y = ctx.add(LayerKind::Resize(p), vec![x])?;
         return ctx.set_output(0, y);
     }
@@ -70,7 +88,10 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
     }
     let axes = match ctx.attr_ints("axes")? {
         Some(a) => {
-            let mut v = a.into_iter().map(|a| ctx.axis(a, rank)).collect::<Result<Vec<_>, _>>()?;
+            let mut v = a
+                .into_iter()
+                .map(|a| ctx.axis(a, rank))
+                .collect::<Result<Vec<_>, _>>()?;
             v.sort();
             Some(v)
         }
@@ -87,9 +108,17 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
         "half_pixel_symmetric" => (Ct::HalfPixelSymmetric, ResizeSelector::Formula),
         "tf_half_pixel_for_nn" => (Ct::TfHalfPixelForNn, ResizeSelector::Formula),
         "tf_crop_and_resize" => (Ct::TfCropAndResize, ResizeSelector::Formula),
-        other => return Err(ConvertError::new(format!("unknown coordinate_transformation_mode '{other}'"))),
+        other => {
+            return Err(ConvertError::new(format!(
+                "unknown coordinate_transformation_mode '{other}'"
+            )))
+        }
     };
-    let rounding = match ctx.attr_string("nearest_mode")?.as_deref().unwrap_or("round_prefer_floor") {
+    let rounding = match ctx
+        .attr_string("nearest_mode")?
+        .as_deref()
+        .unwrap_or("round_prefer_floor")
+    {
         "round_prefer_floor" => NearestRounding::HalfDown,
         "round_prefer_ceil" => NearestRounding::HalfUp,
         "floor" => NearestRounding::Floor,
@@ -107,8 +136,13 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
     let mut inputs = vec![x];
     let output = match (scales, sizes) {
         (Some(_), None) => {
-            let s: Vec<f32> = ctx.require_const(2, "the scales")?.to_f64_vec().into_iter().map(|v| v as f32).collect();
-            if s.iter().any(|&v| !(v > 0.0)) {
+            let s: Vec<f32> = ctx
+                .require_const(2, "the scales")?
+                .to_f64_vec()
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            if s.iter().any(|&v| v.is_nan() || v <= 0.0) {
                 return Err(ConvertError::new("scales must be positive"));
             }
             ResizeOutput::Scales(full_scales(&s, &axes, rank)?)
@@ -120,12 +154,19 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
                     let v = v.to_i64_vec();
                     let ax: Vec<usize> = axes.clone().unwrap_or_else(|| (0..rank).collect());
                     if v.len() != ax.len() || v.iter().any(|&d| d < 0) {
-                        return Err(ConvertError::new(format!("{} sizes for {} axes", v.len(), ax.len())));
+                        return Err(ConvertError::new(format!(
+                            "{} sizes for {} axes",
+                            v.len(),
+                            ax.len()
+                        )));
                     }
                     let mut sizes: Vec<f64> = v.iter().map(|&d| d as f64).collect();
-                    let policy = ctx.attr_string("keep_aspect_ratio_policy")?.unwrap_or_else(|| "stretch".into());
+                    let policy = ctx
+                        .attr_string("keep_aspect_ratio_policy")?
+                        .unwrap_or_else(|| "stretch".into());
                     if policy != "stretch" {
-                        let known: Option<Vec<usize>> = ax.iter().map(|&a| in_dims[a].known()).collect();
+                        let known: Option<Vec<usize>> =
+                            ax.iter().map(|&a| in_dims[a].known()).collect();
                         let known = known.ok_or_else(|| {
                             ConvertError::new("keep_aspect_ratio_policy needs fixed input dims")
                         })?;
@@ -133,7 +174,11 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
                         let scale = match policy.as_str() {
                             "not_larger" => ratios.fold(f64::INFINITY, f64::min),
                             "not_smaller" => ratios.fold(0.0, f64::max),
-                            other => return Err(ConvertError::new(format!("unknown keep_aspect_ratio_policy '{other}'"))),
+                            other => {
+                                return Err(ConvertError::new(format!(
+                                    "unknown keep_aspect_ratio_policy '{other}'"
+                                )))
+                            }
                         };
                         sizes = known.iter().map(|&i| (scale * i as f64).round()).collect();
                     }
@@ -151,14 +196,20 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
                 }
                 None => {
                     if axes.is_some() {
-                        return Err(ConvertError::new("computed sizes with the axes attribute are not supported"));
+                        return Err(ConvertError::new(
+                            "computed sizes with the axes attribute are not supported",
+                        ));
                     }
                     inputs.push(ctx.cast(sz, DataType::I64)?);
                     ResizeOutput::FromInput
                 }
             }
         }
-        (Some(_), Some(_)) => return Err(ConvertError::new("scales and sizes are both given; give one")),
+        (Some(_), Some(_)) => {
+            return Err(ConvertError::new(
+                "scales and sizes are both given; give one",
+            ))
+        }
         (None, None) => return Err(ConvertError::new("neither scales nor sizes is given")),
     };
     let mut p = params(output, m, ct, rounding);
@@ -167,7 +218,12 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
     p.exclude_outside = ctx.attr_int("exclude_outside", 0)? != 0;
     p.extrapolation_value = ctx.attr_float("extrapolation_value", 0.0)?;
     if ct == Ct::TfCropAndResize {
-        let roi: Vec<f32> = ctx.require_const(1, "the roi")?.to_f64_vec().into_iter().map(|v| v as f32).collect();
+        let roi: Vec<f32> = ctx
+            .require_const(1, "the roi")?
+            .to_f64_vec()
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         let full = match &axes {
             None if roi.len() == 2 * rank => roi,
             Some(ax) if roi.len() == 2 * ax.len() => {
@@ -178,7 +234,12 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
                 }
                 v
             }
-            _ => return Err(ConvertError::new(format!("roi has {} values for rank {rank}", roi.len()))),
+            _ => {
+                return Err(ConvertError::new(format!(
+                    "roi has {} values for rank {rank}",
+                    roi.len()
+                )))
+            }
         };
         p.roi = Some(full);
     }
@@ -192,11 +253,21 @@ fn upsample(ctx: &mut NodeCtx<'_>) -> R {
     let rank = ctx.rank(x);
     let m = mode(&ctx.attr_string("mode")?.unwrap_or_else(|| "nearest".into()))?;
     let scales: Vec<f32> = if ctx.opset >= 9 {
-        ctx.require_const(1, "the scales")?.to_f64_vec().into_iter().map(|v| v as f32).collect()
+        ctx.require_const(1, "the scales")?
+            .to_f64_vec()
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
     } else {
-        ctx.attr_floats("scales")?.ok_or_else(|| ConvertError::new("scales attribute is missing"))?
+        ctx.attr_floats("scales")?
+            .ok_or_else(|| ConvertError::new("scales attribute is missing"))?
     };
-    let p = params(ResizeOutput::Scales(full_scales(&scales, &None, rank)?), m, Ct::Asymmetric, NearestRounding::Floor);
+    let p = params(
+        ResizeOutput::Scales(full_scales(&scales, &None, rank)?),
+        m,
+        Ct::Asymmetric,
+        NearestRounding::Floor,
+    );
     let y = ctx.add(LayerKind::Resize(p), vec![x])?;
     ctx.set_output(0, y)
 }

@@ -6,7 +6,9 @@ use super::Add;
 use crate::convert::ctx::DimSrc;
 use crate::convert::{ConvertError, NodeCtx};
 use crate::onnx::dtype_from_onnx;
-use jetrt_engine::ir::{GatherMode, LayerKind, ReduceOp, ShuffleParams, SliceMode, SliceParams, TensorRef};
+use jetrt_engine::ir::{
+    GatherMode, LayerKind, ReduceOp, ShuffleParams, SliceMode, SliceParams, TensorRef,
+};
 use jetrt_engine::shape::Dim;
 use jetrt_engine::{DataType, Tensor};
 
@@ -33,7 +35,9 @@ fn reshape(ctx: &mut NodeCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let allow_zero = ctx.opset >= 14 && ctx.attr_int("allowzero", 0)? != 0;
     let (reshape, extra) = if ctx.opset < 5 {
-        let s = ctx.attr_ints("shape")?.ok_or_else(|| ConvertError::new("shape attribute is missing"))?;
+        let s = ctx
+            .attr_ints("shape")?
+            .ok_or_else(|| ConvertError::new("shape attribute is missing"))?;
         (Some(s), None)
     } else {
         let s = ctx.input(1)?;
@@ -65,7 +69,11 @@ fn flatten(ctx: &mut NodeCtx<'_>) -> R {
     let dims = ctx.shape(x);
     let rank = dims.len();
     let axis = ctx.attr_int("axis", 1)?;
-    let axis = if axis == rank as i64 { rank } else { ctx.axis(axis, rank.max(1))? };
+    let axis = if axis == rank as i64 {
+        rank
+    } else {
+        ctx.axis(axis, rank.max(1))?
+    };
     let (front, back) = (known_product(&dims[..axis]), known_product(&dims[axis..]));
     let y = match (front, back) {
         (Some(f), Some(b)) => ctx.reshape(x, vec![f, b])?,
@@ -104,7 +112,10 @@ fn transpose(ctx: &mut NodeCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let rank = ctx.rank(x);
     let perm = match ctx.attr_ints("perm")? {
-        Some(p) => p.into_iter().map(|a| ctx.axis(a, rank)).collect::<Result<Vec<_>, _>>()?,
+        Some(p) => p
+            .into_iter()
+            .map(|a| ctx.axis(a, rank))
+            .collect::<Result<Vec<_>, _>>()?,
         None => (0..rank).rev().collect(),
     };
     let y = ctx.add(
@@ -136,10 +147,15 @@ fn squeeze(ctx: &mut NodeCtx<'_>) -> R {
     let dims = ctx.shape(x);
     let rank = dims.len();
     let axes: Vec<usize> = match axes_operand(ctx, 13)? {
-        Some(a) => a.into_iter().map(|a| ctx.axis(a, rank)).collect::<Result<_, _>>()?,
+        Some(a) => a
+            .into_iter()
+            .map(|a| ctx.axis(a, rank))
+            .collect::<Result<_, _>>()?,
         None => {
             if dims.iter().any(|d| !d.is_known()) {
-                return Err(ConvertError::new("Squeeze without axes needs fixed dims; give them with --shape"));
+                return Err(ConvertError::new(
+                    "Squeeze without axes needs fixed dims; give them with --shape",
+                ));
             }
             (0..rank).filter(|&i| dims[i] == Dim::Known(1)).collect()
         }
@@ -147,11 +163,16 @@ fn squeeze(ctx: &mut NodeCtx<'_>) -> R {
     for &a in &axes {
         if let Dim::Known(n) = dims[a] {
             if n != 1 {
-                return Err(ConvertError::new(format!("cannot squeeze axis {a} of size {n}")));
+                return Err(ConvertError::new(format!(
+                    "cannot squeeze axis {a} of size {n}"
+                )));
             }
         }
     }
-    let parts: Vec<DimSrc> = (0..rank).filter(|i| !axes.contains(i)).map(DimSrc::Of).collect();
+    let parts: Vec<DimSrc> = (0..rank)
+        .filter(|i| !axes.contains(i))
+        .map(DimSrc::Of)
+        .collect();
     let y = ctx.reshape_from(x, &parts)?;
     ctx.set_output(0, y)
 }
@@ -161,7 +182,10 @@ fn unsqueeze(ctx: &mut NodeCtx<'_>) -> R {
     let rank = ctx.rank(x);
     let axes = axes_operand(ctx, 13)?.ok_or_else(|| ConvertError::new("axes are required"))?;
     let out_rank = rank + axes.len();
-    let mut axes: Vec<usize> = axes.into_iter().map(|a| ctx.axis(a, out_rank)).collect::<Result<_, _>>()?;
+    let mut axes: Vec<usize> = axes
+        .into_iter()
+        .map(|a| ctx.axis(a, out_rank))
+        .collect::<Result<_, _>>()?;
     axes.sort();
     if axes.windows(2).any(|w| w[0] == w[1]) {
         return Err(ConvertError::new("axes repeat"));
@@ -183,9 +207,15 @@ fn unsqueeze(ctx: &mut NodeCtx<'_>) -> R {
 
 fn concat(ctx: &mut NodeCtx<'_>) -> R {
     let inputs = ctx.inputs()?;
-    let first = *inputs.first().ok_or_else(|| ConvertError::new("needs at least one input"))?;
+    let first = *inputs
+        .first()
+        .ok_or_else(|| ConvertError::new("needs at least one input"))?;
     let rank = ctx.rank(first);
-    let axis = ctx.axis(ctx.attr_int("axis", if ctx.opset < 4 { 1 } else { i64::MIN })?, rank)
+    let axis = ctx
+        .axis(
+            ctx.attr_int("axis", if ctx.opset < 4 { 1 } else { i64::MIN })?,
+            rank,
+        )
         .map_err(|_| ConvertError::new("axis is missing or out of range"))?;
     let y = ctx.add(LayerKind::Concatenation { axis }, inputs)?;
     ctx.set_output(0, y)
@@ -193,7 +223,14 @@ fn concat(ctx: &mut NodeCtx<'_>) -> R {
 
 /// A Slice of `x` along `axis` (start, len, stride); other dims whole, even
 /// when dynamic.
-pub fn slice_axis(ctx: &mut NodeCtx<'_>, x: TensorRef, axis: usize, start: i64, len: usize, step: i64) -> Result<TensorRef, ConvertError> {
+pub fn slice_axis(
+    ctx: &mut NodeCtx<'_>,
+    x: TensorRef,
+    axis: usize,
+    start: i64,
+    len: usize,
+    step: i64,
+) -> Result<TensorRef, ConvertError> {
     let dims = ctx.shape(x);
     let rank = dims.len();
     let mut starts = vec![0i64; rank];
@@ -216,12 +253,21 @@ pub fn slice_axis(ctx: &mut NodeCtx<'_>, x: TensorRef, axis: usize, start: i64, 
         Some(size) => ctx.add(LayerKind::Slice(params(size)), vec![x]),
         None => {
             let parts: Vec<DimSrc> = (0..rank)
-                .map(|i| if i == axis { DimSrc::Const(len as i64) } else { DimSrc::Of(i) })
+                .map(|i| {
+                    if i == axis {
+                        DimSrc::Const(len as i64)
+                    } else {
+                        DimSrc::Of(i)
+                    }
+                })
                 .collect();
             let size = ctx.shape_tensor_from(x, &parts)?;
             let st = ctx.constant(Tensor::vec_i64(starts.clone()));
             let sd = ctx.constant(Tensor::vec_i64(strides.clone()));
-            ctx.add(LayerKind::Slice(params(vec![0; rank])), vec![x, st, size, sd])
+            ctx.add(
+                LayerKind::Slice(params(vec![0; rank])),
+                vec![x, st, size, sd],
+            )
         }
     }
 }
@@ -230,11 +276,15 @@ fn split(ctx: &mut NodeCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let rank = ctx.rank(x);
     let axis = ctx.axis(ctx.attr_int("axis", 0)?, rank)?;
-    let n = ctx.shape(x)[axis]
-        .known()
-        .ok_or_else(|| ConvertError::new("Split along a dynamic dim needs fixed dims; give them with --shape"))?;
+    let n = ctx.shape(x)[axis].known().ok_or_else(|| {
+        ConvertError::new("Split along a dynamic dim needs fixed dims; give them with --shape")
+    })?;
     let outputs = ctx.node.output.len();
-    let sizes: Vec<usize> = match if ctx.opset >= 13 { ctx.const_ints(1)? } else { ctx.attr_ints("split")? } {
+    let sizes: Vec<usize> = match if ctx.opset >= 13 {
+        ctx.const_ints(1)?
+    } else {
+        ctx.attr_ints("split")?
+    } {
         Some(s) => s
             .into_iter()
             .map(|v| usize::try_from(v).map_err(|_| ConvertError::new("negative split size")))
@@ -253,7 +303,9 @@ fn split(ctx: &mut NodeCtx<'_>) -> R {
             }
             // Equal chunks; the last one smaller when the dim does not divide (opset 18).
             let chunk = n.div_ceil(parts);
-            (0..parts).map(|i| chunk.min(n.saturating_sub(i * chunk))).collect()
+            (0..parts)
+                .map(|i| chunk.min(n.saturating_sub(i * chunk)))
+                .collect()
         }
     };
     if sizes.iter().sum::<usize>() != n || sizes.len() != outputs {
@@ -277,8 +329,10 @@ fn slice(ctx: &mut NodeCtx<'_>) -> R {
     let rank = dims.len();
     let (starts, ends, axes, steps) = if ctx.opset < 10 {
         (
-            ctx.attr_ints("starts")?.ok_or_else(|| ConvertError::new("starts are required"))?,
-            ctx.attr_ints("ends")?.ok_or_else(|| ConvertError::new("ends are required"))?,
+            ctx.attr_ints("starts")?
+                .ok_or_else(|| ConvertError::new("starts are required"))?,
+            ctx.attr_ints("ends")?
+                .ok_or_else(|| ConvertError::new("ends are required"))?,
             ctx.attr_ints("axes")?,
             None,
         )
@@ -290,16 +344,26 @@ fn slice(ctx: &mut NodeCtx<'_>) -> R {
             ctx.const_ints(4)?,
         )
     };
-    if ctx.opset >= 10 && (ctx.opt_input(3)?.is_some() && axes.is_none() || ctx.opt_input(4)?.is_some() && steps.is_none()) {
-        return Err(ConvertError::new("axes and steps must be known at build time"));
+    if ctx.opset >= 10
+        && (ctx.opt_input(3)?.is_some() && axes.is_none()
+            || ctx.opt_input(4)?.is_some() && steps.is_none())
+    {
+        return Err(ConvertError::new(
+            "axes and steps must be known at build time",
+        ));
     }
     let axes: Vec<usize> = match axes {
-        Some(a) => a.into_iter().map(|a| ctx.axis(a, rank)).collect::<Result<_, _>>()?,
+        Some(a) => a
+            .into_iter()
+            .map(|a| ctx.axis(a, rank))
+            .collect::<Result<_, _>>()?,
         None => (0..starts.len()).collect(),
     };
     let steps = steps.unwrap_or(vec![1; axes.len()]);
     if starts.len() != axes.len() || ends.len() != axes.len() || steps.len() != axes.len() {
-        return Err(ConvertError::new("starts, ends, axes and steps differ in length"));
+        return Err(ConvertError::new(
+            "starts, ends, axes and steps differ in length",
+        ));
     }
     let mut y = x;
     let mut plan = Vec::new();
@@ -312,7 +376,11 @@ fn slice(ctx: &mut NodeCtx<'_>) -> R {
             Some(n) => n as i64,
             // A whole dynamic dim (start 0 to "end") is no slice at all.
             None if s == 0 && st == 1 && e >= i32::MAX as i64 => continue,
-            None => return Err(ConvertError::new("slicing a dynamic dim needs fixed dims; give them with --shape")),
+            None => {
+                return Err(ConvertError::new(
+                    "slicing a dynamic dim needs fixed dims; give them with --shape",
+                ))
+            }
         };
         let norm = |v: i64| if v < 0 { v + n } else { v };
         let (start, len) = if st > 0 {
@@ -320,7 +388,14 @@ fn slice(ctx: &mut NodeCtx<'_>) -> R {
             (s, if e > s { (e - s + st - 1) / st } else { 0 })
         } else {
             let (s, e) = (norm(s).clamp(0, n - 1), norm(e).clamp(-1, n - 1));
-            (s, if s > e { (s - e + (-st) - 1) / (-st) } else { 0 })
+            (
+                s,
+                if s > e {
+                    (s - e + (-st) - 1) / (-st)
+                } else {
+                    0
+                },
+            )
         };
         plan.push((a, start, len as usize, st));
     }
@@ -358,7 +433,11 @@ fn gather(ctx: &mut NodeCtx<'_>) -> R {
     // Constant indices are normalized to be non-negative, as TensorRT requires.
     let idx = match (ctx.const_value(idx)?, ctx.shape(x)[axis].known()) {
         (Some(v), Some(n)) if v.to_i64_vec().iter().any(|&i| i < 0) => {
-            let fixed: Vec<i64> = v.to_i64_vec().into_iter().map(|i| if i < 0 { i + n as i64 } else { i }).collect();
+            let fixed: Vec<i64> = v
+                .to_i64_vec()
+                .into_iter()
+                .map(|i| if i < 0 { i + n as i64 } else { i })
+                .collect();
             ctx.constant(Tensor::from_i64(v.shape(), fixed)?)
         }
         _ => idx,
@@ -382,12 +461,15 @@ fn identity(ctx: &mut NodeCtx<'_>) -> R {
 /// Dropout is the identity at inference.
 fn dropout(ctx: &mut NodeCtx<'_>) -> R {
     let training = if ctx.opset >= 12 {
-        ctx.const_input(2)?.map(|t| t.to_i64_vec().first().copied().unwrap_or(0) != 0)
+        ctx.const_input(2)?
+            .map(|t| t.to_i64_vec().first().copied().unwrap_or(0) != 0)
     } else {
         Some(ctx.attr_int("is_test", 1)? == 0 && ctx.opset < 7)
     };
     if training == Some(true) || (training.is_none() && ctx.opt_input(2)?.is_some()) {
-        return Err(ConvertError::new("training mode is not supported; export the model in eval mode"));
+        return Err(ConvertError::new(
+            "training mode is not supported; export the model in eval mode",
+        ));
     }
     if ctx.wants_output(1) {
         return Err(ConvertError::new("the mask output is not supported"));

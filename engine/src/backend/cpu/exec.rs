@@ -29,7 +29,9 @@ impl CpuExecutor {
         let mut steps = Vec::with_capacity(net.layers.len());
         for l in &net.layers {
             steps.push(match &l.kind {
-                LayerKind::Constant { weights } => Step::Const(net.weights(*weights).as_ref().clone()),
+                LayerKind::Constant { weights } => {
+                    Step::Const(net.weights(*weights).as_ref().clone())
+                }
                 _ => Step::Run(ops::prepare(&net, l).map_err(|msg| Error::Layer {
                     layer: l.name.clone(),
                     kind: l.kind.name(),
@@ -67,8 +69,11 @@ impl CpuExecutor {
     fn run_layers(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let net = &self.net;
         let mut inputs: Vec<Option<Tensor>> = inputs.into_iter().map(Some).collect();
-        let mut values: Vec<Vec<Option<Tensor>>> =
-            net.layers.iter().map(|l| vec![None; l.outputs.len()]).collect();
+        let mut values: Vec<Vec<Option<Tensor>>> = net
+            .layers
+            .iter()
+            .map(|l| vec![None; l.outputs.len()])
+            .collect();
         let ctx = Ctx {
             threads: self.threads,
         };
@@ -94,11 +99,19 @@ impl CpuExecutor {
                 op.run(&ctx, &args).map_err(err)?
             };
             if outs.len() != layer.outputs.len() {
-                return Err(err(format!("produced {} outputs, expected {}", outs.len(), layer.outputs.len())));
+                return Err(err(format!(
+                    "produced {} outputs, expected {}",
+                    outs.len(),
+                    layer.outputs.len()
+                )));
             }
             for (slot, (t, info)) in outs.into_iter().zip(&layer.outputs).enumerate() {
                 if t.dtype() != info.dtype {
-                    return Err(err(format!("produced {} where {} was expected", t.dtype(), info.dtype)));
+                    return Err(err(format!(
+                        "produced {} where {} was expected",
+                        t.dtype(),
+                        info.dtype
+                    )));
                 }
                 values[i][slot] = Some(t);
             }
@@ -121,8 +134,9 @@ impl CpuExecutor {
                 },
             };
             outputs.push(
-                v.cloned()
-                    .ok_or_else(|| Error::Network(format!("output '{}' was not computed", o.name)))?,
+                v.cloned().ok_or_else(|| {
+                    Error::Network(format!("output '{}' was not computed", o.name))
+                })?,
             );
         }
         Ok(outputs)

@@ -48,12 +48,16 @@ impl Backend for CpuBackend {
         if cfg.fp16 {
             return Err(Error::Unsupported {
                 backend: "cpu",
-                what: "--fp16 (it computes in float32); build without --fp16, or for a GPU backend".into(),
+                what: "--fp16 (it computes in float32); build without --fp16, or for a GPU backend"
+                    .into(),
             });
         }
         // Preparing every kernel once checks the network runs here.
         CpuExecutor::new(Arc::new(net.clone()), &RunConfig { threads: Some(1) })?;
-        Ok(serde_json::to_vec(&CpuPlan { format: PLAN_FORMAT }).expect("plan serializes"))
+        Ok(serde_json::to_vec(&CpuPlan {
+            format: PLAN_FORMAT,
+        })
+        .expect("plan serializes"))
     }
 
     fn load(&self, net: Arc<Network>, plan: &[u8], cfg: &RunConfig) -> Result<Box<dyn Executor>> {

@@ -73,8 +73,12 @@ impl Op for Unary {
         let op = self.0;
         let data = match (op, x.data()) {
             (UnaryOp::Not, TensorData::Bool(v)) => TensorData::Bool(v.iter().map(|b| !b).collect()),
-            (UnaryOp::IsInf, _) => TensorData::Bool(f32_data(x)?.iter().map(|v| v.is_infinite()).collect()),
-            (UnaryOp::IsNan, _) => TensorData::Bool(f32_data(x)?.iter().map(|v| v.is_nan()).collect()),
+            (UnaryOp::IsInf, _) => {
+                TensorData::Bool(f32_data(x)?.iter().map(|v| v.is_infinite()).collect())
+            }
+            (UnaryOp::IsNan, _) => {
+                TensorData::Bool(f32_data(x)?.iter().map(|v| v.is_nan()).collect())
+            }
             (UnaryOp::Abs | UnaryOp::Neg | UnaryOp::Sign, TensorData::I32(v)) => {
                 TensorData::I32(v.iter().map(|&a| int_unary(op, a as i64) as i32).collect())
             }

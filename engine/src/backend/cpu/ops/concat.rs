@@ -31,9 +31,14 @@ impl Op for Concat {
             let d = t.shape();
             if t.dtype() != first.dtype()
                 || d.len() != dims.len()
-                || d.iter().zip(dims).enumerate().any(|(i, (a, b))| i != axis && a != b)
+                || d.iter()
+                    .zip(dims)
+                    .enumerate()
+                    .any(|(i, (a, b))| i != axis && a != b)
             {
-                return Err(format!("cannot concatenate {d:?} with {dims:?} along axis {axis}"));
+                return Err(format!(
+                    "cannot concatenate {d:?} with {dims:?} along axis {axis}"
+                ));
             }
             out_dims[axis] += d[axis];
         }

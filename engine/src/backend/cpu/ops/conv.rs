@@ -52,7 +52,9 @@ fn geom(p: &ConvParams) -> Result<Geom, String> {
             pb: p.post_padding[0],
             pr: p.post_padding[1],
         }),
-        n => Err(format!("{n}-D convolution is not supported by the cpu backend")),
+        n => Err(format!(
+            "{n}-D convolution is not supported by the cpu backend"
+        )),
     }
 }
 
@@ -75,7 +77,13 @@ fn out_shape(x: &Tensor, cout: usize, ho: usize, wo: usize) -> Vec<usize> {
 }
 
 /// Adds bias and applies the activation to each output channel plane.
-fn epilogue(out: &mut [f32], plane: usize, bias: Option<&[f32]>, act: Option<Activation>, cout: usize) {
+fn epilogue(
+    out: &mut [f32],
+    plane: usize,
+    bias: Option<&[f32]>,
+    act: Option<Activation>,
+    cout: usize,
+) {
     if bias.is_none() && act.is_none() || plane == 0 {
         return;
     }
@@ -108,7 +116,10 @@ impl Conv {
         }
         let k = net.weights(p.kernel);
         let weights = f32_data(k)?.into_owned();
-        let bias = p.bias.map(|b| f32_data(net.weights(b)).map(|v| v.into_owned())).transpose()?;
+        let bias = p
+            .bias
+            .map(|b| f32_data(net.weights(b)).map(|v| v.into_owned()))
+            .transpose()?;
         Ok(Conv {
             g,
             groups: p.groups,
@@ -140,27 +151,42 @@ impl Conv {
 
 /// Writes the im2col matrix [cin * kh * kw, ho * wo] of one image's channels.
 #[allow(clippy::too_many_arguments)]
-fn im2col(x: &[f32], cin: usize, h: usize, w: usize, g: &Geom, ho: usize, wo: usize, col: &mut [f32]) {
+fn im2col(
+    x: &[f32],
+    cin: usize,
+    h: usize,
+    w: usize,
+    g: &Geom,
+    ho: usize,
+    wo: usize,
+    col: &mut [f32],
+) {
     let plane = ho * wo;
-    col.par_chunks_mut(plane).enumerate().for_each(|(row, dst)| {
-        let c = row / (g.kh * g.kw);
-        let ki = (row / g.kw) % g.kh;
-        let kj = row % g.kw;
-        let src = &x[c * h * w..(c + 1) * h * w];
-        for oy in 0..ho {
-            let iy = (oy * g.sh + ki * g.dh) as i64 - g.pt;
-            let line = &mut dst[oy * wo..(oy + 1) * wo];
-            if iy < 0 || iy >= h as i64 {
-                line.fill(0.0);
-                continue;
+    col.par_chunks_mut(plane)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let c = row / (g.kh * g.kw);
+            let ki = (row / g.kw) % g.kh;
+            let kj = row % g.kw;
+            let src = &x[c * h * w..(c + 1) * h * w];
+            for oy in 0..ho {
+                let iy = (oy * g.sh + ki * g.dh) as i64 - g.pt;
+                let line = &mut dst[oy * wo..(oy + 1) * wo];
+                if iy < 0 || iy >= h as i64 {
+                    line.fill(0.0);
+                    continue;
+                }
+                let srow = &src[iy as usize * w..(iy as usize + 1) * w];
+                for (ox, d) in line.iter_mut().enumerate() {
+                    let ix = (ox * g.sw + kj * g.dw) as i64 - g.pl;
+                    *d = if ix >= 0 && ix < w as i64 {
+                        srow[ix as usize]
+                    } else {
+                        0.0
+                    };
+                }
             }
-            let srow = &src[iy as usize * w..(iy as usize + 1) * w];
-            for (ox, d) in line.iter_mut().enumerate() {
-                let ix = (ox * g.sw + kj * g.dw) as i64 - g.pl;
-                *d = if ix >= 0 && ix < w as i64 { srow[ix as usize] } else { 0.0 };
-            }
-        }
-    });
+        });
     debug_assert_eq!(col.len(), cin * g.kh * g.kw * plane);
 }
 
@@ -169,7 +195,10 @@ impl Op for Conv {
         let x = inputs[0];
         let (n, c, h, w) = nchw(x);
         if c != self.cin_g * self.groups {
-            return Err(format!("input has {c} channels, expected {}", self.cin_g * self.groups));
+            return Err(format!(
+                "input has {c} channels, expected {}",
+                self.cin_g * self.groups
+            ));
         }
         let (ho, wo) = self.out_hw(h, w)?;
         let xv = f32_data(x)?;
@@ -182,9 +211,19 @@ impl Op for Conv {
         if self.groups == c && cout_g == 1 && self.cin_g == 1 {
             depthwise(&xv, n, c, h, w, g, &self.weights, ho, wo, &mut out);
         } else {
-            let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1
-                && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
-            let mut col = if pointwise { Vec::new() } else { vec![0f32; kdim * plane] };
+            let pointwise = g.kh == 1
+                && g.kw == 1
+                && g.sh == 1
+                && g.sw == 1
+                && g.pt == 0
+                && g.pl == 0
+                && g.pb == 0
+                && g.pr == 0;
+            let mut col = if pointwise {
+                Vec::new()
+            } else {
+                vec![0f32; kdim * plane]
+            };
             for b in 0..n {
                 for gi in 0..self.groups {
                     let xin = &xv[(b * c + gi * self.cin_g) * h * w..][..self.cin_g * h * w];
@@ -194,14 +233,28 @@ impl Op for Conv {
                         im2col(xin, self.cin_g, h, w, g, ho, wo, &mut col);
                         &col[..]
                     };
-                    let wmat = MatRef::row_major(&self.weights[gi * cout_g * kdim..][..cout_g * kdim], cout_g, kdim);
+                    let wmat = MatRef::row_major(
+                        &self.weights[gi * cout_g * kdim..][..cout_g * kdim],
+                        cout_g,
+                        kdim,
+                    );
                     let dst = &mut out[(b * self.cout + gi * cout_g) * plane..][..cout_g * plane];
-                    sgemm(wmat, MatRef::row_major(rhs, kdim, plane), dst, false, ctx.threads);
+                    sgemm(
+                        wmat,
+                        MatRef::row_major(rhs, kdim, plane),
+                        dst,
+                        false,
+                        ctx.threads,
+                    );
                 }
             }
         }
         epilogue(&mut out, plane, self.bias.as_deref(), self.act, self.cout);
-        Ok(vec![float_tensor(x.dtype(), out_shape(x, self.cout, ho, wo), out)?])
+        Ok(vec![float_tensor(
+            x.dtype(),
+            out_shape(x, self.cout, ho, wo),
+            out,
+        )?])
     }
 }
 
@@ -220,31 +273,33 @@ fn depthwise(
     out: &mut [f32],
 ) {
     let ksz = g.kh * g.kw;
-    out.par_chunks_mut(ho * wo).enumerate().for_each(|(i, dst)| {
-        let ch = i % c;
-        debug_assert!(i / c < n);
-        let src = &x[i * h * w..(i + 1) * h * w];
-        let k = &weights[ch * ksz..(ch + 1) * ksz];
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let mut acc = 0f32;
-                for ki in 0..g.kh {
-                    let iy = (oy * g.sh + ki * g.dh) as i64 - g.pt;
-                    if iy < 0 || iy >= h as i64 {
-                        continue;
-                    }
-                    let row = &src[iy as usize * w..];
-                    for kj in 0..g.kw {
-                        let ix = (ox * g.sw + kj * g.dw) as i64 - g.pl;
-                        if ix >= 0 && ix < w as i64 {
-                            acc += row[ix as usize] * k[ki * g.kw + kj];
+    out.par_chunks_mut(ho * wo)
+        .enumerate()
+        .for_each(|(i, dst)| {
+            let ch = i % c;
+            debug_assert!(i / c < n);
+            let src = &x[i * h * w..(i + 1) * h * w];
+            let k = &weights[ch * ksz..(ch + 1) * ksz];
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = 0f32;
+                    for ki in 0..g.kh {
+                        let iy = (oy * g.sh + ki * g.dh) as i64 - g.pt;
+                        if iy < 0 || iy >= h as i64 {
+                            continue;
+                        }
+                        let row = &src[iy as usize * w..];
+                        for kj in 0..g.kw {
+                            let ix = (ox * g.sw + kj * g.dw) as i64 - g.pl;
+                            if ix >= 0 && ix < w as i64 {
+                                acc += row[ix as usize] * k[ki * g.kw + kj];
+                            }
                         }
                     }
+                    dst[oy * wo + ox] = acc;
                 }
-                dst[oy * wo + ox] = acc;
             }
-        }
-    });
+        });
 }
 
 pub struct Deconv {
@@ -276,7 +331,10 @@ impl Deconv {
                 }
             }
         }
-        let bias = p.bias.map(|b| f32_data(net.weights(b)).map(|v| v.into_owned())).transpose()?;
+        let bias = p
+            .bias
+            .map(|b| f32_data(net.weights(b)).map(|v| v.into_owned()))
+            .transpose()?;
         Ok(Deconv {
             g,
             groups: p.groups,
@@ -294,13 +352,20 @@ impl Op for Deconv {
         let x = inputs[0];
         let (n, c, h, w) = nchw(x);
         if c != self.cin_g * self.groups {
-            return Err(format!("input has {c} channels, expected {}", self.cin_g * self.groups));
+            return Err(format!(
+                "input has {c} channels, expected {}",
+                self.cin_g * self.groups
+            ));
         }
         let g = &self.g;
-        let len = |n: usize, s: usize, d: usize, k: usize, p0: i64, p1: i64| -> Result<usize, String> {
-            let v = (n as i64 - 1) * s as i64 + (d * (k - 1) + 1) as i64 - p0 - p1;
-            usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| format!("output length {v}"))
-        };
+        let len =
+            |n: usize, s: usize, d: usize, k: usize, p0: i64, p1: i64| -> Result<usize, String> {
+                let v = (n as i64 - 1) * s as i64 + (d * (k - 1) + 1) as i64 - p0 - p1;
+                usize::try_from(v)
+                    .ok()
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| format!("output length {v}"))
+            };
         let ho = len(h, g.sh, g.dh, g.kh, g.pt, g.pb)?;
         let wo = len(w, g.sw, g.dw, g.kw, g.pl, g.pr)?;
         let xv = f32_data(x)?;
@@ -312,32 +377,49 @@ impl Op for Deconv {
         for b in 0..n {
             for gi in 0..self.groups {
                 let xin = &xv[(b * c + gi * self.cin_g) * h * w..][..self.cin_g * h * w];
-                let wt = MatRef::row_major(&self.weights_t[gi * rows * self.cin_g..][..rows * self.cin_g], rows, self.cin_g);
-                sgemm(wt, MatRef::row_major(xin, self.cin_g, h * w), &mut col, false, ctx.threads);
+                let wt = MatRef::row_major(
+                    &self.weights_t[gi * rows * self.cin_g..][..rows * self.cin_g],
+                    rows,
+                    self.cin_g,
+                );
+                sgemm(
+                    wt,
+                    MatRef::row_major(xin, self.cin_g, h * w),
+                    &mut col,
+                    false,
+                    ctx.threads,
+                );
                 let dst = &mut out[(b * self.cout + gi * cout_g) * ho * wo..][..cout_g * ho * wo];
                 // col2im: scatter-add each (channel, ki, kj) row into its output plane.
-                dst.par_chunks_mut(ho * wo).enumerate().for_each(|(co, plane)| {
-                    for ki in 0..g.kh {
-                        for kj in 0..g.kw {
-                            let src = &col[(co * kk + ki * g.kw + kj) * h * w..][..h * w];
-                            for iy in 0..h {
-                                let oy = (iy * g.sh + ki * g.dh) as i64 - g.pt;
-                                if oy < 0 || oy >= ho as i64 {
-                                    continue;
-                                }
-                                for ix in 0..w {
-                                    let ox = (ix * g.sw + kj * g.dw) as i64 - g.pl;
-                                    if ox >= 0 && ox < wo as i64 {
-                                        plane[oy as usize * wo + ox as usize] += src[iy * w + ix];
+                dst.par_chunks_mut(ho * wo)
+                    .enumerate()
+                    .for_each(|(co, plane)| {
+                        for ki in 0..g.kh {
+                            for kj in 0..g.kw {
+                                let src = &col[(co * kk + ki * g.kw + kj) * h * w..][..h * w];
+                                for iy in 0..h {
+                                    let oy = (iy * g.sh + ki * g.dh) as i64 - g.pt;
+                                    if oy < 0 || oy >= ho as i64 {
+                                        continue;
+                                    }
+                                    for ix in 0..w {
+                                        let ox = (ix * g.sw + kj * g.dw) as i64 - g.pl;
+                                        if ox >= 0 && ox < wo as i64 {
+                                            plane[oy as usize * wo + ox as usize] +=
+                                                src[iy * w + ix];
+                                        }
                                     }
                                 }
                             }
                         }
-                    }
-                });
+                    });
             }
         }
         epilogue(&mut out, ho * wo, self.bias.as_deref(), self.act, self.cout);
-        Ok(vec![float_tensor(x.dtype(), out_shape(x, self.cout, ho, wo), out)?])
+        Ok(vec![float_tensor(
+            x.dtype(),
+            out_shape(x, self.cout, ho, wo),
+            out,
+        )?])
     }
 }

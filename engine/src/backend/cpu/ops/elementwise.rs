@@ -25,7 +25,10 @@ where
     let n: usize = out.iter().product();
     let v = if ad == bd {
         if n >= 2 * PAR_CHUNK {
-            a.par_iter().zip(b.par_iter()).map(|(&x, &y)| f(x, y)).collect()
+            a.par_iter()
+                .zip(b.par_iter())
+                .map(|(&x, &y)| f(x, y))
+                .collect()
         } else {
             a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
         }

@@ -30,7 +30,10 @@ impl Op for Gather {
         let (shape, data) = match self.mode {
             GatherMode::Default => {
                 let (outer, _, inner) = split_at_axis(dims, axis);
-                let ix: Vec<usize> = indices.iter().map(|&i| norm(i, n)).collect::<Result<_, _>>()?;
+                let ix: Vec<usize> = indices
+                    .iter()
+                    .map(|&i| norm(i, n))
+                    .collect::<Result<_, _>>()?;
                 let mut shape = dims[..axis].to_vec();
                 shape.extend_from_slice(idx.shape());
                 shape.extend_from_slice(&dims[axis + 1..]);
@@ -58,7 +61,9 @@ impl Op for Gather {
                     let mut off = 0;
                     for d in 0..id.len() {
                         let c = (lin / is[d]) % id[d];
-                        let c = if d == axis { norm(i, n)? } else {
+                        let c = if d == axis {
+                            norm(i, n)?
+                        } else {
                             if c >= dims[d] {
                                 return Err("indices exceed the data's dims".into());
                             }

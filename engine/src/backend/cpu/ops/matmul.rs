@@ -32,7 +32,11 @@ impl Op for MatMul {
         let (ba, ar, ac) = split(a.shape(), self.op0)?;
         let (bb, br, bc) = split(b.shape(), self.op1)?;
         // Left operand: Vector is a 1×K row; right operand: Vector is a K×1 column.
-        let (m, k) = if self.op0 == MatrixOp::Transpose { (ac, ar) } else { (ar, ac) };
+        let (m, k) = if self.op0 == MatrixOp::Transpose {
+            (ac, ar)
+        } else {
+            (ar, ac)
+        };
         let (k2, n) = match self.op1 {
             MatrixOp::None => (br, bc),
             MatrixOp::Transpose => (bc, br),
@@ -44,8 +48,14 @@ impl Op for MatMul {
         let batch = broadcast_dims(ba, bb)?;
         let (av, bv) = (f32_data(a)?, f32_data(b)?);
         let (asz, bsz) = (ar * ac, br * bc);
-        let sa: Vec<usize> = broadcast_strides(ba, &batch).iter().map(|s| s * asz).collect();
-        let sb: Vec<usize> = broadcast_strides(bb, &batch).iter().map(|s| s * bsz).collect();
+        let sa: Vec<usize> = broadcast_strides(ba, &batch)
+            .iter()
+            .map(|s| s * asz)
+            .collect();
+        let sb: Vec<usize> = broadcast_strides(bb, &batch)
+            .iter()
+            .map(|s| s * bsz)
+            .collect();
         let count: usize = batch.iter().product();
         let mut out = vec![0f32; count * m * n];
         let mut views = Vec::with_capacity(count);
@@ -58,9 +68,17 @@ impl Op for MatMul {
             let bm = match self.op1 {
                 MatrixOp::None => MatRef::row_major(&bv[ob..ob + bsz], br, bc),
                 // A stored [N, K] (or a K-vector as [1, K]) read as K×N.
-                MatrixOp::Transpose | MatrixOp::Vector => MatRef::row_major(&bv[ob..ob + bsz], br, bc).t(),
+                MatrixOp::Transpose | MatrixOp::Vector => {
+                    MatRef::row_major(&bv[ob..ob + bsz], br, bc).t()
+                }
             };
-            sgemm(am, bm, &mut out[i * m * n..(i + 1) * m * n], false, ctx.threads);
+            sgemm(
+                am,
+                bm,
+                &mut out[i * m * n..(i + 1) * m * n],
+                false,
+                ctx.threads,
+            );
         }
         let mut shape = batch;
         if self.op0 != MatrixOp::Vector {

@@ -37,7 +37,9 @@ pub trait Op: Send + Sync {
 /// Builds the kernel for one layer of `net`.
 pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
     Ok(match &layer.kind {
-        LayerKind::Constant { weights } => Box::new(Constant(net.weights(*weights).as_ref().clone())),
+        LayerKind::Constant { weights } => {
+            Box::new(Constant(net.weights(*weights).as_ref().clone()))
+        }
         LayerKind::Convolution(p) => Box::new(conv::Conv::new(net, p)?),
         LayerKind::Deconvolution(p) => Box::new(conv::Deconv::new(net, p)?),
         LayerKind::Pooling(p) => Box::new(pool::Pool::new(p)?),
@@ -49,7 +51,11 @@ pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
             op0: *op0,
             op1: *op1,
         }),
-        LayerKind::Reduce { op, axes, keep_dims } => Box::new(reduce::Reduce {
+        LayerKind::Reduce {
+            op,
+            axes,
+            keep_dims,
+        } => Box::new(reduce::Reduce {
             op: *op,
             axes: axes.clone(),
             keep_dims: *keep_dims,

@@ -32,7 +32,13 @@ impl Reduce {
     }
 
     /// Folds every input element into its output slot with `f`, starting from `init`.
-    fn fold<T: Copy, A: Copy>(&self, v: &[T], dims: &[usize], init: A, f: impl Fn(A, T) -> A) -> Vec<A> {
+    fn fold<T: Copy, A: Copy>(
+        &self,
+        v: &[T],
+        dims: &[usize],
+        init: A,
+        f: impl Fn(A, T) -> A,
+    ) -> Vec<A> {
         let (kept, _) = self.out_dims(dims);
         let ostr = strides(&kept);
         // Map each input dim to its output stride (0 on reduced axes).
@@ -68,26 +74,52 @@ impl Op for Reduce {
                 let v = f32_data(x)?;
                 // Sums accumulate in f64: means over large planes stay within 1e-6.
                 let out: Vec<f32> = match self.op {
-                    ReduceOp::Sum => self.fold(&v, dims, 0f64, |a, x| a + x as f64).into_iter().map(|s| s as f32).collect(),
+                    ReduceOp::Sum => self
+                        .fold(&v, dims, 0f64, |a, x| a + x as f64)
+                        .into_iter()
+                        .map(|s| s as f32)
+                        .collect(),
                     ReduceOp::Avg => self
                         .fold(&v, dims, 0f64, |a, x| a + x as f64)
                         .into_iter()
                         .map(|s| (s / count as f64) as f32)
                         .collect(),
                     ReduceOp::Prod => self.fold(&v, dims, 1f32, |a, x| a * x),
-                    ReduceOp::Max => self.fold(&v, dims, f32::NEG_INFINITY, |a, x| if x > a || x.is_nan() { x } else { a }),
-                    ReduceOp::Min => self.fold(&v, dims, f32::INFINITY, |a, x| if x < a || x.is_nan() { x } else { a }),
+                    ReduceOp::Max => self.fold(&v, dims, f32::NEG_INFINITY, |a, x| {
+                        if x > a || x.is_nan() {
+                            x
+                        } else {
+                            a
+                        }
+                    }),
+                    ReduceOp::Min => self.fold(&v, dims, f32::INFINITY, |a, x| {
+                        if x < a || x.is_nan() {
+                            x
+                        } else {
+                            a
+                        }
+                    }),
                 };
                 return Ok(vec![float_tensor(x.dtype(), shape, out)?]);
             }
             TensorData::I64(v) => TensorData::I64(self.int_reduce(v, dims, count)?),
             TensorData::I32(v) => {
                 let w: Vec<i64> = v.iter().map(|&a| a as i64).collect();
-                TensorData::I32(self.int_reduce(&w, dims, count)?.into_iter().map(|a| a as i32).collect())
+                TensorData::I32(
+                    self.int_reduce(&w, dims, count)?
+                        .into_iter()
+                        .map(|a| a as i32)
+                        .collect(),
+                )
             }
             TensorData::U8(v) => {
                 let w: Vec<i64> = v.iter().map(|&a| a as i64).collect();
-                TensorData::U8(self.int_reduce(&w, dims, count)?.into_iter().map(|a| a as u8).collect())
+                TensorData::U8(
+                    self.int_reduce(&w, dims, count)?
+                        .into_iter()
+                        .map(|a| a as u8)
+                        .collect(),
+                )
             }
             TensorData::Bool(_) => return Err("cannot reduce bool tensors".into()),
         };

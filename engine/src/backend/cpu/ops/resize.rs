@@ -3,7 +3,10 @@
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::util::split_at_axis;
-use crate::ir::{CoordinateTransform as Ct, NearestRounding, ResizeMode, ResizeOutput, ResizeParams, ResizeSelector};
+use crate::ir::{
+    CoordinateTransform as Ct, NearestRounding, ResizeMode, ResizeOutput, ResizeParams,
+    ResizeSelector,
+};
 use crate::tensor::{Tensor, TensorData};
 
 pub struct Resize(pub ResizeParams);
@@ -16,7 +19,15 @@ struct AxisMap {
 }
 
 /// The input coordinate output index `j` maps to (ONNX Resize's formulas).
-fn source_coord(p: &ResizeParams, axis: usize, rank: usize, j: usize, n: usize, m: usize, scale: f64) -> f64 {
+fn source_coord(
+    p: &ResizeParams,
+    axis: usize,
+    rank: usize,
+    j: usize,
+    n: usize,
+    m: usize,
+    scale: f64,
+) -> f64 {
     let (j, nf, mf) = (j as f64, n as f64, m as f64);
     match p.coordinate_transform {
         Ct::HalfPixel if p.selector == ResizeSelector::Upper && m == 1 => 0.0,
@@ -87,7 +98,8 @@ fn axis_map(p: &ResizeParams, axis: usize, rank: usize, n: usize, m: usize, scal
             ResizeMode::Cubic => {
                 let x0 = x.floor();
                 let w = cubic_weights(x - x0, p.cubic_coeff as f64);
-                let mut t: Vec<(i64, f64)> = (0..4).map(|k| (x0 as i64 - 1 + k as i64, w[k])).collect();
+                let mut t: Vec<(i64, f64)> =
+                    (0..4).map(|k| (x0 as i64 - 1 + k as i64, w[k])).collect();
                 if p.exclude_outside {
                     t.retain(|(i, _)| (0..=last).contains(i));
                     let s: f64 = t.iter().map(|(_, w)| w).sum();
@@ -104,14 +116,22 @@ fn axis_map(p: &ResizeParams, axis: usize, rank: usize, n: usize, m: usize, scal
 
 impl Resize {
     /// Output dims and the scale each axis uses in its coordinate formula.
-    fn plan(&self, dims: &[usize], sizes: Option<&Tensor>) -> Result<(Vec<usize>, Vec<f64>), String> {
+    fn plan(
+        &self,
+        dims: &[usize],
+        sizes: Option<&Tensor>,
+    ) -> Result<(Vec<usize>, Vec<f64>), String> {
         let r = dims.len();
         match (&self.0.output, sizes) {
             (ResizeOutput::Scales(s), _) => {
                 if s.len() != r {
                     return Err(format!("{} scales for rank {r}", s.len()));
                 }
-                let out = dims.iter().zip(s).map(|(&d, &s)| (d as f64 * s as f64).floor() as usize).collect();
+                let out = dims
+                    .iter()
+                    .zip(s)
+                    .map(|(&d, &s)| (d as f64 * s as f64).floor() as usize)
+                    .collect();
                 Ok((out, s.iter().map(|&s| s as f64).collect()))
             }
             (ResizeOutput::Dims(d), _) => Ok((d.clone(), ratios(dims, d))),
@@ -141,7 +161,13 @@ fn ratios(input: &[usize], output: &[usize]) -> Vec<f64> {
 }
 
 /// Resizes one axis of `v` (dims `dims`) through `map`.
-fn resize_axis<T: Copy + Default>(v: &[T], dims: &[usize], axis: usize, map: &AxisMap, mix: impl Fn(&[(usize, f32)], &dyn Fn(usize) -> T) -> T) -> Vec<T> {
+fn resize_axis<T: Copy + Default>(
+    v: &[T],
+    dims: &[usize],
+    axis: usize,
+    map: &AxisMap,
+    mix: impl Fn(&[(usize, f32)], &dyn Fn(usize) -> T) -> T,
+) -> Vec<T> {
     let (outer, n, inner) = split_at_axis(dims, axis);
     let m = map.taps.len();
     let mut out = Vec::with_capacity(outer * m * inner);
@@ -179,7 +205,9 @@ impl Op for Resize {
         }
         let outside_any = maps.iter().any(|(_, m)| m.outside.iter().any(|&o| o));
         let data = match (p.mode, x.data()) {
-            (ResizeMode::Nearest, data) if !matches!(data, TensorData::F32(_) | TensorData::F16(_)) || !outside_any => {
+            (ResizeMode::Nearest, data)
+                if !matches!(data, TensorData::F32(_) | TensorData::F16(_)) || !outside_any =>
+            {
                 // Nearest never mixes values: move elements, whatever their type.
                 macro_rules! nearest {
                     ($variant:ident, $v:expr) => {{
@@ -203,7 +231,9 @@ impl Op for Resize {
             _ => {
                 let mut v = f32_data(x)?.into_owned();
                 for (a, map) in &maps {
-                    v = resize_axis(&v, &dims, *a, map, |t, get| t.iter().map(|&(k, w)| w * get(k)).sum());
+                    v = resize_axis(&v, &dims, *a, map, |t, get| {
+                        t.iter().map(|&(k, w)| w * get(k)).sum()
+                    });
                     dims[*a] = map.taps.len();
                 }
                 if outside_any {
@@ -221,7 +251,10 @@ impl Op for Resize {
 fn apply_extrapolation(v: &mut [f32], dims: &[usize], maps: &[(usize, AxisMap)], value: f32) {
     let strides = crate::backend::cpu::util::strides(dims);
     for (i, x) in v.iter_mut().enumerate() {
-        if maps.iter().any(|(a, m)| m.outside[(i / strides[*a]) % dims[*a]]) {
+        if maps
+            .iter()
+            .any(|(a, m)| m.outside[(i / strides[*a]) % dims[*a]])
+        {
             *x = value;
         }
     }

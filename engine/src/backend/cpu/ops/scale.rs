@@ -14,7 +14,15 @@ pub struct Scale {
 
 impl Scale {
     pub fn new(net: &Network, p: &ScaleParams) -> Self {
-        let get = |w: Option<_>| w.map(|id| net.weights(id).to_f32().as_f32().unwrap_or_default().to_vec());
+        let get = |w: Option<_>| {
+            w.map(|id| {
+                net.weights(id)
+                    .to_f32()
+                    .as_f32()
+                    .unwrap_or_default()
+                    .to_vec()
+            })
+        };
         Scale {
             mode: p.mode,
             axis: p.channel_axis,
@@ -35,7 +43,10 @@ impl Op for Scale {
             ScaleMode::Channel => (dims[self.axis], dims[self.axis + 1..].iter().product()),
             ScaleMode::Elementwise => (dims[self.axis..].iter().product(), 1),
         };
-        for w in [&self.scale, &self.shift, &self.power].into_iter().flatten() {
+        for w in [&self.scale, &self.shift, &self.power]
+            .into_iter()
+            .flatten()
+        {
             if w.len() != groups {
                 return Err(format!("{} coefficients for {groups} groups", w.len()));
             }

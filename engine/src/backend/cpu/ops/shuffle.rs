@@ -9,7 +9,11 @@ use crate::with_data;
 pub struct Shuffle(pub ShuffleParams);
 
 /// Resolves TensorRT reshape dims (0 copies, -1 infers) for `input` dims.
-pub fn resolve_reshape(input: &[usize], target: &[i64], zero_copies: bool) -> Result<Vec<usize>, String> {
+pub fn resolve_reshape(
+    input: &[usize],
+    target: &[i64],
+    zero_copies: bool,
+) -> Result<Vec<usize>, String> {
     let total: usize = input.iter().product();
     let mut out = Vec::with_capacity(target.len());
     let mut infer = None;
@@ -29,7 +33,9 @@ pub fn resolve_reshape(input: &[usize], target: &[i64], zero_copies: bool) -> Re
     let known: usize = out.iter().product();
     if let Some(i) = infer {
         if known == 0 || total % known != 0 {
-            return Err(format!("cannot reshape {total} elements with dims {target:?}"));
+            return Err(format!(
+                "cannot reshape {total} elements with dims {target:?}"
+            ));
         }
         out[i] = total / known;
     } else if known != total {

@@ -8,7 +8,13 @@ use crate::tensor::{Tensor, TensorData};
 pub struct Slice(pub SliceParams);
 
 /// Where output coordinate `i` of one dim reads from, or `None` to fill.
-fn source(mode: SliceMode, start: i64, stride: i64, i: usize, n: usize) -> Result<Option<usize>, String> {
+fn source(
+    mode: SliceMode,
+    start: i64,
+    stride: i64,
+    i: usize,
+    n: usize,
+) -> Result<Option<usize>, String> {
     let pos = start + i as i64 * stride;
     let n = n as i64;
     if (0..n).contains(&pos) {
@@ -50,14 +56,19 @@ impl Op for Slice {
             &self.0
         };
         let dims = x.shape();
-        if p.start.len() != dims.len() || p.size.len() != dims.len() || p.stride.len() != dims.len() {
-            return Err(format!("slice of rank {} on a tensor of rank {}", p.start.len(), dims.len()));
+        if p.start.len() != dims.len() || p.size.len() != dims.len() || p.stride.len() != dims.len()
+        {
+            return Err(format!(
+                "slice of rank {} on a tensor of rank {}",
+                p.start.len(),
+                dims.len()
+            ));
         }
         // Per dim, the source index of each output coordinate.
         let mut maps = Vec::with_capacity(dims.len());
-        for d in 0..dims.len() {
+        for (d, &n) in dims.iter().enumerate() {
             let m: Result<Vec<Option<usize>>, String> = (0..p.size[d])
-                .map(|i| source(p.mode, p.start[d], p.stride[d], i, dims[d]))
+                .map(|i| source(p.mode, p.start[d], p.stride[d], i, n))
                 .collect();
             maps.push(m?);
         }
@@ -95,7 +106,8 @@ impl Op for Slice {
             TensorData::U8(v) => pick!(U8, v, f as u8),
             TensorData::Bool(v) => pick!(Bool, v, f != 0.0),
         };
-        Ok(vec![Tensor::new(p.size.clone(), data).map_err(|e| e.to_string())?])
+        Ok(vec![
+            Tensor::new(p.size.clone(), data).map_err(|e| e.to_string())?
+        ])
     }
 }
-

@@ -1,0 +1,535 @@
+//! engine-builder's subcommands, run as a user runs them: the real binary
+//! on real files.
+
+mod common;
+
+use common::*;
+use engine_builder::compare::{compare, Tolerance};
+use engine_builder::onnx::{read_pb, write_pb};
+use jetrt_engine::{DataType, Tensor};
+
+/// Builds the bundled tiny model with its preprocessing and labels.
+fn build_tiny(dir: &std::path::Path) -> std::path::PathBuf {
+    let engine = dir.join("tiny.engine");
+    let t = tiny();
+    let (code, out, err) = eb(&[
+        "build",
+        s(&t.join("model.onnx")),
+        "-o",
+        s(&engine),
+        "--input-size",
+        "64x64",
+        "--mean",
+        "0.5,0.5,0.5",
+        "--std",
+        "0.25,0.25,0.25",
+        "--labels",
+        s(&t.join("labels.txt")),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("built") && out.contains("input   input float32 1x3x64x64"),
+        "{out}"
+    );
+    engine
+}
+
+#[test]
+fn tiny_model_builds_inspects_runs_verifies_and_benches() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = build_tiny(dir.path());
+
+    let (code, out, _) = eb(&["inspect", s(&engine)]);
+    assert_eq!(code, 0);
+    for want in [
+        "precision  fp32",
+        "backend    cpu",
+        "Convolution",
+        "size 64x64",
+        "labels     4 (circle, square, triangle, cross)",
+        "plans",
+    ] {
+        assert!(out.contains(want), "inspect lacks '{want}':\n{out}");
+    }
+
+    // Every bundled sample image is classified as what it shows.
+    for class in ["circle", "square", "triangle", "cross"] {
+        let img = tiny().join(format!("images/{class}.png"));
+        let (code, out, err) = eb(&[
+            "run",
+            s(&engine),
+            "--image",
+            s(&img),
+            "-o",
+            s(dir.path()),
+            "--top",
+            "1",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let top = out.lines().find(|l| l.contains('%')).unwrap_or_default();
+        assert!(top.contains(class), "{class} classified as: {top}");
+    }
+
+    // Running on the reference input writes what PyTorch computed.
+    let input = tiny().join("test_data_set_0/input_0.pb");
+    let (code, _, err) = eb(&["run", s(&engine), "--input", s(&input), "-o", s(dir.path())]);
+    assert_eq!(code, 0, "{err}");
+    let (y, name) = read_pb(&dir.path().join("output_0.pb")).unwrap();
+    let (r, _) = read_pb(&tiny().join("test_data_set_0/output_0.pb")).unwrap();
+    assert_eq!(name, "logits");
+    assert!(compare(&y, &r).unwrap().passes(Tolerance::FP32));
+
+    let (code, out, _) = eb(&["verify", s(&engine), s(&tiny().join("test_data_set_0"))]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("max abs error")
+            && out.contains("PSNR")
+            && out.contains("argmax agreement       1/1")
+    );
+    assert!(out.trim_end().ends_with("verify: PASS"), "{out}");
+
+    let (code, out, _) = eb(&["bench", s(&engine), "--runs", "20", "--threads", "1"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    let value = |prefix: &str, unit: &str| -> f64 {
+        let l = lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no '{prefix}' in {out}"));
+        l[prefix.len()..]
+            .trim_end_matches(unit)
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (median, p99, fps) = (
+        value("median ", " ms"),
+        value("p99 ", " ms"),
+        value("fps ", ""),
+    );
+    assert!(median > 0.0 && p99 >= median && fps > 0.0, "{out}");
+}
+
+#[test]
+fn verify_fails_on_wrong_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = build_tiny(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::copy(
+        tiny().join("test_data_set_0/input_0.pb"),
+        data.join("input_0.pb"),
+    )
+    .unwrap();
+    let (r, name) = read_pb(&tiny().join("test_data_set_0/output_0.pb")).unwrap();
+    let wrong: Vec<f32> = r.as_f32().unwrap().iter().map(|v| v * 1.01).collect();
+    write_pb(
+        &data.join("output_0.pb"),
+        &Tensor::from_f32(r.shape(), wrong).unwrap(),
+        &name,
+    )
+    .unwrap();
+    let (code, out, _) = eb(&["verify", s(&engine), s(&data)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("OVER TOLERANCE") && out.trim_end().ends_with("verify: FAIL"),
+        "{out}"
+    );
+}
+
+#[test]
+fn test_subcommand_reports_rows_and_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    // A broken case next to a good one: the run goes on and counts both.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(broken.join("test_data_set_0")).unwrap();
+    std::fs::write(broken.join("model.onnx"), b"not a model").unwrap();
+    let (code, out, _) = eb(&["test", s(&tiny()), s(&broken)]);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("PASS  tiny"), "{out}");
+    assert!(
+        lines[1].starts_with("FAIL  broken") && lines[1].contains("not a valid ONNX model"),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"1 passed, 1 failed"));
+    assert!(!out.contains('\x1b'), "colour on a pipe: {out:?}");
+    let (code, out, _) = eb(&["test", s(&tiny())]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().last(), Some("1 passed, 0 failed"));
+}
+
+#[test]
+fn malformed_models_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.engine");
+    let model = std::fs::read(tiny().join("model.onnx")).unwrap();
+    let mut cases: Vec<(String, Vec<u8>)> = vec![
+        ("empty".into(), vec![]),
+        ("text".into(), b"hello, this is not a model\n".to_vec()),
+        (
+            "png".into(),
+            std::fs::read(tiny().join("images/circle.png")).unwrap(),
+        ),
+        (
+            "garbage".into(),
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
+    ];
+    for cut in [
+        1,
+        7,
+        64,
+        500,
+        model.len() / 3,
+        model.len() / 2,
+        model.len() - 100,
+        model.len() - 1,
+    ] {
+        cases.push((format!("cut{cut}"), model[..cut].to_vec()));
+    }
+    for (name, bytes) in cases {
+        let p = dir.path().join(format!("{name}.onnx"));
+        std::fs::write(&p, &bytes).unwrap();
+        let err = eb_fails(&["build", s(&p), "-o", s(&out)]);
+        assert!(
+            err.contains(s(&p)),
+            "{name}: error does not name the file: {err}"
+        );
+        assert!(!out.exists(), "{name}: an engine was written");
+    }
+    let err = eb_fails(&["build", "/nonexistent/model.onnx", "-o", s(&out)]);
+    assert!(err.contains("/nonexistent/model.onnx"), "{err}");
+}
+
+#[test]
+fn damaged_engines_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = build_tiny(dir.path());
+    let bytes = std::fs::read(&engine).unwrap();
+    let p = dir.path().join("bad.engine");
+    for cut in [
+        0,
+        4,
+        8,
+        23,
+        24,
+        100,
+        bytes.len() / 2,
+        bytes.len() - 8,
+        bytes.len() - 1,
+    ] {
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let err = eb_fails(&["inspect", s(&p)]);
+        assert!(
+            err.contains(s(&p))
+                && (err.contains("truncated") || err.contains("not a jetrt engine")),
+            "cut {cut}: {err}"
+        );
+    }
+    for at in [
+        9,
+        30,
+        200,
+        bytes.len() / 2,
+        bytes.len() - 20,
+        bytes.len() - 3,
+    ] {
+        let mut b = bytes.clone();
+        b[at] ^= 0x10;
+        std::fs::write(&p, &b).unwrap();
+        let err = eb_fails(&[
+            "run",
+            s(&p),
+            "--input",
+            s(&tiny().join("test_data_set_0/input_0.pb")),
+        ]);
+        assert!(err.contains(s(&p)), "flip at {at}: {err}");
+        assert!(
+            err.contains("corrupt") || err.contains("newer") || err.contains("truncated"),
+            "flip at {at}: {err}"
+        );
+    }
+    let err = eb_fails(&["inspect", s(&tiny().join("model.onnx"))]);
+    assert!(err.contains("not a jetrt engine file"), "{err}");
+}
+
+#[test]
+fn engines_reject_every_truncation_and_sampled_bit_flips() {
+    // In-process over the whole file: cheap, and covers every cut length.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(build_tiny(dir.path())).unwrap();
+    for n in 0..bytes.len() {
+        assert!(
+            jetrt_engine::engine::Engine::from_bytes(&bytes[..n], "t.engine").is_err(),
+            "cut {n} loaded"
+        );
+    }
+    for i in (0..bytes.len()).step_by(61) {
+        let mut b = bytes.clone();
+        b[i] ^= 1 << (i % 8);
+        assert!(
+            jetrt_engine::engine::Engine::from_bytes(&b, "t.engine").is_err(),
+            "flip at {i} loaded"
+        );
+    }
+}
+
+#[test]
+fn wrong_inputs_at_run_time_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = build_tiny(dir.path());
+    let write = |name: &str, t: Tensor| {
+        let p = dir.path().join(name);
+        write_pb(&p, &t, "input").unwrap();
+        p
+    };
+    let shape = write("shape.pb", Tensor::zeros(DataType::F32, &[1, 3, 32, 32]));
+    let err = eb_fails(&["run", s(&engine), "--input", s(&shape)]);
+    assert!(
+        err.contains("input 'input'") && err.contains("1x3x64x64") && err.contains("1x3x32x32"),
+        "{err}"
+    );
+    let dtype = write("dtype.pb", Tensor::zeros(DataType::I64, &[1, 3, 64, 64]));
+    let err = eb_fails(&["run", s(&engine), "--input", s(&dtype)]);
+    assert!(
+        err.contains("expected float32") && err.contains("int64"),
+        "{err}"
+    );
+    let ok = write("ok.pb", Tensor::zeros(DataType::F32, &[1, 3, 64, 64]));
+    let err = eb_fails(&["run", s(&engine), "--input", s(&ok), s(&ok)]);
+    assert!(
+        err.contains("takes 1 input(s) (input), 2 were given"),
+        "{err}"
+    );
+    let garbage = dir.path().join("garbage.pb");
+    std::fs::write(&garbage, [0xffu8; 37]).unwrap();
+    let err = eb_fails(&["run", s(&engine), "--input", s(&garbage)]);
+    assert!(err.contains(s(&garbage)), "{err}");
+    let err = eb_fails(&["run", s(&engine), "--image", s(&tiny().join("labels.txt"))]);
+    assert!(err.contains("cannot read image"), "{err}");
+}
+
+#[test]
+fn unsupported_ops_are_listed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.onnx");
+    let x = || value_info("x", 1, &[D::N(1), D::N(4)]);
+    let nodes = vec![
+        node("Relu", &["x"], &["a"], vec![]),
+        node("NonZero", &["a"], &["b"], vec![]),
+        node("Unique", &["a"], &["c"], vec![]),
+        node("DoesNotExist", &["a"], &["d"], vec![]),
+    ];
+    let outs = ["b", "c", "d"]
+        .iter()
+        .map(|n| value_info(n, 1, &[]))
+        .collect();
+    std::fs::write(&p, model_bytes(nodes, vec![x()], outs, vec![], 17)).unwrap();
+    let err = eb_fails(&["build", s(&p), "-o", s(&dir.path().join("m.engine"))]);
+    assert!(err.contains("3 node(s)"), "{err}");
+    for want in [
+        "NonZero (node 'NonZero_b', ai.onnx opset 17)",
+        "Unique (node 'Unique_c'",
+        "DoesNotExist (node",
+    ] {
+        assert!(err.contains(want), "missing '{want}' in {err}");
+    }
+}
+
+#[test]
+fn dynamic_dims_need_a_profile_or_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.onnx");
+    let e = dir.path().join("m.engine");
+    let x = value_info("x", 1, &[D::P("n"), D::N(2), D::P("h"), D::N(3)]);
+    let y = value_info("y", 1, &[D::P("n"), D::N(2), D::P("h"), D::N(3)]);
+    std::fs::write(
+        &p,
+        model_bytes(
+            vec![node("Relu", &["x"], &["y"], vec![])],
+            vec![x],
+            vec![y],
+            vec![],
+            17,
+        ),
+    )
+    .unwrap();
+    let err = eb_fails(&["build", s(&p), "-o", s(&e)]);
+    assert!(
+        err.contains("dynamic dim 2 ('h')") && err.contains("--shape x="),
+        "{err}"
+    );
+    let (code, out, err) = eb(&["build", s(&p), "-o", s(&e), "--shape", "x=4x2x5x3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("x float32 4x2x5x3"), "{out}");
+    let err = eb_fails(&["build", s(&p), "-o", s(&e), "--shape", "x=4x7x5x3"]);
+    assert!(err.contains("fixes it at 2"), "{err}");
+    let err = eb_fails(&["build", s(&p), "-o", s(&e), "--shape", "nosuch=1x2x3x4"]);
+    assert!(
+        err.contains("'nosuch'") && err.contains("inputs are: x"),
+        "{err}"
+    );
+    // A batch profile with the other dim fixed.
+    let (code, out, err) = eb(&[
+        "build",
+        s(&p),
+        "-o",
+        s(&e),
+        "--batch",
+        "1:2:8",
+        "--shape",
+        "x=4x2x5x3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4x2x5x3"), "{out}");
+}
+
+#[test]
+fn dynamic_batch_profiles_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.onnx");
+    let e = dir.path().join("m.engine");
+    let dims = [D::P("batch"), D::N(3)];
+    let (x, y) = (value_info("x", 1, &dims), value_info("y", 1, &dims));
+    std::fs::write(
+        &p,
+        model_bytes(
+            vec![node("Sigmoid", &["x"], &["y"], vec![])],
+            vec![x],
+            vec![y],
+            vec![],
+            13,
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = eb(&["build", s(&p), "-o", s(&e), "--batch", "1:2:4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(batch 1..4)"), "{out}");
+    let write = |n: usize| {
+        let f = dir.path().join(format!("in{n}.pb"));
+        write_pb(&f, &Tensor::zeros(DataType::F32, &[n, 3]), "x").unwrap();
+        f
+    };
+    for n in [1, 4] {
+        let (code, out, err) = eb(&["run", s(&e), "--input", s(&write(n)), "-o", s(dir.path())]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains(&format!("float32 {n}x3: min 0.5000 max 0.5000")),
+            "{out}"
+        );
+    }
+    let err = eb_fails(&["run", s(&e), "--input", s(&write(5))]);
+    assert!(
+        err.contains("outside the engine's profile") && err.contains("--batch"),
+        "{err}"
+    );
+    let (code, _, err) = eb(&["build", s(&p), "-o", s(&e), "--batch", "4:2:1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("MIN <= OPT <= MAX"), "{err}");
+}
+
+#[test]
+fn fp16_on_the_cpu_backend_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("x.engine");
+    let err = eb_fails(&[
+        "build",
+        s(&tiny().join("model.onnx")),
+        "-o",
+        s(&e),
+        "--fp16",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(err.contains("--fp16") && err.contains("cpu"), "{err}");
+    let err = eb_fails(&[
+        "build",
+        s(&tiny().join("model.onnx")),
+        "-o",
+        s(&e),
+        "--backend",
+        "tensorrt",
+    ]);
+    assert!(err.contains("not compiled into this build"), "{err}");
+    assert!(!e.exists());
+}
+
+#[test]
+fn usage_errors_exit_2_and_plugins_are_checked() {
+    let (code, _, err) = eb(&["build"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = eb(&["frobnicate"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = eb(&["build", "m.onnx", "-o", "x", "--batch", "zero"]);
+    assert_eq!(code, 2);
+    let err = eb_fails(&["test", "--plugin", "/nonexistent/libp.so", s(&tiny())]);
+    assert!(
+        err.contains("/nonexistent/libp.so") && err.contains("no such file"),
+        "{err}"
+    );
+    let text = tiny().join("labels.txt");
+    let err = eb_fails(&["bench", s(&text), "--plugin", s(&text)]);
+    assert!(err.contains("cannot be loaded"), "{err}");
+}
+
+#[test]
+fn ops_lists_every_default_domain_operator() {
+    let (code, out, err) = eb(&["ops"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.len(),
+        engine_builder::onnx::ops_list::DEFAULT_DOMAIN_OPS.len()
+    );
+    let row = |op: &str| {
+        lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(op))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert!(row("Conv").ends_with("opset 1-28"), "{}", row("Conv"));
+    assert!(
+        row("HardSwish").ends_with("opset 14-28"),
+        "{}",
+        row("HardSwish")
+    );
+    assert!(
+        row("NonZero").ends_with("unsupported"),
+        "{}",
+        row("NonZero")
+    );
+    assert!(err.contains("operators supported"));
+}
+
+#[test]
+fn a_cmake_built_plugin_library_is_accepted() {
+    // scripts/test.sh builds plugins-cpp with CMake and names the library.
+    let Some(lib) = std::env::var_os("JETRT_PLUGIN_LIB") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "JETRT_PLUGIN_LIB is not set in CI"
+        );
+        eprintln!("skipped: JETRT_PLUGIN_LIB is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let lib = std::path::PathBuf::from(lib);
+    let (code, out, err) = eb(&["test", "--plugin", s(&lib), s(&tiny())]);
+    assert_eq!(code, 0, "{out}{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("t.engine");
+    let (code, _, err) = eb(&[
+        "build",
+        s(&tiny().join("model.onnx")),
+        "-o",
+        s(&e),
+        "--plugin",
+        s(&lib),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = eb(&["inspect", s(&e)]);
+    assert!(out.contains("plugins    libjetrt_plugins.so"), "{out}");
+}

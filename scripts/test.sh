@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what jetrt's tests need, then runs them all: formatting, lints,
+# the C++ plugin build, unit tests and end-to-end tests.
+#
+#   scripts/test.sh
+#
+# JETRT_MODELS names the model zoo (default: ../shared/models when present);
+# JETRT_PROFILE the cargo profile the tests are built in (default: ci, an
+# optimized profile, built once for tests and binaries alike).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+profile="${JETRT_PROFILE:-ci}"
+start=$(date +%s)
+
+step() { printf '\n==> %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
+step "checking tools"
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+command -v make >/dev/null 2>&1 || missing+=(make)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]}"
+  apt_install "${missing[@]}"
+fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+if [ -z "${JETRT_MODELS:-}" ] && [ -d "$root/../shared/models" ]; then
+  export JETRT_MODELS="$root/../shared/models"
+fi
+echo "JETRT_MODELS=${JETRT_MODELS:-<unset: model zoo tests skip>}"
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "plugins-cpp (CMake)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$(nproc)"
+export JETRT_PLUGIN_LIB="$root/build/plugins-cpp/libjetrt_plugins.so"
+
+step "lints"
+cargo clippy --workspace --all-targets --profile "$profile" -- -D warnings
+
+step "building binaries ($profile)"
+cargo build --workspace --bins --profile "$profile"
+
+step "tests ($profile)"
+cargo test --workspace --profile "$profile"
+
+step "all tests passed"
