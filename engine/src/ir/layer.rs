@@ -168,36 +168,49 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     LeakyRelu {
+        #[serde(with = "super::nonfinite::f32")]
         alpha: f32,
     },
     Elu {
+        #[serde(with = "super::nonfinite::f32")]
         alpha: f32,
     },
     Selu {
+        #[serde(with = "super::nonfinite::f32")]
         alpha: f32,
+        #[serde(with = "super::nonfinite::f32")]
         gamma: f32,
     },
     Softsign,
     /// `alpha * ln(1 + exp(beta * x))`.
     Softplus {
+        #[serde(with = "super::nonfinite::f32")]
         alpha: f32,
+        #[serde(with = "super::nonfinite::f32")]
         beta: f32,
     },
     Clip {
+        #[serde(with = "super::nonfinite::f32")]
         min: f32,
+        #[serde(with = "super::nonfinite::f32")]
         max: f32,
     },
     /// `max(0, min(1, alpha * x + beta))`.
     HardSigmoid {
+        #[serde(with = "super::nonfinite::f32")]
         alpha: f32,
+        #[serde(with = "super::nonfinite::f32")]
         beta: f32,
     },
     /// `alpha * tanh(beta * x)`.
     ScaledTanh {
+        #[serde(with = "super::nonfinite::f32")]
         alpha: f32,
+        #[serde(with = "super::nonfinite::f32")]
         beta: f32,
     },
     ThresholdedRelu {
+        #[serde(with = "super::nonfinite::f32")]
         alpha: f32,
     },
     GeluErf,
@@ -386,7 +399,7 @@ pub struct SliceParams {
     pub mode: SliceMode,
     /// The value of positions outside the input in `Fill` mode (TensorRT's
     /// input 4, here a parameter).
-    #[serde(default)]
+    #[serde(default, with = "super::nonfinite::f64")]
     pub fill: f64,
 }
 
@@ -454,11 +467,12 @@ pub struct ResizeParams {
     pub coordinate_transform: CoordinateTransform,
     pub selector: ResizeSelector,
     pub nearest_rounding: NearestRounding,
+    #[serde(with = "super::nonfinite::f32")]
     pub cubic_coeff: f32,
     pub exclude_outside: bool,
     /// For `TfCropAndResize`: starts for every dim, then ends, normalized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roi: Option<Vec<f32>>,
-    #[serde(default)]
+    #[serde(default, with = "super::nonfinite::f32")]
     pub extrapolation_value: f32,
 }

@@ -7,6 +7,7 @@
 
 pub mod infer;
 pub mod layer;
+mod nonfinite;
 
 pub use infer::infer_outputs;
 pub use layer::*;
