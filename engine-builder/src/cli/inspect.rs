@@ -1,6 +1,6 @@
 //! `engine-builder inspect`.
 
-use super::common::human_bytes;
+use super::common::{human_bytes, PluginArgs};
 use anyhow::Result;
 use jetrt_engine::engine::Engine;
 use jetrt_engine::shape::{format_dims, format_shape};
@@ -14,9 +14,12 @@ pub struct Args {
     /// Also list every layer
     #[arg(long)]
     layers: bool,
+    #[command(flatten)]
+    plugins: PluginArgs,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
+    a.plugins.load()?;
     let engine = Engine::load(&a.engine)?;
     let h = engine.header();
     let net = engine.network();
