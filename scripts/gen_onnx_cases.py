@@ -92,6 +92,8 @@ def main() -> int:
                 name = out_names[j] if j < len(out_names) else ""
                 (s / f"output_{j}.pb").write_bytes(serialize(v, name).SerializeToString())
         written += 1
+    # Lets scripts/test.sh reuse a complete set instead of writing it again.
+    (out / ".onnx-version").write_text(onnx.__version__ + "\n")
     print(f"wrote {written} cases from onnx {onnx.__version__} to {out}")
     return 0
 

@@ -5,12 +5,15 @@
 #   scripts/test.sh
 #
 # JETRT_MODELS names the model zoo (default: ../shared/models when present);
-# JETRT_PROFILE the cargo profile the tests are built in (default: ci, an
-# optimized profile, built once for tests and binaries alike).
+# JETRT_ONNX_CASES where the ONNX node test cases are written (default:
+# target/onnx-cases); JETRT_PROFILE the cargo profile the tests are built in
+# (default: ci, an optimized profile, built once for tests and binaries alike).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 profile="${JETRT_PROFILE:-ci}"
+# The ONNX release whose node test cases the allow-list is written against.
+onnx_version=1.23.2
 start=$(date +%s)
 
 step() { printf '\n==> %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
@@ -40,6 +43,18 @@ if [ -z "${JETRT_MODELS:-}" ] && [ -d "$root/../shared/models" ]; then
   export JETRT_MODELS="$root/../shared/models"
 fi
 echo "JETRT_MODELS=${JETRT_MODELS:-<unset: model zoo tests skip>}"
+
+step "ONNX node cases (onnx==$onnx_version)"
+if ! python3 -c "import onnx, sys; sys.exit(onnx.__version__ != '$onnx_version')" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check "onnx==$onnx_version"
+fi
+export JETRT_ONNX_CASES="${JETRT_ONNX_CASES:-$root/target/onnx-cases}"
+if [ "$(cat "$JETRT_ONNX_CASES/.onnx-version" 2>/dev/null)" != "$onnx_version" ]; then
+  rm -rf "$JETRT_ONNX_CASES"
+  python3 scripts/gen_onnx_cases.py --out "$JETRT_ONNX_CASES"
+else
+  echo "reusing $JETRT_ONNX_CASES"
+fi
 
 step "formatting"
 cargo fmt --all -- --check

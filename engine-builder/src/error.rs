@@ -61,6 +61,9 @@ pub enum Error {
         node: String,
         op_type: String,
         msg: String,
+        /// The ONNX value that must be known at build time, when that is
+        /// what stopped the conversion.
+        needs_const: Option<String>,
     },
     /// Build options that do not fit the model.
     #[error("{0}")]

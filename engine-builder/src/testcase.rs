@@ -156,6 +156,8 @@ pub struct CaseResult {
     pub worst: Option<Metrics>,
     pub build_ms: f64,
     pub run_ms: f64,
+    /// Graph inputs bound to their data-set values at build time.
+    pub bound: Vec<String>,
 }
 
 /// Options for running cases.
@@ -163,6 +165,41 @@ pub struct CaseResult {
 pub struct CaseOptions {
     pub plugins: Vec<PathBuf>,
     pub threads: Option<usize>,
+}
+
+/// The graph's inputs that are not initializers, in order.
+fn graph_input_names(model: &OnnxModel) -> Vec<String> {
+    let g = model.graph();
+    let init: std::collections::HashSet<&str> =
+        g.initializer.iter().map(|t| t.name.as_str()).collect();
+    g.input
+        .iter()
+        .filter(|i| !init.contains(i.name.as_str()))
+        .map(|i| i.name.clone())
+        .collect()
+}
+
+/// Graph inputs (not initializers) that `value` is computed from.
+fn graph_inputs_feeding(model: &OnnxModel, value: &str) -> Vec<String> {
+    let g = model.graph();
+    let inputs = graph_input_names(model);
+    let mut found = Vec::new();
+    let mut todo = vec![value.to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(v) = todo.pop() {
+        if !seen.insert(v.clone()) {
+            continue;
+        }
+        if inputs.contains(&v) {
+            found.push(v);
+            continue;
+        }
+        if let Some(n) = g.node.iter().find(|n| n.output.contains(&v)) {
+            todo.extend(n.input.iter().filter(|i| !i.is_empty()).cloned());
+        }
+    }
+    found.sort();
+    found
 }
 
 /// Dims fixed per input name (`None`: as the model declares).
@@ -260,6 +297,7 @@ pub fn run_case(dir: &Path, registry: &Registry, opts: &CaseOptions) -> CaseResu
         worst: None,
         build_ms: 0.0,
         run_ms: 0.0,
+        bound: Vec::new(),
     };
     if let Err(e) = run_case_inner(dir, registry, opts, &mut result) {
         result.passed = false;
@@ -297,9 +335,50 @@ fn run_case_inner(
     };
     bo.convert.shapes = shapes;
     bo.convert.batch = batch;
+    let graph_inputs = graph_input_names(&model);
     let t0 = Instant::now();
-    let engine = build::build_engine(&model, registry, &bo, &mut |_| {})
-        .map_err(|e| format!("build: {e}"))?;
+    // Inputs that feed a shape operand (Reshape's shape, reduce axes, ...) are
+    // bound to their data-set values and the build retried, as tract's
+    // harness does; runtime shape tensors proper are a TensorRT matter.
+    let engine = loop {
+        match build::build_engine(&model, registry, &bo, &mut |_| {}) {
+            Ok(e) => break e,
+            Err(Error::Convert {
+                needs_const: Some(value),
+                ref msg,
+                ref node,
+                ..
+            }) => {
+                let feeding: Vec<String> = graph_inputs_feeding(&model, &value)
+                    .into_iter()
+                    .filter(|n| !bo.convert.bind.contains_key(n))
+                    .collect();
+                if feeding.is_empty() {
+                    return Err(format!("build: node '{node}': {msg}"));
+                }
+                for name in feeding {
+                    let j = graph_inputs
+                        .iter()
+                        .position(|n| *n == name)
+                        .expect("a graph input");
+                    let first = sets[0]
+                        .inputs
+                        .get(j)
+                        .map(|(_, t)| t.clone())
+                        .ok_or("data set lacks an input")?;
+                    if sets
+                        .iter()
+                        .any(|s| s.inputs.get(j).map(|(_, t)| t) != Some(&first))
+                    {
+                        return Err(format!("build: '{name}' must be bound at build time, but data sets disagree on it"));
+                    }
+                    res.bound.push(name.clone());
+                    bo.convert.bind.insert(name, first);
+                }
+            }
+            Err(e) => return Err(format!("build: {e}")),
+        }
+    };
     // A round trip through the file format, as a user's engine takes.
     let engine = Engine::from_bytes(&engine.to_bytes(), dir.join("model.engine"))
         .map_err(|e| e.to_string())?;
@@ -312,16 +391,23 @@ fn run_case_inner(
         )
         .map_err(|e| format!("load: {e}"))?;
     res.build_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let names: Vec<String> = engine
-        .network()
-        .inputs
-        .iter()
-        .map(|i| i.name.clone())
-        .collect();
     let mut failures = Vec::new();
     for set in &sets {
-        let inputs =
-            order_inputs(&names, &set.inputs).map_err(|e| format!("{}: {e}", set.dir.display()))?;
+        // Data-set inputs follow the graph's inputs by position; bound ones are baked in.
+        if set.inputs.len() != graph_inputs.len() {
+            return Err(format!(
+                "{} has {} inputs, the model takes {}",
+                set_name(set),
+                set.inputs.len(),
+                graph_inputs.len()
+            ));
+        }
+        let inputs: Vec<Tensor> = graph_inputs
+            .iter()
+            .zip(&set.inputs)
+            .filter(|(n, _)| !bo.convert.bind.contains_key(*n))
+            .map(|(_, (_, t))| t.clone())
+            .collect();
         let t = Instant::now();
         let outputs = ctx
             .run(inputs)

@@ -68,7 +68,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             passed += 1;
             let w = r.worst.as_ref();
             println!(
-                "{}  {:<width$}  {} set{}  max|err| {:.1e}  rel {:.1e}  build {:.0} ms  run {:.1} ms",
+                "{}  {:<width$}  {} set{}  max|err| {:.1e}  rel {:.1e}  build {:.0} ms  run {:.1} ms{}",
                 paint("PASS", "32"),
                 r.name,
                 r.data_sets,
@@ -77,6 +77,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 w.map_or(0.0, |m| m.rel),
                 r.build_ms,
                 r.run_ms,
+                if r.bound.is_empty() { String::new() } else { format!("  bound: {}", r.bound.join(", ")) },
             );
         } else {
             failed += 1;

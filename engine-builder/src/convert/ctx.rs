@@ -253,11 +253,29 @@ impl<'a> NodeCtx<'a> {
     /// Input `i`'s value, which must be present and constant.
     pub fn require_const(&mut self, i: usize, what: &str) -> R<Arc<Tensor>> {
         let t = self.input(i)?;
-        self.const_value(t)?.ok_or_else(|| {
-            ConvertError::new(format!(
+        match self.const_value(t)? {
+            Some(v) => Ok(v),
+            None => Err(self.needs_const(i, what)),
+        }
+    }
+
+    /// Input `i`'s value when present, which then must be constant.
+    pub fn opt_const(&mut self, i: usize, what: &str) -> R<Option<Arc<Tensor>>> {
+        match self.opt_input(i)? {
+            Some(_) => self.require_const(i, what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The error for input `i` (described as `what`) not being known at
+    /// build time.
+    pub fn needs_const(&self, i: usize, what: &str) -> ConvertError {
+        ConvertError {
+            msg: format!(
                 "{what} (input {i}) must be known at build time; this one is computed by the graph"
-            ))
-        })
+            ),
+            needs_const: self.node.input.get(i).cloned(),
+        }
     }
 
     /// Input `i` as int64 values when present and constant.

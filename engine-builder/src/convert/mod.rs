@@ -20,23 +20,31 @@ use std::sync::Arc;
 
 /// Why a converter could not lower a node; the driver adds the node's name.
 #[derive(Debug)]
-pub struct ConvertError(pub String);
+pub struct ConvertError {
+    pub msg: String,
+    /// The ONNX value that would have to be known at build time for the
+    /// node to convert (test harnesses bind graph inputs feeding it).
+    pub needs_const: Option<String>,
+}
 
 impl ConvertError {
     pub fn new(msg: impl Into<String>) -> Self {
-        ConvertError(msg.into())
+        ConvertError {
+            msg: msg.into(),
+            needs_const: None,
+        }
     }
 }
 
 impl From<jetrt_engine::Error> for ConvertError {
     fn from(e: jetrt_engine::Error) -> Self {
-        ConvertError(e.to_string())
+        ConvertError::new(e.to_string())
     }
 }
 
 impl From<String> for ConvertError {
     fn from(e: String) -> Self {
-        ConvertError(e)
+        ConvertError::new(e)
     }
 }
 
@@ -271,13 +279,15 @@ pub fn convert(model: &OnnxModel, registry: &Registry, opts: &ConvertOptions) ->
         (conv.func)(&mut ctx).map_err(|e| Error::Convert {
             node: name.clone(),
             op_type: node.op_type.clone(),
-            msg: e.0,
+            msg: e.msg,
+            needs_const: e.needs_const,
         })?;
         for (k, out) in node.output.iter().enumerate() {
             if !out.is_empty() && !imp.is_bound(out) && is_used(g, out) {
                 return Err(Error::Convert {
                     node: name.clone(),
                     op_type: node.op_type.clone(),
+                    needs_const: None,
                     msg: format!("output {k} ('{out}') is used but not supported"),
                 });
             }

@@ -152,8 +152,130 @@ pub fn infer_outputs(
             }
             info
         }
+        LayerKind::Select => {
+            arity(3)?;
+            let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
+            if c.dtype != DataType::Bool {
+                return Err(format!("condition must be bool, got {}", c.dtype));
+            }
+            if a.dtype != b.dtype {
+                return Err(format!(
+                    "then and else types differ: {} and {}",
+                    a.dtype, b.dtype
+                ));
+            }
+            let shape = broadcast_shapes(&broadcast_shapes(&c.shape, &a.shape)?, &b.shape)?;
+            TensorInfo::new(a.dtype, shape)
+        }
+        LayerKind::TopK { k, axis, .. } => {
+            arity(1)?;
+            let x = inputs[0];
+            check_axes(&[*axis], x.rank())?;
+            if x.dtype == DataType::Bool {
+                return Err("TopK does not take bool".into());
+            }
+            if let Some(n) = x.shape[*axis].known() {
+                if *k > n {
+                    return Err(format!("k = {k} exceeds the axis length {n}"));
+                }
+            }
+            let mut shape = x.shape.clone();
+            shape[*axis] = Dim::Known(*k);
+            return Ok(vec![
+                TensorInfo::new(x.dtype, shape.clone()),
+                TensorInfo::new(DataType::I32, shape),
+            ]);
+        }
+        LayerKind::Normalization { axes, groups, .. } => {
+            arity(3)?;
+            let x = inputs[0];
+            float_input(x)?;
+            check_axes(axes, x.rank())?;
+            for t in &inputs[1..] {
+                if t.dtype != x.dtype {
+                    return Err(format!(
+                        "scale and bias must be {}, got {}",
+                        x.dtype, t.dtype
+                    ));
+                }
+                broadcast_onto(&t.shape, &x.shape)?;
+            }
+            if *groups == 0 {
+                return Err("groups must be positive".into());
+            }
+            if *groups > 1 {
+                match x.shape.get(1).and_then(Dim::known) {
+                    Some(c) if c % groups == 0 => {}
+                    Some(c) => {
+                        return Err(format!("{c} channels do not split into {groups} groups"))
+                    }
+                    None if x.rank() < 2 => {
+                        return Err("grouped normalization needs a channel dim".into())
+                    }
+                    None => {}
+                }
+            }
+            TensorInfo::new(x.dtype, x.shape.clone())
+        }
+        LayerKind::ParametricRelu => {
+            arity(2)?;
+            let (x, s) = (inputs[0], inputs[1]);
+            float_input(x)?;
+            if s.dtype != x.dtype {
+                return Err(format!("slope must be {}, got {}", x.dtype, s.dtype));
+            }
+            broadcast_onto(&s.shape, &x.shape)?;
+            TensorInfo::new(x.dtype, x.shape.clone())
+        }
+        LayerKind::Cumulative { axis, .. } => {
+            arity(1)?;
+            check_axes(&[*axis], inputs[0].rank())?;
+            if inputs[0].dtype == DataType::Bool {
+                return Err("cannot sum bools".into());
+            }
+            TensorInfo::new(inputs[0].dtype, inputs[0].shape.clone())
+        }
+        LayerKind::Einsum { equation } => einsum(equation, inputs)?,
     };
     Ok(vec![out])
+}
+
+/// Checks that `small` broadcasts onto `big` without changing `big`'s dims.
+fn broadcast_onto(small: &[Dim], big: &[Dim]) -> R<()> {
+    let b = broadcast_shapes(small, big)?;
+    if b.iter()
+        .zip(big)
+        .any(|(x, y)| x.known().is_some() && y.known().is_some() && x != y)
+    {
+        return Err("operand does not broadcast onto the input".into());
+    }
+    Ok(())
+}
+
+fn einsum(equation: &str, inputs: &[&TensorInfo]) -> R<TensorInfo> {
+    let first = *inputs.first().ok_or("needs at least one operand")?;
+    let ranks: Vec<usize> = inputs.iter().map(|t| t.rank()).collect();
+    let e = super::einsum::parse(equation, &ranks)?;
+    let mut dims: std::collections::HashMap<char, Dim> = std::collections::HashMap::new();
+    for (t, letters) in inputs.iter().zip(&e.inputs) {
+        if t.dtype != first.dtype {
+            return Err("operand types differ".into());
+        }
+        for (d, c) in t.shape.iter().zip(letters) {
+            let e = dims.entry(*c).or_insert_with(|| d.clone());
+            match (e.known(), d.known()) {
+                (Some(1), Some(_)) => *e = d.clone(),
+                (Some(a), Some(b)) if a != b && b != 1 => {
+                    return Err(format!("letter '{c}' stands for both {a} and {b}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(TensorInfo::new(
+        first.dtype,
+        e.output.iter().map(|c| dims[c].clone()).collect(),
+    ))
 }
 
 fn float_input(x: &TensorInfo) -> R<()> {

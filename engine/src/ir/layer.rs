@@ -58,6 +58,31 @@ pub enum LayerKind {
     Identity,
     /// `addCast`.
     Cast { to: DataType },
+    /// `addSelect`: condition (bool), then-values, else-values; equal ranks,
+    /// dims equal or 1.
+    Select,
+    /// `addTopK` along one axis: outputs the values and their int32 indices
+    /// (ties keep the lower index first).
+    TopK { op: TopKOp, k: usize, axis: usize },
+    /// `addNormalization`: inputs x, scale, bias (both broadcast to x).
+    /// Statistics are over `axes`; with `groups` > 1 the channel dim (1) is
+    /// split into that many groups, each normalized on its own.
+    Normalization {
+        axes: Vec<usize>,
+        #[serde(with = "super::nonfinite::f32")]
+        epsilon: f32,
+        groups: usize,
+    },
+    /// `addParametricReLU`: inputs x and slope (broadcast to x).
+    ParametricRelu,
+    /// `addCumulative` (sum) along one axis.
+    Cumulative {
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
+    },
+    /// `addEinsum`.
+    Einsum { equation: String },
 }
 
 impl LayerKind {
@@ -83,6 +108,12 @@ impl LayerKind {
             LayerKind::Shape => "Shape",
             LayerKind::Identity => "Identity",
             LayerKind::Cast { .. } => "Cast",
+            LayerKind::Select => "Select",
+            LayerKind::TopK { .. } => "TopK",
+            LayerKind::Normalization { .. } => "Normalization",
+            LayerKind::ParametricRelu => "ParametricRelu",
+            LayerKind::Cumulative { .. } => "Cumulative",
+            LayerKind::Einsum { .. } => "Einsum",
         }
     }
 
@@ -363,6 +394,12 @@ pub enum MatrixOp {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TopKOp {
+    Max,
+    Min,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReduceOp {
     Sum,
     Prod,
@@ -470,6 +507,10 @@ pub struct ResizeParams {
     #[serde(with = "super::nonfinite::f32")]
     pub cubic_coeff: f32,
     pub exclude_outside: bool,
+    /// Scales the coordinate formulas use, when they differ from output/input
+    /// (ONNX Resize given scales, or sizes with a keep-aspect-ratio policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinate_scales: Option<Vec<f32>>,
     /// For `TfCropAndResize`: starts for every dim, then ends, normalized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roi: Option<Vec<f32>>,

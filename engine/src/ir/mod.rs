@@ -5,6 +5,7 @@
 //! are inferred when it is added, so a builder can ask for any tensor's dims
 //! while converting, as TensorRT's `ITensor::getDimensions` allows.
 
+pub mod einsum;
 pub mod infer;
 pub mod layer;
 mod nonfinite;

@@ -19,6 +19,11 @@ pub fn register(add: &mut Add<'_>) {
     add("HardSigmoid", 1, hard_sigmoid);
     add("HardSwish", 14, hard_swish);
     add("Clip", 1, clip);
+    add("Mish", 18, mish);
+    add("Gelu", 20, gelu);
+    add("Celu", 12, celu);
+    add("Swish", 24, swish);
+    add("IsInf", 10, is_inf);
     for (op, since) in [
         ("Exp", 1),
         ("Log", 1),
@@ -171,6 +176,142 @@ fn clip(ctx: &mut NodeCtx<'_>) -> R {
     if y == x {
         y = ctx.add(LayerKind::Identity, vec![x])?;
     }
+    ctx.set_output(0, y)
+}
+
+fn gelu(ctx: &mut NodeCtx<'_>) -> R {
+    let a = match ctx.attr_string("approximate")?.as_deref() {
+        None | Some("none") => A::GeluErf,
+        Some("tanh") => A::GeluTanh,
+        Some(other) => {
+            return Err(ConvertError::new(format!(
+                "unknown approximation '{other}'"
+            )))
+        }
+    };
+    activation(ctx, a)
+}
+
+/// max(0, x) + min(0, alpha * (exp(x / alpha) - 1)): an ELU on x / alpha,
+/// scaled by alpha.
+fn celu(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let alpha = ctx.attr_float("alpha", 1.0)?;
+    let rank = ctx.rank(x);
+    let s = ctx.scalar(ctx.dtype(x), 1.0 / alpha as f64, rank)?;
+    let xs = ctx.add(
+        LayerKind::ElementWise {
+            op: ElementWiseOp::Prod,
+        },
+        vec![x, s],
+    )?;
+    let e = ctx.add(
+        LayerKind::Activation {
+            activation: A::Elu { alpha: 1.0 },
+        },
+        vec![xs],
+    )?;
+    let a = ctx.scalar(ctx.dtype(x), alpha as f64, rank)?;
+    let y = ctx.add(
+        LayerKind::ElementWise {
+            op: ElementWiseOp::Prod,
+        },
+        vec![e, a],
+    )?;
+    ctx.set_output(0, y)
+}
+
+/// x * sigmoid(alpha * x).
+fn swish(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let alpha = ctx.attr_float("alpha", 1.0)?;
+    let ax = if alpha == 1.0 {
+        x
+    } else {
+        let a = ctx.scalar(ctx.dtype(x), alpha as f64, ctx.rank(x))?;
+        ctx.add(
+            LayerKind::ElementWise {
+                op: ElementWiseOp::Prod,
+            },
+            vec![x, a],
+        )?
+    };
+    let s = ctx.add(
+        LayerKind::Activation {
+            activation: A::Sigmoid,
+        },
+        vec![ax],
+    )?;
+    let y = ctx.add(
+        LayerKind::ElementWise {
+            op: ElementWiseOp::Prod,
+        },
+        vec![x, s],
+    )?;
+    ctx.set_output(0, y)
+}
+
+/// IsInf, narrowed to one sign by comparing with zero when asked.
+fn is_inf(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let pos = ctx.attr_int("detect_positive", 1)? != 0;
+    let neg = ctx.attr_int("detect_negative", 1)? != 0;
+    let inf = ctx.add(LayerKind::Unary { op: UnaryOp::IsInf }, vec![x])?;
+    let y = match (pos, neg) {
+        (true, true) => inf,
+        (false, false) => {
+            // Nothing to detect: every element is false.
+            let f = ctx.scalar(jetrt_engine::DataType::Bool, 0.0, ctx.rank(x))?;
+            ctx.add(
+                LayerKind::ElementWise {
+                    op: ElementWiseOp::And,
+                },
+                vec![inf, f],
+            )?
+        }
+        (p, _) => {
+            let z = ctx.scalar(ctx.dtype(x), 0.0, ctx.rank(x))?;
+            let op = if p {
+                ElementWiseOp::Greater
+            } else {
+                ElementWiseOp::Less
+            };
+            let side = ctx.add(LayerKind::ElementWise { op }, vec![x, z])?;
+            ctx.add(
+                LayerKind::ElementWise {
+                    op: ElementWiseOp::And,
+                },
+                vec![inf, side],
+            )?
+        }
+    };
+    ctx.set_output(0, y)
+}
+
+/// x * tanh(softplus(x)).
+fn mish(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let sp = ctx.add(
+        LayerKind::Activation {
+            activation: A::Softplus {
+                alpha: 1.0,
+                beta: 1.0,
+            },
+        },
+        vec![x],
+    )?;
+    let t = ctx.add(
+        LayerKind::Activation {
+            activation: A::Tanh,
+        },
+        vec![sp],
+    )?;
+    let y = ctx.add(
+        LayerKind::ElementWise {
+            op: ElementWiseOp::Prod,
+        },
+        vec![x, t],
+    )?;
     ctx.set_output(0, y)
 }
 

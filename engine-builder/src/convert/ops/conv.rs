@@ -195,7 +195,8 @@ fn conv_transpose(ctx: &mut NodeCtx<'_>) -> R {
         for i in 0..k {
             let eff = (win.dilations[i] * (win.kernel[i] - 1) + 1) as i64;
             let total = win.strides[i] as i64 * (dims[i] as i64 - 1) + out_pad[i] + eff - target[i];
-            let half = total / 2;
+            // Floor division, as the ONNX reference: a negative total grows the output.
+            let half = total.div_euclid(2);
             let (a, b) = if win.auto_pad == "SAME_UPPER" {
                 (half, total - half)
             } else {

@@ -28,6 +28,64 @@ pub fn register(add: &mut Add<'_>) {
     for op in ["Max", "Min", "Sum", "Mean"] {
         add(op, 1, variadic);
     }
+    add("Where", 9, where_);
+    add("Mod", 10, modulo);
+    add("PRelu", 1, prelu);
+}
+
+/// Where(cond, x, y) -> Select, all three brought to one rank.
+fn where_(ctx: &mut NodeCtx<'_>) -> R {
+    let c = ctx.input(0)?;
+    let a = ctx.input(1)?;
+    let b = ctx.input(2)?;
+    let rank = ctx.rank(c).max(ctx.rank(a)).max(ctx.rank(b));
+    let mut v = Vec::new();
+    for t in [c, a, b] {
+        let r = ctx.rank(t);
+        v.push(ctx.unsqueeze_front(t, rank - r)?);
+    }
+    let y = ctx.add(LayerKind::Select, v)?;
+    ctx.set_output(0, y)
+}
+
+/// Mod: the result takes the divisor's sign (fmod=0, Python's %) or the
+/// dividend's (fmod=1, C's fmod). Built from ElementWise and Unary layers,
+/// as TensorRT has no modulo.
+fn modulo(ctx: &mut NodeCtx<'_>) -> R {
+    let a = ctx.input(0)?;
+    let b = ctx.input(1)?;
+    let fmod = ctx.attr_int("fmod", 0)? != 0;
+    let float = ctx.dtype(a).is_float();
+    let (a, b) = ctx.broadcast_pair(a, b)?;
+    // q = a / b rounded toward -inf (fmod=0) or toward zero (fmod=1).
+    let q = if float && !fmod {
+        let d = ctx.add(LayerKind::ElementWise { op: E::Div }, vec![a, b])?;
+        ctx.add(LayerKind::Unary { op: UnaryOp::Floor }, vec![d])?
+    } else if float {
+        let d = ctx.add(LayerKind::ElementWise { op: E::Div }, vec![a, b])?;
+        let s = ctx.add(LayerKind::Unary { op: UnaryOp::Sign }, vec![d])?;
+        let m = ctx.add(LayerKind::Unary { op: UnaryOp::Abs }, vec![d])?;
+        let f = ctx.add(LayerKind::Unary { op: UnaryOp::Floor }, vec![m])?;
+        ctx.add(LayerKind::ElementWise { op: E::Prod }, vec![s, f])?
+    } else {
+        let op = if fmod { E::Div } else { E::FloorDiv };
+        ctx.add(LayerKind::ElementWise { op }, vec![a, b])?
+    };
+    let bq = ctx.add(LayerKind::ElementWise { op: E::Prod }, vec![b, q])?;
+    let y = ctx.add(LayerKind::ElementWise { op: E::Sub }, vec![a, bq])?;
+    ctx.set_output(0, y)
+}
+
+fn prelu(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let s = ctx.input(1)?;
+    let (rx, rs) = (ctx.rank(x), ctx.rank(s));
+    if rs > rx {
+        return Err(ConvertError::new("slope has a higher rank than the input"));
+    }
+    let s = ctx.unsqueeze_front(s, rx - rs)?;
+    let y = ctx.add(LayerKind::ParametricRelu, vec![x, s])?;
+    ctx.set_output(0, y)
 }
 
 /// `a op b` with NumPy broadcasting (and, before opset 7, the legacy

@@ -10,6 +10,16 @@ type R = Result<(), ConvertError>;
 pub fn register(add: &mut Add<'_>) {
     add("Gemm", 1, gemm);
     add("MatMul", 1, matmul);
+    add("Einsum", 12, einsum);
+}
+
+fn einsum(ctx: &mut NodeCtx<'_>) -> R {
+    let equation = ctx
+        .attr_string("equation")?
+        .ok_or_else(|| ConvertError::new("the equation attribute is missing"))?;
+    let inputs = ctx.inputs()?;
+    let y = ctx.add(LayerKind::Einsum { equation }, inputs)?;
+    ctx.set_output(0, y)
 }
 
 /// Y = alpha * op(A) op(B) + beta * C.

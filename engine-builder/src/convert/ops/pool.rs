@@ -4,6 +4,7 @@ use super::conv::window;
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
 use jetrt_engine::ir::{LayerKind, PoolKind, PoolParams, ReduceOp};
+use jetrt_engine::DataType;
 
 type R = Result<(), ConvertError>;
 
@@ -35,6 +36,14 @@ fn pool(ctx: &mut NodeCtx<'_>, kind: PoolKind) -> R {
         ));
     }
     let exclude_padding = ctx.attr_int("count_include_pad", 0)? == 0;
+    // Pooling layers take floats: integer max pooling runs on a float copy,
+    // exact for every uint8 and int32 value below 2^24.
+    let dtype = ctx.dtype(x);
+    let x = if kind == PoolKind::Max && !dtype.is_float() {
+        ctx.cast(x, DataType::F32)?
+    } else {
+        x
+    };
     let y = ctx.add(
         LayerKind::Pooling(PoolParams {
             pool_type: kind,
@@ -47,6 +56,7 @@ fn pool(ctx: &mut NodeCtx<'_>, kind: PoolKind) -> R {
         }),
         vec![x],
     )?;
+    let y = ctx.cast(y, dtype)?;
     ctx.set_output(0, y)
 }
 

@@ -30,6 +30,7 @@ fn params(
         nearest_rounding: rounding,
         cubic_coeff: -0.75,
         exclude_outside: false,
+        coordinate_scales: None,
         roi: None,
         extrapolation_value: 0.0,
     }
@@ -86,15 +87,13 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
     if ctx.attr_int("antialias", 0)? != 0 {
         return Err(ConvertError::new("antialias=1 is not supported"));
     }
+    // Scales, sizes and roi follow the order the axes are given in.
     let axes = match ctx.attr_ints("axes")? {
-        Some(a) => {
-            let mut v = a
-                .into_iter()
+        Some(a) => Some(
+            a.into_iter()
                 .map(|a| ctx.axis(a, rank))
-                .collect::<Result<Vec<_>, _>>()?;
-            v.sort();
-            Some(v)
-        }
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         None => None,
     };
     let ct_name = ctx
@@ -134,6 +133,7 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
         s => s,
     };
     let mut inputs = vec![x];
+    let mut coordinate_scales = None;
     let output = match (scales, sizes) {
         (Some(_), None) => {
             let s: Vec<f32> = ctx
@@ -181,6 +181,11 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
                             }
                         };
                         sizes = known.iter().map(|&i| (scale * i as f64).round()).collect();
+                        let mut cs = vec![1.0f32; rank];
+                        for &a in &ax {
+                            cs[a] = scale as f32;
+                        }
+                        coordinate_scales = Some(cs);
                     }
                     let mut dims = in_dims.clone();
                     for (&a, &s) in ax.iter().zip(&sizes) {
@@ -195,10 +200,11 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
                     }
                 }
                 None => {
-                    if axes.is_some() {
-                        return Err(ConvertError::new(
-                            "computed sizes with the axes attribute are not supported",
-                        ));
+                    let policy = ctx.attr_string("keep_aspect_ratio_policy")?;
+                    if axes.is_some() || policy.is_some_and(|p| p != "stretch") {
+                        return Err(
+                            ctx.needs_const(3, "the sizes (with axes or an aspect ratio policy)")
+                        );
                     }
                     inputs.push(ctx.cast(sz, DataType::I64)?);
                     ResizeOutput::FromInput
@@ -213,6 +219,7 @@ fn resize(ctx: &mut NodeCtx<'_>) -> R {
         (None, None) => return Err(ConvertError::new("neither scales nor sizes is given")),
     };
     let mut p = params(output, m, ct, rounding);
+    p.coordinate_scales = coordinate_scales;
     p.selector = selector;
     p.cubic_coeff = ctx.attr_float("cubic_coeff_a", -0.75)?;
     p.exclude_outside = ctx.attr_int("exclude_outside", 0)? != 0;

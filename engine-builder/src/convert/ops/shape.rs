@@ -7,9 +7,10 @@ use crate::convert::ctx::DimSrc;
 use crate::convert::{ConvertError, NodeCtx};
 use crate::onnx::dtype_from_onnx;
 use jetrt_engine::ir::{
-    GatherMode, LayerKind, ReduceOp, ShuffleParams, SliceMode, SliceParams, TensorRef,
+    ElementWiseOp, GatherMode, LayerKind, ReduceOp, ShuffleParams, SliceMode, SliceParams,
+    TensorRef,
 };
-use jetrt_engine::shape::Dim;
+use jetrt_engine::shape::{known_dims, Dim};
 use jetrt_engine::{DataType, Tensor};
 
 type R = Result<(), ConvertError>;
@@ -29,6 +30,440 @@ pub fn register(add: &mut Add<'_>) {
     add("Dropout", 1, dropout);
     add("Constant", 1, constant);
     add("Cast", 1, cast);
+    add("CastLike", 15, cast_like);
+    add("Size", 1, size);
+    add("ConstantOfShape", 9, constant_of_shape);
+    add("Range", 11, range);
+    add("Expand", 8, expand);
+    add("Tile", 6, tile);
+    add("Pad", 2, pad);
+    add("GatherElements", 11, gather_elements);
+    add("DepthToSpace", 1, depth_to_space);
+    add("SpaceToDepth", 1, space_to_depth);
+    add("Trilu", 14, trilu);
+}
+
+/// The element count of a tensor, as an int64 scalar.
+fn size(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let s = ctx.add(LayerKind::Shape, vec![x])?;
+    let y = ctx.add(
+        LayerKind::Reduce {
+            op: ReduceOp::Prod,
+            axes: vec![0],
+            keep_dims: false,
+        },
+        vec![s],
+    )?;
+    ctx.set_output(0, y)
+}
+
+/// A constant tensor of the given dims, filled with the `value` attribute.
+fn constant_of_shape(ctx: &mut NodeCtx<'_>) -> R {
+    let dims = ctx.require_const(0, "the shape")?.to_i64_vec();
+    let dims: Vec<usize> = dims
+        .into_iter()
+        .map(|d| usize::try_from(d).map_err(|_| ConvertError::new(format!("negative dim {d}"))))
+        .collect::<Result<_, _>>()?;
+    let value = match ctx.attr_tensor("value")? {
+        Some(v) if v.len() == 1 => v,
+        Some(_) => return Err(ConvertError::new("value must hold one element")),
+        None => Tensor::scalar_f32(0.0),
+    };
+    let n: usize = dims.iter().product();
+    let data =
+        jetrt_engine::with_data!(value.data(), v => jetrt_engine::TensorData::from(vec![v[0]; n]));
+    let y = ctx.constant(Tensor::new(dims, data)?);
+    ctx.set_output(0, y)
+}
+
+/// Range(start, limit, delta), computed at build time.
+fn range(ctx: &mut NodeCtx<'_>) -> R {
+    let start = ctx.require_const(0, "the start")?;
+    let limit = ctx.require_const(1, "the limit")?;
+    let delta = ctx.require_const(2, "the delta")?;
+    let first = |t: &Tensor| t.to_f64_vec().first().copied().unwrap_or(0.0);
+    let (s, l, d) = (first(&start), first(&limit), first(&delta));
+    if d == 0.0 {
+        return Err(ConvertError::new("delta is zero"));
+    }
+    let n = ((l - s) / d).ceil().max(0.0) as usize;
+    let data = match start.dtype() {
+        DataType::F32 | DataType::F16 => {
+            // Accumulate as the ONNX definition does, in the input type.
+            let (s, d) = (s as f32, d as f32);
+            jetrt_engine::TensorData::F32((0..n).map(|i| s + i as f32 * d).collect())
+        }
+        DataType::I32 => jetrt_engine::TensorData::I32(
+            (0..n).map(|i| (s as i32) + i as i32 * d as i32).collect(),
+        ),
+        DataType::I64 => {
+            let (s, d) = (start.to_i64_vec()[0], delta.to_i64_vec()[0]);
+            jetrt_engine::TensorData::I64((0..n as i64).map(|i| s + i * d).collect())
+        }
+        other => {
+            return Err(ConvertError::new(format!(
+                "Range of {other} is not supported"
+            )))
+        }
+    };
+    let mut t = Tensor::new(vec![n], data)?;
+    if start.dtype() == DataType::F16 {
+        t = jetrt_engine::backend::cpu::ops::cast_tensor(&t, DataType::F16)
+            .map_err(ConvertError::new)?;
+    }
+    let y = ctx.constant(t);
+    ctx.set_output(0, y)
+}
+
+/// A Slice with stride 0 along broadcast dims: how TensorRT expands.
+fn broadcast_to(
+    ctx: &mut NodeCtx<'_>,
+    x: TensorRef,
+    target: &[Dim],
+) -> Result<TensorRef, ConvertError> {
+    let rank = target.len();
+    let r = ctx.rank(x);
+    let x = ctx.unsqueeze_front(x, rank - r)?;
+    let dims = ctx.shape(x);
+    let stride: Vec<i64> = dims
+        .iter()
+        .zip(target)
+        .map(|(d, t)| {
+            if *d == Dim::Known(1) && *t != Dim::Known(1) {
+                0
+            } else {
+                1
+            }
+        })
+        .collect();
+    let parts: Vec<DimSrc> = target
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match t {
+            Dim::Known(n) => DimSrc::Const(*n as i64),
+            // A dynamic target dim is the input's own.
+            _ => DimSrc::Of(i),
+        })
+        .collect();
+    slice_with(
+        ctx,
+        x,
+        vec![0; rank],
+        &parts,
+        stride,
+        SliceMode::StrictBounds,
+        0.0,
+    )
+}
+
+/// A Slice whose sizes may be read from `x` at run time.
+fn slice_with(
+    ctx: &mut NodeCtx<'_>,
+    x: TensorRef,
+    start: Vec<i64>,
+    size: &[DimSrc],
+    stride: Vec<i64>,
+    mode: SliceMode,
+    fill: f64,
+) -> Result<TensorRef, ConvertError> {
+    let known: Option<Vec<usize>> = size
+        .iter()
+        .map(|p| match p {
+            DimSrc::Const(c) => usize::try_from(*c).ok(),
+            DimSrc::Of(i) => ctx.shape(x)[*i].known(),
+        })
+        .collect();
+    let rank = start.len();
+    let params = |size: Vec<usize>| SliceParams {
+        start: start.clone(),
+        size,
+        stride: stride.clone(),
+        mode,
+        fill,
+    };
+    match known {
+        Some(size) => ctx.add(LayerKind::Slice(params(size)), vec![x]),
+        None => {
+            let sz = ctx.shape_tensor_from(x, size)?;
+            let st = ctx.constant(Tensor::vec_i64(start.clone()));
+            let sd = ctx.constant(Tensor::vec_i64(stride.clone()));
+            ctx.add(LayerKind::Slice(params(vec![0; rank])), vec![x, st, sz, sd])
+        }
+    }
+}
+
+fn expand(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let shape = ctx.require_const(1, "the shape")?.to_i64_vec();
+    let xd = ctx.shape(x);
+    let rank = xd.len().max(shape.len());
+    // Bidirectional broadcast of the input dims with the given ones.
+    let pad = |v: &[Dim], n: usize| -> Vec<Dim> {
+        let mut out = vec![Dim::Known(1); n - v.len()];
+        out.extend_from_slice(v);
+        out
+    };
+    let given: Vec<Dim> = shape
+        .iter()
+        .map(|&d| {
+            usize::try_from(d)
+                .map(Dim::Known)
+                .map_err(|_| ConvertError::new(format!("negative dim {d}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let (a, b) = (pad(&xd, rank), pad(&given, rank));
+    let target = jetrt_engine::ir::infer::broadcast_shapes(&a, &b).map_err(ConvertError::new)?;
+    let y = broadcast_to(ctx, x, &target)?;
+    ctx.set_output(0, y)
+}
+
+/// Tile: a Slice in wrap mode over `repeats` times the input.
+fn tile(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let repeats = ctx.require_const(1, "the repeats")?.to_i64_vec();
+    let dims = ctx.known_dims(x, "Tile")?;
+    if repeats.len() != dims.len() || repeats.iter().any(|&r| r < 0) {
+        return Err(ConvertError::new(
+            "repeats must have one non-negative entry per dim",
+        ));
+    }
+    let size: Vec<DimSrc> = dims
+        .iter()
+        .zip(&repeats)
+        .map(|(&d, &r)| DimSrc::Const(d as i64 * r))
+        .collect();
+    let y = slice_with(
+        ctx,
+        x,
+        vec![0; dims.len()],
+        &size,
+        vec![1; dims.len()],
+        SliceMode::Wrap,
+        0.0,
+    )?;
+    ctx.set_output(0, y)
+}
+
+/// Pad: a Slice starting before the input and reaching past it, in fill,
+/// reflect, clamp (edge) or wrap mode, as TensorRT pads.
+fn pad(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let rank = ctx.rank(x);
+    let mode = ctx
+        .attr_string("mode")?
+        .unwrap_or_else(|| "constant".into());
+    let (pads, value) = if ctx.opset < 11 {
+        let p = ctx
+            .attr_ints(if ctx.opset < 2 { "paddings" } else { "pads" })?
+            .unwrap_or_default();
+        (p, ctx.attr_float("value", 0.0)? as f64)
+    } else {
+        let p = ctx.require_const(1, "the pads")?.to_i64_vec();
+        let v = ctx
+            .opt_const(2, "the constant value")?
+            .and_then(|t| t.to_f64_vec().first().copied())
+            .unwrap_or(0.0);
+        (p, v)
+    };
+    let axes: Vec<usize> = match ctx.opt_const(3, "the axes")? {
+        Some(a) if ctx.opset >= 18 => a
+            .to_i64_vec()
+            .into_iter()
+            .map(|a| ctx.axis(a, rank))
+            .collect::<Result<_, _>>()?,
+        _ => (0..rank).collect(),
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(ConvertError::new(format!(
+            "{} pads for {} axes",
+            pads.len(),
+            axes.len()
+        )));
+    }
+    let mode = match mode.as_str() {
+        "constant" => SliceMode::Fill,
+        "reflect" => SliceMode::Reflect,
+        "edge" => SliceMode::Clamp,
+        "wrap" => SliceMode::Wrap,
+        other => return Err(ConvertError::new(format!("unknown pad mode '{other}'"))),
+    };
+    let mut start = vec![0i64; rank];
+    let mut grow = vec![0i64; rank];
+    for (k, &a) in axes.iter().enumerate() {
+        start[a] = -pads[k];
+        grow[a] = pads[k] + pads[axes.len() + k];
+    }
+    let dims = ctx.shape(x);
+    let y = match known_dims(&dims) {
+        Some(d) => {
+            let size: Vec<DimSrc> = d
+                .iter()
+                .zip(&grow)
+                .map(|(&n, &g)| DimSrc::Const(n as i64 + g))
+                .collect();
+            slice_with(ctx, x, start, &size, vec![1; rank], mode, value)?
+        }
+        None => {
+            // Sizes are the run-time dims plus the padding.
+            let s = ctx.add(LayerKind::Shape, vec![x])?;
+            let g = ctx.constant(Tensor::vec_i64(grow));
+            let size = ctx.add(
+                LayerKind::ElementWise {
+                    op: ElementWiseOp::Sum,
+                },
+                vec![s, g],
+            )?;
+            let st = ctx.constant(Tensor::vec_i64(start));
+            let sd = ctx.constant(Tensor::vec_i64(vec![1; rank]));
+            ctx.add(
+                LayerKind::Slice(SliceParams {
+                    start: vec![0; rank],
+                    size: vec![0; rank],
+                    stride: vec![1; rank],
+                    mode,
+                    fill: value,
+                }),
+                vec![x, st, size, sd],
+            )?
+        }
+    };
+    ctx.set_output(0, y)
+}
+
+fn gather_elements(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let idx = ctx.input(1)?;
+    let axis = ctx.axis(ctx.attr_int("axis", 0)?, ctx.rank(x))?;
+    let y = ctx.add(
+        LayerKind::Gather {
+            axis,
+            mode: GatherMode::Element,
+        },
+        vec![x, idx],
+    )?;
+    ctx.set_output(0, y)
+}
+
+/// Reshape, transpose, reshape: one Shuffle (reshape then transpose) and a
+/// reshape.
+fn rearrange(
+    ctx: &mut NodeCtx<'_>,
+    x: TensorRef,
+    split: Vec<i64>,
+    perm: Vec<usize>,
+    out: Vec<i64>,
+) -> Result<TensorRef, ConvertError> {
+    let t = ctx.add(
+        LayerKind::Shuffle(ShuffleParams {
+            first_transpose: None,
+            reshape: Some(split),
+            second_transpose: Some(perm),
+            zero_is_placeholder: false,
+        }),
+        vec![x],
+    )?;
+    ctx.reshape(t, out)
+}
+
+fn block_size(ctx: &NodeCtx<'_>) -> Result<i64, ConvertError> {
+    let b = ctx.attr_int("blocksize", 0)?;
+    if b <= 0 {
+        return Err(ConvertError::new("blocksize must be positive"));
+    }
+    Ok(b)
+}
+
+fn depth_to_space(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let d = ctx.known_dims(x, "DepthToSpace")?;
+    let b = block_size(ctx)?;
+    let [n, c, h, w] = d[..] else {
+        return Err(ConvertError::new("DepthToSpace takes a 4-D input"));
+    };
+    let (n, c, h, w) = (n as i64, c as i64, h as i64, w as i64);
+    if c % (b * b) != 0 {
+        return Err(ConvertError::new(format!(
+            "{c} channels do not divide by blocksize² = {}",
+            b * b
+        )));
+    }
+    let crd = ctx.attr_string("mode")?.as_deref() == Some("CRD");
+    let (split, perm) = if crd {
+        (vec![n, c / (b * b), b, b, h, w], vec![0, 1, 4, 2, 5, 3])
+    } else {
+        (vec![n, b, b, c / (b * b), h, w], vec![0, 3, 4, 1, 5, 2])
+    };
+    let y = rearrange(ctx, x, split, perm, vec![n, c / (b * b), h * b, w * b])?;
+    ctx.set_output(0, y)
+}
+
+fn space_to_depth(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let d = ctx.known_dims(x, "SpaceToDepth")?;
+    let b = block_size(ctx)?;
+    let [n, c, h, w] = d[..] else {
+        return Err(ConvertError::new("SpaceToDepth takes a 4-D input"));
+    };
+    let (n, c, h, w) = (n as i64, c as i64, h as i64, w as i64);
+    if h % b != 0 || w % b != 0 {
+        return Err(ConvertError::new(format!(
+            "{h}x{w} does not divide by blocksize {b}"
+        )));
+    }
+    // Depth-column-row (the default) or, since opset 28, column-row-depth.
+    let perm = if ctx.attr_string("mode")?.as_deref() == Some("CRD") {
+        vec![0, 1, 3, 5, 2, 4]
+    } else {
+        vec![0, 3, 5, 1, 2, 4]
+    };
+    let y = rearrange(
+        ctx,
+        x,
+        vec![n, c, h / b, b, w / b, b],
+        perm,
+        vec![n, c * b * b, h / b, w / b],
+    )?;
+    ctx.set_output(0, y)
+}
+
+/// Trilu: a Select with a constant triangular mask over the last two dims.
+fn trilu(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let dims = ctx.shape(x);
+    let rank = dims.len();
+    if rank < 2 {
+        return Err(ConvertError::new("Trilu needs a rank >= 2 input"));
+    }
+    let (rows, cols) = match (dims[rank - 2].known(), dims[rank - 1].known()) {
+        (Some(r), Some(c)) => (r, c),
+        _ => {
+            return Err(ConvertError::new(
+                "Trilu needs fixed matrix dims; give them with --shape",
+            ))
+        }
+    };
+    let k = match ctx.opt_const(1, "k")? {
+        Some(t) => t.to_i64_vec().first().copied().unwrap_or(0),
+        None => 0,
+    };
+    let upper = ctx.attr_int("upper", 1)? != 0;
+    let mask: Vec<bool> = (0..rows * cols)
+        .map(|i| {
+            let (r, c) = ((i / cols) as i64, (i % cols) as i64);
+            if upper {
+                c - r >= k
+            } else {
+                c - r <= k
+            }
+        })
+        .collect();
+    let mut mdims = vec![1; rank - 2];
+    mdims.extend([rows, cols]);
+    let m = ctx.constant(Tensor::new(mdims, jetrt_engine::TensorData::Bool(mask))?);
+    let zero = ctx.scalar(ctx.dtype(x), 0.0, rank)?;
+    let y = ctx.add(LayerKind::Select, vec![m, x, zero])?;
+    ctx.set_output(0, y)
 }
 
 fn reshape(ctx: &mut NodeCtx<'_>) -> R {
@@ -281,7 +716,7 @@ fn split(ctx: &mut NodeCtx<'_>) -> R {
     })?;
     let outputs = ctx.node.output.len();
     let sizes: Vec<usize> = match if ctx.opset >= 13 {
-        ctx.const_ints(1)?
+        ctx.opt_const(1, "the split sizes")?.map(|t| t.to_i64_vec())
     } else {
         ctx.attr_ints("split")?
     } {
@@ -290,9 +725,6 @@ fn split(ctx: &mut NodeCtx<'_>) -> R {
             .map(|v| usize::try_from(v).map_err(|_| ConvertError::new("negative split size")))
             .collect::<Result<_, _>>()?,
         None => {
-            if ctx.opset >= 13 && ctx.opt_input(1)?.is_some() {
-                return Err(ConvertError::new("split sizes must be known at build time"));
-            }
             let parts = if ctx.opset >= 18 {
                 ctx.attr_int("num_outputs", outputs as i64)? as usize
             } else {
@@ -340,18 +772,10 @@ fn slice(ctx: &mut NodeCtx<'_>) -> R {
         (
             ctx.require_const(1, "the starts")?.to_i64_vec(),
             ctx.require_const(2, "the ends")?.to_i64_vec(),
-            ctx.const_ints(3)?,
-            ctx.const_ints(4)?,
+            ctx.opt_const(3, "the axes")?.map(|t| t.to_i64_vec()),
+            ctx.opt_const(4, "the steps")?.map(|t| t.to_i64_vec()),
         )
     };
-    if ctx.opset >= 10
-        && (ctx.opt_input(3)?.is_some() && axes.is_none()
-            || ctx.opt_input(4)?.is_some() && steps.is_none())
-    {
-        return Err(ConvertError::new(
-            "axes and steps must be known at build time",
-        ));
-    }
     let axes: Vec<usize> = match axes {
         Some(a) => a
             .into_iter()
@@ -472,7 +896,15 @@ fn dropout(ctx: &mut NodeCtx<'_>) -> R {
         ));
     }
     if ctx.wants_output(1) {
-        return Err(ConvertError::new("the mask output is not supported"));
+        // At inference every element is kept: the mask is all true.
+        let x = ctx.input(0)?;
+        let dims = ctx.known_dims(x, "Dropout's mask output")?;
+        let n = dims.iter().product();
+        let m = ctx.constant(Tensor::new(
+            dims,
+            jetrt_engine::TensorData::Bool(vec![true; n]),
+        )?);
+        ctx.set_output(1, m)?;
     }
     identity(ctx)
 }
@@ -494,6 +926,15 @@ fn constant(ctx: &mut NodeCtx<'_>) -> R {
         ));
     };
     let y = ctx.constant(t);
+    ctx.set_output(0, y)
+}
+
+/// Cast to the type of input 1.
+fn cast_like(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let like = ctx.input(1)?;
+    let to = ctx.dtype(like);
+    let y = ctx.add(LayerKind::Cast { to }, vec![x])?;
     ctx.set_output(0, y)
 }
 

@@ -176,3 +176,21 @@ impl Op for ElementWise {
         Ok(vec![Tensor::new(dims, data).map_err(|e| e.to_string())?])
     }
 }
+
+/// `x >= 0 ? x : slope * x`, the slope broadcast onto x.
+pub struct ParametricRelu;
+
+impl Op for ParametricRelu {
+    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+        let (x, s) = (inputs[0], inputs[1]);
+        let (xv, sv) = (f32_data(x)?, f32_data(s)?);
+        let (d, v) = broadcast_map(&xv, x.shape(), &sv, s.shape(), |a, b| {
+            if a >= 0.0 {
+                a
+            } else {
+                a * b
+            }
+        })?;
+        Ok(vec![float_tensor(x.dtype(), d, v)?])
+    }
+}

@@ -7,15 +7,19 @@ mod cast;
 pub use cast::cast as cast_tensor;
 mod concat;
 mod conv;
+mod einsum;
 mod elementwise;
 mod gather;
 mod matmul;
+mod norm;
 mod pool;
 mod reduce;
 mod resize;
 mod scale;
+mod select;
 mod shuffle;
 mod slice;
+mod topk;
 
 use crate::dtype::DataType;
 use crate::ir::{Layer, LayerKind, Network};
@@ -72,6 +76,32 @@ pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
         LayerKind::Shape => Box::new(ShapeOp),
         LayerKind::Identity => Box::new(Identity),
         LayerKind::Cast { to } => Box::new(cast::Cast(*to)),
+        LayerKind::Select => Box::new(select::Select),
+        LayerKind::TopK { op, k, axis } => Box::new(topk::TopK {
+            op: *op,
+            k: *k,
+            axis: *axis,
+        }),
+        LayerKind::Normalization {
+            axes,
+            epsilon,
+            groups,
+        } => Box::new(norm::Normalization {
+            axes: axes.clone(),
+            epsilon: *epsilon,
+            groups: *groups,
+        }),
+        LayerKind::ParametricRelu => Box::new(elementwise::ParametricRelu),
+        LayerKind::Cumulative {
+            axis,
+            exclusive,
+            reverse,
+        } => Box::new(norm::Cumulative {
+            axis: *axis,
+            exclusive: *exclusive,
+            reverse: *reverse,
+        }),
+        LayerKind::Einsum { equation } => Box::new(einsum::Einsum(equation.clone())),
     })
 }
 

@@ -121,7 +121,15 @@ impl Op for Reduce {
                         .collect(),
                 )
             }
-            TensorData::Bool(_) => return Err("cannot reduce bool tensors".into()),
+            // Max of bools is "any", min is "all".
+            TensorData::Bool(v) => {
+                let out = match self.op {
+                    ReduceOp::Max => self.fold(v, dims, false, |a, x| a || x),
+                    ReduceOp::Min => self.fold(v, dims, true, |a, x| a && x),
+                    op => return Err(format!("{op:?} does not take bool tensors")),
+                };
+                TensorData::Bool(out)
+            }
         };
         Ok(vec![Tensor::new(shape, data).map_err(|e| e.to_string())?])
     }

@@ -18,7 +18,9 @@ struct AxisMap {
     outside: Vec<bool>,
 }
 
-/// The input coordinate output index `j` maps to (ONNX Resize's formulas).
+/// The input coordinate output index `j` maps to: ONNX Resize's formulas,
+/// where the "output length" is the unrounded `n * scale` except for
+/// half_pixel_symmetric's adjustment, as the ONNX reference computes them.
 fn source_coord(
     p: &ResizeParams,
     axis: usize,
@@ -28,16 +30,17 @@ fn source_coord(
     m: usize,
     scale: f64,
 ) -> f64 {
-    let (j, nf, mf) = (j as f64, n as f64, m as f64);
+    let (j, nf) = (j as f64, n as f64);
+    let ow = nf * scale;
     match p.coordinate_transform {
-        Ct::HalfPixel if p.selector == ResizeSelector::Upper && m == 1 => 0.0,
+        Ct::HalfPixel if p.selector == ResizeSelector::Upper && ow == 1.0 => -0.5,
         Ct::HalfPixel => (j + 0.5) / scale - 0.5,
-        Ct::AlignCorners if m == 1 => 0.0,
-        Ct::AlignCorners => j * (nf - 1.0) / (mf - 1.0),
+        Ct::AlignCorners if ow == 1.0 => 0.0,
+        Ct::AlignCorners => j * (nf - 1.0) / (ow - 1.0),
         Ct::Asymmetric => j / scale,
         Ct::TfHalfPixelForNn => (j + 0.5) / scale,
         Ct::HalfPixelSymmetric => {
-            let adjustment = mf / (scale * nf);
+            let adjustment = m as f64 / ow;
             let center = nf / 2.0;
             center * (1.0 - adjustment) + (j + 0.5) / scale - 0.5
         }
@@ -47,11 +50,12 @@ fn source_coord(
                 roi.get(axis).copied().unwrap_or(0.0) as f64,
                 roi.get(rank + axis).copied().unwrap_or(1.0) as f64,
             );
-            if m > 1 {
-                start * (nf - 1.0) + j * (end - start) * (nf - 1.0) / (mf - 1.0)
+            let x = if ow == 1.0 {
+                (end - start) * (nf - 1.0) / 2.0
             } else {
-                0.5 * (start + end) * (nf - 1.0)
-            }
+                j * (end - start) * (nf - 1.0) / (ow - 1.0)
+            };
+            x + start * (nf - 1.0)
         }
     }
 }
@@ -134,7 +138,13 @@ impl Resize {
                     .collect();
                 Ok((out, s.iter().map(|&s| s as f64).collect()))
             }
-            (ResizeOutput::Dims(d), _) => Ok((d.clone(), ratios(dims, d))),
+            (ResizeOutput::Dims(d), _) => {
+                let s = match &self.0.coordinate_scales {
+                    Some(s) if s.len() == r => s.iter().map(|&v| v as f64).collect(),
+                    _ => ratios(dims, d),
+                };
+                Ok((d.clone(), s))
+            }
             (ResizeOutput::FromInput, Some(t)) => {
                 let d: Vec<usize> = t
                     .to_i64_vec()
