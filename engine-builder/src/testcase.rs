@@ -387,6 +387,7 @@ fn run_case_inner(
             Some(BackendKind::Cpu),
             &RunConfig {
                 threads: opts.threads,
+                ..Default::default()
             },
         )
         .map_err(|e| format!("load: {e}"))?;

@@ -159,6 +159,11 @@ impl Context {
         check_inputs(&self.network, &inputs)?;
         self.executor.run(inputs)
     }
+
+    /// Per-layer times, when made with `RunConfig::profile`.
+    pub fn layer_times(&self) -> Option<Vec<crate::backend::LayerTime>> {
+        self.executor.layer_times()
+    }
 }
 
 /// Checks count, type and dims of run-time inputs against the network's.

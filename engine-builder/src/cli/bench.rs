@@ -1,6 +1,6 @@
 //! `engine-builder bench`.
 
-use super::common::{open_engine, PluginArgs, ThreadArgs};
+use super::common::{open_engine_with, PluginArgs, ThreadArgs};
 use anyhow::{bail, Result};
 use jetrt_engine::shape::Dim;
 use jetrt_engine::{DataType, Tensor, TensorData};
@@ -15,6 +15,9 @@ pub struct Args {
     /// Timed runs after the warm-up
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
+    /// Also print the layers that take the most time
+    #[arg(long)]
+    profile: bool,
     #[command(flatten)]
     threads: ThreadArgs,
     #[command(flatten)]
@@ -42,7 +45,9 @@ fn sample_input(dtype: DataType, dims: &[usize]) -> Tensor {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let (engine, mut ctx) = open_engine(&a.engine, &a.plugins, &a.threads)?;
+    let mut cfg = a.threads.config();
+    cfg.profile = a.profile;
+    let (engine, mut ctx) = open_engine_with(&a.engine, &a.plugins, &cfg)?;
     let mut inputs = Vec::new();
     for i in &engine.network().inputs {
         let dims: Option<Vec<usize>> = i
@@ -97,5 +102,34 @@ pub fn run(a: Args) -> Result<ExitCode> {
     println!("median {:.3} ms", pick(0.5));
     println!("p99 {:.3} ms", pick(0.99));
     println!("fps {:.1}", a.runs as f64 / total);
+    if let Some(mut times) = ctx.layer_times() {
+        // Warm-up runs are in the totals too: the table shows shares.
+        let all: f64 = times.iter().map(|t| t.total_ms).sum();
+        let runs = times.iter().map(|t| t.runs).max().unwrap_or(1).max(1) as f64;
+        times.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
+        println!("\nlayers by time (mean over {runs} runs, warm-up included):");
+        for t in times.iter().take(20) {
+            println!(
+                "  {:>8.3} ms {:>5.1}%  {:<14} {:<36} {}",
+                t.total_ms / runs,
+                100.0 * t.total_ms / all,
+                t.kind,
+                t.detail,
+                t.layer
+            );
+        }
+        let mut kinds: Vec<(&str, f64)> = Vec::new();
+        for t in &times {
+            match kinds.iter_mut().find(|(k, _)| *k == t.kind) {
+                Some(e) => e.1 += t.total_ms,
+                None => kinds.push((t.kind, t.total_ms)),
+            }
+        }
+        kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!("by kind:");
+        for (k, ms) in kinds {
+            println!("  {:>8.3} ms {:>5.1}%  {k}", ms / runs, 100.0 * ms / all);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,6 +35,7 @@ impl ThreadArgs {
     pub fn config(&self) -> RunConfig {
         RunConfig {
             threads: self.threads.map(|t| t as usize),
+            ..Default::default()
         }
     }
 }
@@ -45,11 +46,20 @@ pub fn open_engine(
     plugins: &PluginArgs,
     threads: &ThreadArgs,
 ) -> Result<(Engine, RunContext)> {
+    open_engine_with(path, plugins, &threads.config())
+}
+
+/// As [`open_engine`], with every run option.
+pub fn open_engine_with(
+    path: &Path,
+    plugins: &PluginArgs,
+    cfg: &RunConfig,
+) -> Result<(Engine, RunContext)> {
     plugins.load()?;
     let engine = Engine::load(path)?;
     let backend = BackendKind::parse(&engine.header().build.backend);
     let ctx = engine
-        .context(backend, &threads.config())
+        .context(backend, cfg)
         .with_context(|| format!("cannot run {} here", path.display()))?;
     Ok((engine, ctx))
 }

@@ -27,7 +27,14 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 }
 
 fn run(net: &Network, inputs: &[Tensor]) -> Vec<Tensor> {
-    let mut ex = CpuExecutor::new(Arc::new(net.clone()), &RunConfig { threads: Some(2) }).unwrap();
+    let mut ex = CpuExecutor::new(
+        Arc::new(net.clone()),
+        &RunConfig {
+            threads: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     ex.run(inputs.to_vec()).unwrap()
 }
 

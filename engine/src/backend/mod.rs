@@ -55,6 +55,19 @@ pub struct BuildConfig {
 pub struct RunConfig {
     /// Worker threads (cpu backend); `None` uses every core.
     pub threads: Option<usize>,
+    /// Record the time each layer takes (see [`Executor::layer_times`]).
+    pub profile: bool,
+}
+
+/// Time spent in one layer over every run since the context was made.
+#[derive(Clone, Debug)]
+pub struct LayerTime {
+    pub layer: String,
+    pub kind: &'static str,
+    /// Parameters and output dims, for telling layers apart.
+    pub detail: String,
+    pub total_ms: f64,
+    pub runs: usize,
 }
 
 pub trait Backend: Send + Sync {
@@ -73,6 +86,11 @@ pub trait Backend: Send + Sync {
 pub trait Executor: Send {
     /// Runs the network on inputs already checked against its input types.
     fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>>;
+
+    /// Per-layer times, when the context was made with `profile`.
+    fn layer_times(&self) -> Option<Vec<LayerTime>> {
+        None
+    }
 }
 
 /// The backend of `kind`, if compiled into this build.

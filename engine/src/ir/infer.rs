@@ -360,7 +360,7 @@ fn conv(
             p.out_channels
         ));
     }
-    if ks[0] % p.groups != 0 {
+    if !ks[0].is_multiple_of(p.groups) {
         return Err(format!(
             "{} channels do not split into {} groups",
             ks[0], p.groups
@@ -691,7 +691,9 @@ fn reshape_dims(input: &[Dim], target: &[SymInt], zero_copies: bool) -> R<Shape>
         let dynamic: Vec<&Dim> = num.iter().copied().filter(|d| !d.is_known()).collect();
         if ok && den_known != 0 {
             match dynamic.as_slice() {
-                [] if num_known % den_known == 0 => out[at] = Dim::Known(num_known / den_known),
+                [] if num_known.is_multiple_of(den_known) => {
+                    out[at] = Dim::Known(num_known / den_known)
+                }
                 [] => {
                     return Err(format!(
                         "cannot reshape {num_known} elements into dims of {den_known} (times -1)"

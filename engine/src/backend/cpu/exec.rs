@@ -1,47 +1,153 @@
-//! Runs a network layer by layer on the cpu, in a thread pool of its own.
+//! Runs a network on the cpu, in a thread pool of its own: one step per
+//! layer, except where the plan fuses a convolution with the residual
+//! addition (and activation) that follow it.
 
+use super::buffers::Buffers;
 use super::ops::{self, Ctx, Op};
 use crate::backend::{Executor, RunConfig};
 use crate::error::{Error, Result};
-use crate::ir::{LayerKind, Network, TensorRef};
-use crate::tensor::Tensor;
+use crate::ir::{ElementWiseOp, LayerKind, Network, TensorRef};
+use crate::tensor::{Tensor, TensorData};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct CpuExecutor {
     net: Arc<Network>,
-    /// Per layer: its kernel, or its value for Constant layers.
     steps: Vec<Step>,
-    /// Per tensor, the index of the last layer that reads it; network outputs
+    /// Per tensor, the index of the last step that reads it; network outputs
     /// are never freed early.
     last_use: HashMap<TensorRef, usize>,
+    buffers: Buffers,
     pool: rayon::ThreadPool,
     threads: usize,
+    /// Per step, (total seconds, runs), when profiling.
+    times: Option<std::sync::Mutex<Vec<(f64, usize)>>>,
 }
 
-enum Step {
+enum Kernel {
+    /// A Constant layer's value, kept for the life of the plan.
     Const(Tensor),
     Run(Box<dyn Op>),
+    /// Convolution + residual addition (+ activation) in one GEMM epilogue.
+    ConvResidual(Box<ops::conv::Conv>),
+    /// Folded into a later step.
+    Skip,
+}
+
+struct Step {
+    kernel: Kernel,
+    /// The tensors the kernel reads.
+    inputs: Vec<TensorRef>,
+}
+
+/// For a Convolution whose output only an ElementWise Sum reads (and whose
+/// sum only an Activation reads, optionally): the Sum's index, the other
+/// addend, and the Activation's index.
+fn residual_pattern(
+    net: &Network,
+    l: usize,
+    consumers: &HashMap<TensorRef, Vec<usize>>,
+) -> Option<(usize, TensorRef, Option<usize>)> {
+    let LayerKind::Convolution(p) = &net.layers[l].kind else {
+        return None;
+    };
+    let out = TensorRef::Layer(l, 0);
+    let only = |t: TensorRef| match consumers.get(&t).map(Vec::as_slice) {
+        Some([c]) if !net.is_output(t) => Some(*c),
+        _ => None,
+    };
+    if p.activation.is_some() || net.info(out).dtype != crate::DataType::F32 {
+        return None;
+    }
+    let add = only(out)?;
+    let a = &net.layers[add];
+    let other = match (&a.kind, a.inputs.as_slice()) {
+        (
+            LayerKind::ElementWise {
+                op: ElementWiseOp::Sum,
+            },
+            [x, y],
+        ) if *x == out && *y != out => *y,
+        (
+            LayerKind::ElementWise {
+                op: ElementWiseOp::Sum,
+            },
+            [x, y],
+        ) if *y == out && *x != out => *x,
+        _ => return None,
+    };
+    // The addend must have the output's exact dims (no broadcast).
+    if net.info(other).shape != net.info(out).shape || a.outputs[0].shape != net.info(out).shape {
+        return None;
+    }
+    let act = only(TensorRef::Layer(add, 0))
+        .filter(|&c| matches!(net.layers[c].kind, LayerKind::Activation { .. }));
+    Some((add, other, act))
 }
 
 impl CpuExecutor {
     pub fn new(net: Arc<Network>, cfg: &RunConfig) -> Result<Self> {
-        let mut steps = Vec::with_capacity(net.layers.len());
-        for l in &net.layers {
-            steps.push(match &l.kind {
-                LayerKind::Constant { weights } => {
-                    Step::Const(net.weights(*weights).as_ref().clone())
+        let layer_err = |l: usize, msg: String| Error::Layer {
+            layer: net.layers[l].name.clone(),
+            kind: net.layers[l].kind.name(),
+            msg,
+        };
+        let consumers = net.consumers();
+        let mut steps: Vec<Option<Step>> = (0..net.layers.len()).map(|_| None).collect();
+        for (i, l) in net.layers.iter().enumerate() {
+            if steps[i].is_some() {
+                continue;
+            }
+            // (Of two convolutions summed, the first claims the Sum; the other
+            // stays a plain step.)
+            let pattern = residual_pattern(&net, i, &consumers)
+                .filter(|&(add, other, _)| steps[add].is_none() && !matches!(other, TensorRef::Layer(o, _) if steps[o].as_ref().is_some_and(|s| matches!(s.kernel, Kernel::Skip))));
+            if let Some((add, other, act)) = pattern {
+                let LayerKind::Convolution(p) = &l.kind else {
+                    unreachable!()
+                };
+                let mut p = p.clone();
+                if let Some(a) = act {
+                    if let LayerKind::Activation { activation } = &net.layers[a].kind {
+                        p.activation = Some(*activation);
+                    }
                 }
-                _ => Step::Run(ops::prepare(&net, l).map_err(|msg| Error::Layer {
-                    layer: l.name.clone(),
-                    kind: l.kind.name(),
-                    msg,
-                })?),
+                let conv = ops::conv::Conv::new(&net, &p).map_err(|m| layer_err(i, m))?;
+                steps[i] = Some(Step {
+                    kernel: Kernel::Skip,
+                    inputs: vec![],
+                });
+                let last = act.unwrap_or(add);
+                if act.is_some() {
+                    steps[add] = Some(Step {
+                        kernel: Kernel::Skip,
+                        inputs: vec![],
+                    });
+                }
+                steps[last] = Some(Step {
+                    kernel: Kernel::ConvResidual(Box::new(conv)),
+                    inputs: vec![l.inputs[0], other],
+                });
+                continue;
+            }
+            let kernel = match &l.kind {
+                LayerKind::Constant { weights } => {
+                    Kernel::Const(net.weights(*weights).as_ref().clone())
+                }
+                _ => Kernel::Run(ops::prepare(&net, l).map_err(|m| layer_err(i, m))?),
+            };
+            steps[i] = Some(Step {
+                kernel,
+                inputs: l.inputs.clone(),
             });
         }
+        let steps: Vec<Step> = steps
+            .into_iter()
+            .map(|s| s.expect("every layer has a step"))
+            .collect();
         let mut last_use = HashMap::new();
-        for (i, l) in net.layers.iter().enumerate() {
-            for &t in &l.inputs {
+        for (i, s) in steps.iter().enumerate() {
+            for &t in &s.inputs {
                 last_use.insert(t, i);
             }
         }
@@ -57,12 +163,17 @@ impl CpuExecutor {
             .thread_name(|i| format!("jetrt-cpu-{i}"))
             .build()
             .map_err(|e| Error::Network(format!("cannot start {threads} cpu threads: {e}")))?;
+        let times = cfg
+            .profile
+            .then(|| std::sync::Mutex::new(vec![(0.0, 0); net.layers.len()]));
         Ok(CpuExecutor {
             net,
             steps,
             last_use,
+            buffers: Buffers::default(),
             pool,
             threads,
+            times,
         })
     }
 
@@ -74,30 +185,42 @@ impl CpuExecutor {
             .iter()
             .map(|l| vec![None; l.outputs.len()])
             .collect();
-        let ctx = Ctx {
-            threads: self.threads,
-        };
+        let ctx = Ctx::new(self.threads, &self.buffers);
         for (i, (layer, step)) in net.layers.iter().zip(&self.steps).enumerate() {
-            let Step::Run(op) = step else { continue };
             let err = |msg: String| Error::Layer {
                 layer: layer.name.clone(),
                 kind: layer.kind.name(),
                 msg,
             };
+            let started = self.times.as_ref().map(|_| std::time::Instant::now());
             let outs = {
-                let mut args = Vec::with_capacity(layer.inputs.len());
-                for &t in &layer.inputs {
+                let mut args = Vec::with_capacity(step.inputs.len());
+                for &t in &step.inputs {
                     let v = match t {
                         TensorRef::Input(k) => inputs.get(k).and_then(Option::as_ref),
-                        TensorRef::Layer(l, s) => match &self.steps[l] {
-                            Step::Const(c) => Some(c),
-                            Step::Run(_) => values[l][s].as_ref(),
+                        TensorRef::Layer(l, s) => match &self.steps[l].kernel {
+                            Kernel::Const(c) => Some(c),
+                            _ => values[l][s].as_ref(),
                         },
                     };
                     args.push(v.ok_or_else(|| err(format!("input {t:?} is not available")))?);
                 }
-                op.run(&ctx, &args).map_err(err)?
+                match &step.kernel {
+                    Kernel::Const(_) | Kernel::Skip => continue,
+                    Kernel::Run(op) => op.run(&ctx, &args).map_err(err)?,
+                    Kernel::ConvResidual(conv) => {
+                        let res = args[1]
+                            .as_f32()
+                            .ok_or_else(|| err("residual is not float32".into()))?;
+                        vec![conv.forward(&ctx, args[0], Some(res)).map_err(err)?]
+                    }
+                }
             };
+            if let (Some(t), Some(times)) = (started, &self.times) {
+                let mut times = times.lock().unwrap_or_else(|e| e.into_inner());
+                times[i].0 += t.elapsed().as_secs_f64();
+                times[i].1 += 1;
+            }
             if outs.len() != layer.outputs.len() {
                 return Err(err(format!(
                     "produced {} outputs, expected {}",
@@ -115,11 +238,14 @@ impl CpuExecutor {
                 }
                 values[i][slot] = Some(t);
             }
-            for &t in &layer.inputs {
+            for &t in &step.inputs {
                 if self.last_use.get(&t) == Some(&i) {
-                    match t {
-                        TensorRef::Input(k) => inputs[k] = None,
-                        TensorRef::Layer(l, s) => values[l][s] = None,
+                    let freed = match t {
+                        TensorRef::Input(k) => inputs[k].take(),
+                        TensorRef::Layer(l, s) => values[l][s].take(),
+                    };
+                    if let Some(TensorData::F32(v)) = freed.map(Tensor::into_data) {
+                        self.buffers.give(v);
                     }
                 }
             }
@@ -128,9 +254,9 @@ impl CpuExecutor {
         for o in &net.outputs {
             let v = match o.tensor {
                 TensorRef::Input(k) => inputs.get(k).and_then(Option::as_ref),
-                TensorRef::Layer(l, s) => match &self.steps[l] {
-                    Step::Const(c) => Some(c),
-                    Step::Run(_) => values[l][s].as_ref(),
+                TensorRef::Layer(l, s) => match &self.steps[l].kernel {
+                    Kernel::Const(c) => Some(c),
+                    _ => values[l][s].as_ref(),
                 },
             };
             outputs.push(
@@ -147,4 +273,53 @@ impl Executor for CpuExecutor {
     fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         self.pool.install(|| self.run_layers(inputs))
     }
+
+    fn layer_times(&self) -> Option<Vec<crate::backend::LayerTime>> {
+        let times = self
+            .times
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Some(
+            self.net
+                .layers
+                .iter()
+                .zip(times.iter())
+                .filter(|(_, (_, n))| *n > 0)
+                .map(|(l, &(s, n))| crate::backend::LayerTime {
+                    layer: l.name.clone(),
+                    kind: l.kind.name(),
+                    detail: describe(l),
+                    total_ms: s * 1e3,
+                    runs: n,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A layer's salient parameters and output dims, for profiles.
+fn describe(l: &crate::ir::Layer) -> String {
+    let dims = l
+        .outputs
+        .first()
+        .map(|o| crate::shape::format_shape(&o.shape))
+        .unwrap_or_default();
+    let params = match &l.kind {
+        LayerKind::Convolution(p) | LayerKind::Deconvolution(p) => {
+            let k: Vec<String> = p.kernel_size.iter().map(|v| v.to_string()).collect();
+            let s: Vec<String> = p.stride.iter().map(|v| v.to_string()).collect();
+            let g = if p.groups > 1 {
+                format!(" g{}", p.groups)
+            } else {
+                String::new()
+            };
+            format!("k{} s{}{g} ", k.join("x"), s.join("x"))
+        }
+        LayerKind::ElementWise { op } => format!("{op:?} "),
+        LayerKind::Activation { activation } => format!("{activation:?} "),
+        LayerKind::Pooling(p) => format!("{:?} k{:?} ", p.pool_type, p.window),
+        _ => String::new(),
+    };
+    format!("{params}-> {dims}")
 }

@@ -2,9 +2,11 @@
 //! the oracle other backends are tested against. It computes in float32
 //! (float16 tensors are stored as such and widened for arithmetic).
 
+mod buffers;
 mod exec;
 pub mod gemm;
 pub mod ops;
+pub mod sgemm;
 pub mod util;
 
 pub use exec::CpuExecutor;
@@ -53,7 +55,13 @@ impl Backend for CpuBackend {
             });
         }
         // Preparing every kernel once checks the network runs here.
-        CpuExecutor::new(Arc::new(net.clone()), &RunConfig { threads: Some(1) })?;
+        CpuExecutor::new(
+            Arc::new(net.clone()),
+            &RunConfig {
+                threads: Some(1),
+                ..Default::default()
+            },
+        )?;
         Ok(serde_json::to_vec(&CpuPlan {
             format: PLAN_FORMAT,
         })
@@ -83,5 +91,6 @@ pub fn eval_layer(net: &Network, layer: usize, inputs: &[&Tensor]) -> Result<Vec
         msg,
     };
     let op = ops::prepare(net, l).map_err(err)?;
-    op.run(&ops::Ctx { threads: 1 }, inputs).map_err(err)
+    let buffers = buffers::Buffers::default();
+    op.run(&ops::Ctx::new(1, &buffers), inputs).map_err(err)
 }

@@ -75,14 +75,61 @@ pub fn permute_dims(dims: &[usize], perm: &[usize]) -> Vec<usize> {
     perm.iter().map(|&p| dims[p]).collect()
 }
 
-/// Copies `src` (dims `dims`) into a new vector laid out as `perm` of it.
+/// Dims and permutation with size-1 dims dropped and input dims that stay
+/// adjacent (and in order) in the output merged: the same data movement
+/// with as few, as long, loops as possible.
+fn collapse(dims: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let kept: Vec<usize> = perm.iter().copied().filter(|&a| dims[a] != 1).collect();
+    // Groups of output-adjacent axes that are also input-adjacent.
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // (first input axis, last input axis)
+    for &a in &kept {
+        match groups.last_mut() {
+            Some((_, last)) if (*last + 1..a).all(|x| dims[x] == 1) && a > *last => *last = a,
+            _ => groups.push((a, a)),
+        }
+    }
+    let mut by_input: Vec<usize> = (0..groups.len()).collect();
+    by_input.sort_by_key(|&g| groups[g].0);
+    let merged: Vec<usize> = by_input
+        .iter()
+        .map(|&g| (groups[g].0..=groups[g].1).map(|a| dims[a]).product())
+        .collect();
+    // Output order of the groups, as indices into `merged`.
+    let mut new_perm = vec![0; groups.len()];
+    for (pos, &g) in by_input.iter().enumerate() {
+        new_perm[g] = pos;
+    }
+    (merged, new_perm)
+}
+
+/// Copies `src` (dims `dims`) into a new vector laid out as `perm` of it:
+/// contiguous runs are copied whole, the rest gathered along the innermost
+/// output dim.
 pub fn transpose<T: Copy>(src: &[T], dims: &[usize], perm: &[usize]) -> Vec<T> {
-    let out_dims = permute_dims(dims, perm);
-    let s = strides(dims);
-    let in_strides: Vec<usize> = perm.iter().map(|&p| s[p]).collect();
     let mut out = Vec::with_capacity(src.len());
-    for_each_offset(&out_dims, [&in_strides], |_, [o]| out.push(src[o]));
+    transpose_into(src, dims, perm, &mut out);
     out
+}
+
+/// As [`transpose`], appending to `out`.
+pub fn transpose_into<T: Copy>(src: &[T], dims: &[usize], perm: &[usize], out: &mut Vec<T>) {
+    let (d, p) = collapse(dims, perm);
+    if d.len() <= 1 {
+        out.extend_from_slice(src);
+        return;
+    }
+    let s = strides(&d);
+    let out_dims = permute_dims(&d, &p);
+    let in_strides: Vec<usize> = p.iter().map(|&i| s[i]).collect();
+    let r = out_dims.len();
+    let (inner, step) = (out_dims[r - 1], in_strides[r - 1]);
+    for_each_offset(&out_dims[..r - 1], [&in_strides[..r - 1]], |_, [o]| {
+        if step == 1 {
+            out.extend_from_slice(&src[o..o + inner]);
+        } else {
+            out.extend((0..inner).map(|j| src[o + j * step]));
+        }
+    });
 }
 
 /// Splits `dims` around `axis` into (outer, len, inner) element counts.
@@ -116,6 +163,21 @@ mod tests {
                 (5, 1, 2)
             ]
         );
+    }
+
+    #[test]
+    fn collapse_merges_adjacent_axes() {
+        // ShuffleNet's channel shuffle: the 28x28 planes move whole.
+        assert_eq!(
+            collapse(&[1, 58, 2, 28, 28], &[0, 2, 1, 3, 4]),
+            (vec![58, 2, 784], vec![1, 0, 2])
+        );
+        assert_eq!(collapse(&[2, 3, 4], &[0, 1, 2]), (vec![24], vec![0]));
+        let v: Vec<i32> = (0..2 * 58 * 16).collect();
+        let t = transpose(&v, &[1, 58, 2, 4, 4], &[0, 2, 1, 3, 4]);
+        // element (0, g, c, y, x) of the output is (0, c, g, y, x) of the input
+        assert_eq!(t[16], v[2 * 16]);
+        assert_eq!(t[58 * 16], v[16]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub fn map_inplace(v: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
 pub struct ActivationOp(pub Activation);
 
 impl Op for ActivationOp {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let mut v = f32_data(x)?.into_owned();
         let act = self.0;
@@ -67,7 +67,7 @@ fn float_unary(op: UnaryOp, x: f32) -> f32 {
 }
 
 impl Op for Unary {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let shape = x.shape().to_vec();
         let op = self.0;

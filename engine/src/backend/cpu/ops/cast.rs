@@ -48,7 +48,7 @@ pub fn cast(x: &Tensor, to: DataType) -> Result<Tensor, String> {
 }
 
 impl Op for Cast {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         Ok(vec![cast(inputs[0], self.0)?])
     }
 }

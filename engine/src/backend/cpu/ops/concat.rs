@@ -21,7 +21,7 @@ fn interleave<T: Copy>(parts: &[(&[T], usize)], outer: usize) -> Vec<T> {
 }
 
 impl Op for Concat {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let first = inputs[0];
         let dims = first.shape();
         let axis = self.axis;

@@ -1,12 +1,13 @@
 //! Convolution and Deconvolution (1-D and 2-D), NCHW, f32.
 //!
-//! Convolution lowers to one GEMM per image and group: weights [Cout/g, K]
-//! times an im2col matrix [K, Ho*Wo] (skipped for 1x1 stride-1 kernels,
-//! whose input already is that matrix); depthwise convolutions run directly.
-//! Bias and the fused activation are applied as one epilogue pass.
+//! Convolution is one GEMM per image and group: the weights [Cout/g, K],
+//! packed when the plan loads, times the input read as its im2col matrix
+//! [K, Ho*Wo] while B is packed (a 1x1 stride-1 kernel reads the input as
+//! is). Bias, activation and a residual addition run in the GEMM's store.
+//! Depthwise convolutions (one filter per channel) run directly.
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
-use crate::backend::cpu::gemm::{sgemm, MatRef};
+use crate::backend::cpu::sgemm::{gemm, BSource, DenseB, Epilogue, Layout, PackedA};
 use crate::ir::{Activation, ConvParams, Network};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -76,24 +77,96 @@ fn out_shape(x: &Tensor, cout: usize, ho: usize, wo: usize) -> Vec<usize> {
     }
 }
 
-/// Adds bias and applies the activation to each output channel plane.
-fn epilogue(
-    out: &mut [f32],
-    plane: usize,
-    bias: Option<&[f32]>,
-    act: Option<Activation>,
-    cout: usize,
-) {
-    if bias.is_none() && act.is_none() || plane == 0 {
-        return;
+/// One image's channels read as the im2col matrix: row (c, ki, kj), column
+/// (oy, ox) holds input (c, oy*sh + ki*dh - pt, ox*sw + kj*dw - pl), or 0
+/// in the padding.
+struct Im2col<'a> {
+    x: &'a [f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    g: Geom,
+    wo: usize,
+    n: usize,
+}
+
+impl BSource for Im2col<'_> {
+    fn k(&self) -> usize {
+        self.c * self.g.kh * self.g.kw
     }
-    out.par_chunks_mut(plane).enumerate().for_each(|(i, ch)| {
-        let b = bias.map_or(0.0, |b| b[i % cout]);
-        match act {
-            Some(a) => ch.iter_mut().for_each(|v| *v = a.apply(*v + b)),
-            None => ch.iter_mut().for_each(|v| *v += b),
+
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        let g = &self.g;
+        let (h, w) = (self.h as i64, self.w as i64);
+        let taps = g.kh * g.kw;
+        let plane = self.h * self.w;
+        let mut ys = [0i64; 64];
+        let mut xs = [0i64; 64];
+        // A panel column range reads, for one tap, runs of inputs `step`
+        // apart (or padding): copied run by run rather than element by element.
+        let mut runs: Vec<(usize, usize, isize)> = Vec::with_capacity(8);
+        for (p, panel) in dst.chunks_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
+            let c0 = n0 + p * nr;
+            let cols = nr.min(n0 + nc - c0);
+            for j in 0..cols {
+                let (oy, ox) = ((c0 + j) / self.wo, (c0 + j) % self.wo);
+                ys[j] = (oy * g.sh) as i64 - g.pt;
+                xs[j] = (ox * g.sw) as i64 - g.pl;
+            }
+            for t in 0..taps.min(kc) {
+                let k = k0 + t;
+                let tap = k % taps;
+                let (ki, kj) = (tap / g.kw, tap % g.kw);
+                let (dy, dx) = ((ki * g.dh) as i64, (kj * g.dw) as i64);
+                runs.clear();
+                for j in 0..cols {
+                    let (iy, ix) = (ys[j] + dy, xs[j] + dx);
+                    let off = if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                        (iy * w + ix) as isize
+                    } else {
+                        -1
+                    };
+                    match runs.last_mut() {
+                        Some((start, len, o))
+                            if (*o < 0 && off < 0)
+                                || (*o >= 0
+                                    && off == *o + (*len * g.sw) as isize
+                                    && ys[j] == ys[*start]) =>
+                        {
+                            *len += 1
+                        }
+                        _ => runs.push((j, 1, off)),
+                    }
+                }
+                // Rows with this tap: one per channel, `taps` rows apart.
+                let mut c = k / taps;
+                let mut row_k = t;
+                while row_k < kc {
+                    let src = &self.x[c * plane..(c + 1) * plane];
+                    let row = &mut panel[row_k * nr..(row_k + 1) * nr];
+                    for &(j, len, off) in &runs {
+                        let d = &mut row[j..j + len];
+                        if off < 0 {
+                            d.fill(0.0);
+                        } else if g.sw == 1 {
+                            d.copy_from_slice(&src[off as usize..off as usize + len]);
+                        } else {
+                            for (i, v) in d.iter_mut().enumerate() {
+                                *v = src[off as usize + i * g.sw];
+                            }
+                        }
+                    }
+                    row[cols..].fill(0.0);
+                    c += 1;
+                    row_k += taps;
+                }
+            }
         }
-    });
+    }
 }
 
 pub struct Conv {
@@ -102,8 +175,10 @@ pub struct Conv {
     cout: usize,
     /// Input channels per group.
     cin_g: usize,
-    /// [Cout, Cin/g * kh * kw].
-    weights: Vec<f32>,
+    /// Per group, its [Cout/g, Cin/g * kh * kw] weights, packed.
+    packed: Vec<PackedA>,
+    /// Depthwise convolutions keep the plain [C, kh * kw] weights instead.
+    depthwise: Option<Vec<f32>>,
     bias: Option<Vec<f32>>,
     act: Option<Activation>,
 }
@@ -115,17 +190,35 @@ impl Conv {
             return Err("negative convolution padding".into());
         }
         let k = net.weights(p.kernel);
-        let weights = f32_data(k)?.into_owned();
+        let weights = f32_data(k)?;
         let bias = p
             .bias
             .map(|b| f32_data(net.weights(b)).map(|v| v.into_owned()))
             .transpose()?;
+        let cin_g = k.shape()[1];
+        let cout_g = p.out_channels / p.groups;
+        let kdim = cin_g * g.kh * g.kw;
+        let is_depthwise = cin_g == 1 && cout_g == 1;
+        let packed = if is_depthwise {
+            vec![]
+        } else {
+            (0..p.groups)
+                .map(|gi| {
+                    PackedA::pack(
+                        &weights[gi * cout_g * kdim..(gi + 1) * cout_g * kdim],
+                        cout_g,
+                        kdim,
+                    )
+                })
+                .collect()
+        };
         Ok(Conv {
             g,
             groups: p.groups,
             cout: p.out_channels,
-            cin_g: k.shape()[1],
-            weights,
+            cin_g,
+            packed,
+            depthwise: is_depthwise.then(|| weights.into_owned()),
             bias,
             act: p.activation,
         })
@@ -147,52 +240,15 @@ impl Conv {
             span(w, g.pl, g.pr, g.kw, g.dw, g.sw)?,
         ))
     }
-}
 
-/// Writes the im2col matrix [cin * kh * kw, ho * wo] of one image's channels.
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-    x: &[f32],
-    cin: usize,
-    h: usize,
-    w: usize,
-    g: &Geom,
-    ho: usize,
-    wo: usize,
-    col: &mut [f32],
-) {
-    let plane = ho * wo;
-    col.par_chunks_mut(plane)
-        .enumerate()
-        .for_each(|(row, dst)| {
-            let c = row / (g.kh * g.kw);
-            let ki = (row / g.kw) % g.kh;
-            let kj = row % g.kw;
-            let src = &x[c * h * w..(c + 1) * h * w];
-            for oy in 0..ho {
-                let iy = (oy * g.sh + ki * g.dh) as i64 - g.pt;
-                let line = &mut dst[oy * wo..(oy + 1) * wo];
-                if iy < 0 || iy >= h as i64 {
-                    line.fill(0.0);
-                    continue;
-                }
-                let srow = &src[iy as usize * w..(iy as usize + 1) * w];
-                for (ox, d) in line.iter_mut().enumerate() {
-                    let ix = (ox * g.sw + kj * g.dw) as i64 - g.pl;
-                    *d = if ix >= 0 && ix < w as i64 {
-                        srow[ix as usize]
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        });
-    debug_assert_eq!(col.len(), cin * g.kh * g.kw * plane);
-}
-
-impl Op for Conv {
-    fn run(&self, ctx: &Ctx, inputs: &[&Tensor]) -> OpResult {
-        let x = inputs[0];
+    /// Runs on `x`, adding `residual` (laid out like the output) before the
+    /// activation when given.
+    pub fn forward(
+        &self,
+        ctx: &Ctx<'_>,
+        x: &Tensor,
+        residual: Option<&[f32]>,
+    ) -> Result<Tensor, String> {
         let (n, c, h, w) = nchw(x);
         if c != self.cin_g * self.groups {
             return Err(format!(
@@ -201,16 +257,21 @@ impl Op for Conv {
             ));
         }
         let (ho, wo) = self.out_hw(h, w)?;
-        let xv = f32_data(x)?;
         let plane = ho * wo;
-        let mut out = vec![0f32; n * self.cout * plane];
+        let len = n * self.cout * plane;
+        if residual.is_some_and(|r| r.len() != len) {
+            return Err("residual does not match the output".into());
+        }
+        let xv = f32_data(x)?;
+        let mut out = ctx.take_f32(len);
         let g = &self.g;
-        let cout_g = self.cout / self.groups;
-        let kdim = self.cin_g * g.kh * g.kw;
-
-        if self.groups == c && cout_g == 1 && self.cin_g == 1 {
-            depthwise(&xv, n, c, h, w, g, &self.weights, ho, wo, &mut out);
+        if let Some(wts) = &self.depthwise {
+            let bias = self.bias.as_deref();
+            depthwise(
+                &xv, c, h, w, g, wts, ho, wo, &mut out, bias, residual, self.act,
+            );
         } else {
+            let cout_g = self.cout / self.groups;
             let pointwise = g.kh == 1
                 && g.kw == 1
                 && g.sh == 1
@@ -219,50 +280,99 @@ impl Op for Conv {
                 && g.pl == 0
                 && g.pb == 0
                 && g.pr == 0;
-            let mut col = if pointwise {
-                Vec::new()
-            } else {
-                vec![0f32; kdim * plane]
-            };
             for b in 0..n {
-                for gi in 0..self.groups {
+                for (gi, pa) in self.packed.iter().enumerate() {
                     let xin = &xv[(b * c + gi * self.cin_g) * h * w..][..self.cin_g * h * w];
-                    let rhs = if pointwise {
-                        xin
-                    } else {
-                        im2col(xin, self.cin_g, h, w, g, ho, wo, &mut col);
-                        &col[..]
+                    let at = (b * self.cout + gi * cout_g) * plane;
+                    let epi = Epilogue {
+                        bias: self
+                            .bias
+                            .as_deref()
+                            .map(|v| &v[gi * cout_g..(gi + 1) * cout_g]),
+                        residual: residual.map(|r| &r[at..at + cout_g * plane]),
+                        activation: self.act,
                     };
-                    let wmat = MatRef::row_major(
-                        &self.weights[gi * cout_g * kdim..][..cout_g * kdim],
-                        cout_g,
-                        kdim,
-                    );
-                    let dst = &mut out[(b * self.cout + gi * cout_g) * plane..][..cout_g * plane];
-                    sgemm(
-                        wmat,
-                        MatRef::row_major(rhs, kdim, plane),
-                        dst,
-                        false,
-                        ctx.threads,
-                    );
+                    let dst = &mut out[at..at + cout_g * plane];
+                    if pointwise {
+                        let src = DenseB {
+                            data: xin,
+                            k: self.cin_g,
+                            n: plane,
+                        };
+                        gemm(pa, &src, dst, Layout::row_major(plane), &epi, ctx.threads);
+                    } else {
+                        let src = Im2col {
+                            x: xin,
+                            c: self.cin_g,
+                            h,
+                            w,
+                            g: *g,
+                            wo,
+                            n: plane,
+                        };
+                        gemm(pa, &src, dst, Layout::row_major(plane), &epi, ctx.threads);
+                    }
                 }
             }
         }
-        epilogue(&mut out, plane, self.bias.as_deref(), self.act, self.cout);
-        Ok(vec![float_tensor(
-            x.dtype(),
-            out_shape(x, self.cout, ho, wo),
-            out,
-        )?])
+        float_tensor(x.dtype(), out_shape(x, self.cout, ho, wo), out)
     }
 }
 
-/// One filter per channel, computed directly.
+impl Op for Conv {
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
+        Ok(vec![self.forward(ctx, inputs[0], None)?])
+    }
+}
+
+/// Bias, residual and activation over output planes (channel = plane index
+/// modulo `channels`), for kernels that do not fuse them into their stores.
+pub fn finish_planes(
+    out: &mut [f32],
+    plane: usize,
+    channels: usize,
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    act: Option<Activation>,
+) {
+    if plane == 0 || (bias.is_none() && residual.is_none() && act.is_none()) {
+        return;
+    }
+    macro_rules! with {
+        ($f:expr) => {{
+            let f = $f;
+            out.par_chunks_mut(plane).enumerate().for_each(|(i, ch)| {
+                let b = bias.map_or(0.0, |b| b[i % channels]);
+                match residual {
+                    Some(r) => {
+                        let r = &r[i * plane..(i + 1) * plane];
+                        ch.iter_mut().zip(r).for_each(|(v, r)| *v = f(*v + b + r));
+                    }
+                    None => ch.iter_mut().for_each(|v| *v = f(*v + b)),
+                }
+            });
+        }};
+    }
+    match act {
+        None => with!(|v: f32| v),
+        Some(Activation::Relu) => with!(|v: f32| v.max(0.0)),
+        Some(Activation::Clip { min, max }) => with!(|v: f32| v.max(min).min(max)),
+        Some(a) => with!(move |v: f32| a.apply(v)),
+    }
+}
+
+thread_local! {
+    /// Each thread's zero-bordered copy of the plane it convolves.
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One filter per channel, computed directly. Each plane is copied into a
+/// zero-bordered buffer first, so that every output reads a full window and
+/// the row loops vectorize; 3x3 and 5x5 kernels at strides 1 and 2 get
+/// unrolled code.
 #[allow(clippy::too_many_arguments)]
 fn depthwise(
     x: &[f32],
-    n: usize,
     c: usize,
     h: usize,
     w: usize,
@@ -271,35 +381,139 @@ fn depthwise(
     ho: usize,
     wo: usize,
     out: &mut [f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    act: Option<Activation>,
 ) {
     let ksz = g.kh * g.kw;
-    out.par_chunks_mut(ho * wo)
-        .enumerate()
-        .for_each(|(i, dst)| {
-            let ch = i % c;
-            debug_assert!(i / c < n);
-            let src = &x[i * h * w..(i + 1) * h * w];
-            let k = &weights[ch * ksz..(ch + 1) * ksz];
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut acc = 0f32;
-                    for ki in 0..g.kh {
-                        let iy = (oy * g.sh + ki * g.dh) as i64 - g.pt;
-                        if iy < 0 || iy >= h as i64 {
-                            continue;
-                        }
-                        let row = &src[iy as usize * w..];
-                        for kj in 0..g.kw {
-                            let ix = (ox * g.sw + kj * g.dw) as i64 - g.pl;
-                            if ix >= 0 && ix < w as i64 {
-                                acc += row[ix as usize] * k[ki * g.kw + kj];
-                            }
-                        }
-                    }
-                    dst[oy * wo + ox] = acc;
+    // The padded extent every window reads.
+    let hp = (ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    let wp = (wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    let plane = ho * wo;
+    out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
+        let ch = i % c;
+        let src = &x[i * h * w..(i + 1) * h * w];
+        let k = &weights[ch * ksz..(ch + 1) * ksz];
+        let b = bias.map_or(0.0, |b| b[ch]);
+        let res = residual.map(|r| &r[i * plane..(i + 1) * plane]);
+        PADDED.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            if buf.len() < hp * wp {
+                buf.resize(hp * wp, 0.0);
+            }
+            let pad = &mut buf[..hp * wp];
+            pad.fill(0.0);
+            for py in 0..hp {
+                let iy = py as i64 - g.pt;
+                if iy < 0 || iy >= h as i64 {
+                    continue;
                 }
+                let x0 = (g.pl.max(0) as usize).min(wp);
+                let sx0 = (-g.pl).max(0) as usize;
+                let n = (w - sx0.min(w)).min(wp - x0);
+                pad[py * wp + x0..py * wp + x0 + n]
+                    .copy_from_slice(&src[iy as usize * w + sx0..][..n]);
+            }
+            macro_rules! run {
+                ($f:expr) => {{
+                    let f = $f;
+                    match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
+                        (3, 3, 1, 1, 1, 1) => {
+                            dw_fixed::<3, 1, _>(pad, wp, k, ho, wo, dst, b, res, &f)
+                        }
+                        (3, 3, 2, 2, 1, 1) => {
+                            dw_fixed::<3, 2, _>(pad, wp, k, ho, wo, dst, b, res, &f)
+                        }
+                        (5, 5, 1, 1, 1, 1) => {
+                            dw_fixed::<5, 1, _>(pad, wp, k, ho, wo, dst, b, res, &f)
+                        }
+                        (5, 5, 2, 2, 1, 1) => {
+                            dw_fixed::<5, 2, _>(pad, wp, k, ho, wo, dst, b, res, &f)
+                        }
+                        _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
+                    }
+                }};
+            }
+            match act {
+                None => run!(|v: f32| v),
+                Some(Activation::Relu) => run!(|v: f32| v.max(0.0)),
+                Some(Activation::Clip { min, max }) => run!(move |v: f32| v.max(min).min(max)),
+                Some(a) => run!(move |v: f32| a.apply(v)),
             }
         });
+    });
+}
+
+/// A KxK depthwise filter at stride S over a padded plane (width `wp`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_fixed<const K: usize, const S: usize, F: Fn(f32) -> f32>(
+    pad: &[f32],
+    wp: usize,
+    k: &[f32],
+    ho: usize,
+    wo: usize,
+    dst: &mut [f32],
+    bias: f32,
+    res: Option<&[f32]>,
+    f: &F,
+) {
+    let mut wk = [[0f32; K]; K];
+    for (ki, row) in wk.iter_mut().enumerate() {
+        row.copy_from_slice(&k[ki * K..(ki + 1) * K]);
+    }
+    let span = (wo - 1) * S + K;
+    for oy in 0..ho {
+        let rows: [&[f32]; K] = std::array::from_fn(|ki| &pad[(oy * S + ki) * wp..][..span]);
+        let line = &mut dst[oy * wo..(oy + 1) * wo];
+        for (ox, o) in line.iter_mut().enumerate() {
+            let mut acc = bias;
+            for (wrow, row) in wk.iter().zip(&rows) {
+                for (kj, &wv) in wrow.iter().enumerate() {
+                    // SAFETY: ox < wo, so ox * S + kj <= (wo - 1) * S + K - 1 < span,
+                    // the length of every row slice.
+                    acc += wv * unsafe { *row.get_unchecked(ox * S + kj) };
+                }
+            }
+            *o = acc;
+        }
+        match res {
+            Some(r) => line
+                .iter_mut()
+                .zip(&r[oy * wo..(oy + 1) * wo])
+                .for_each(|(o, r)| *o = f(*o + r)),
+            None => line.iter_mut().for_each(|o| *o = f(*o)),
+        }
+    }
+}
+
+/// Any kernel size, stride and dilation over a padded plane.
+#[allow(clippy::too_many_arguments)]
+fn dw_generic<F: Fn(f32) -> f32>(
+    pad: &[f32],
+    wp: usize,
+    k: &[f32],
+    g: &Geom,
+    ho: usize,
+    wo: usize,
+    dst: &mut [f32],
+    bias: f32,
+    res: Option<&[f32]>,
+    f: &F,
+) {
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let mut acc = bias;
+            for ki in 0..g.kh {
+                let row = &pad[(oy * g.sh + ki * g.dh) * wp..];
+                for kj in 0..g.kw {
+                    acc += k[ki * g.kw + kj] * row[ox * g.sw + kj * g.dw];
+                }
+            }
+            let r = res.map_or(0.0, |r| r[oy * wo + ox]);
+            dst[oy * wo + ox] = f(acc + r);
+        }
+    }
 }
 
 pub struct Deconv {
@@ -307,8 +521,9 @@ pub struct Deconv {
     groups: usize,
     cout: usize,
     cin_g: usize,
-    /// Per group, [Cout/g * kh * kw, Cin/g]: the kernel transposed for one GEMM.
-    weights_t: Vec<f32>,
+    /// Per group, [Cout/g * kh * kw, Cin/g] packed: one GEMM gives every
+    /// (output channel, kernel tap) row, which col2im scatters.
+    packed: Vec<PackedA>,
     bias: Option<Vec<f32>>,
     act: Option<Activation>,
 }
@@ -321,16 +536,13 @@ impl Deconv {
         let cin_g = cin / p.groups;
         let kk = g.kh * g.kw;
         let w = f32_data(k)?;
-        // [Cin, Cout/g, kh, kw] -> per group [Cout/g * kk, Cin/g]
-        let mut weights_t = vec![0f32; w.len()];
-        for gi in 0..p.groups {
-            let base = gi * cin_g * cout_g * kk;
-            for ci in 0..cin_g {
-                for r in 0..cout_g * kk {
-                    weights_t[base + r * cin_g + ci] = w[base + ci * cout_g * kk + r];
-                }
-            }
-        }
+        // [Cin, Cout/g, kh, kw] -> per group, row (co, tap), column ci.
+        let packed = (0..p.groups)
+            .map(|gi| {
+                let base = gi * cin_g * cout_g * kk;
+                PackedA::from_fn(cout_g * kk, cin_g, |r, ci| w[base + ci * cout_g * kk + r])
+            })
+            .collect();
         let bias = p
             .bias
             .map(|b| f32_data(net.weights(b)).map(|v| v.into_owned()))
@@ -340,7 +552,7 @@ impl Deconv {
             groups: p.groups,
             cout: p.out_channels,
             cin_g,
-            weights_t,
+            packed,
             bias,
             act: p.activation,
         })
@@ -348,7 +560,7 @@ impl Deconv {
 }
 
 impl Op for Deconv {
-    fn run(&self, ctx: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let (n, c, h, w) = nchw(x);
         if c != self.cin_g * self.groups {
@@ -372,21 +584,23 @@ impl Op for Deconv {
         let cout_g = self.cout / self.groups;
         let kk = g.kh * g.kw;
         let rows = cout_g * kk;
-        let mut col = vec![0f32; rows * h * w];
-        let mut out = vec![0f32; n * self.cout * ho * wo];
+        let mut col = ctx.take_f32(rows * h * w);
+        let mut out = ctx.take_f32(n * self.cout * ho * wo);
+        out.fill(0.0);
         for b in 0..n {
-            for gi in 0..self.groups {
+            for (gi, pa) in self.packed.iter().enumerate() {
                 let xin = &xv[(b * c + gi * self.cin_g) * h * w..][..self.cin_g * h * w];
-                let wt = MatRef::row_major(
-                    &self.weights_t[gi * rows * self.cin_g..][..rows * self.cin_g],
-                    rows,
-                    self.cin_g,
-                );
-                sgemm(
-                    wt,
-                    MatRef::row_major(xin, self.cin_g, h * w),
+                let src = DenseB {
+                    data: xin,
+                    k: self.cin_g,
+                    n: h * w,
+                };
+                gemm(
+                    pa,
+                    &src,
                     &mut col,
-                    false,
+                    Layout::row_major(h * w),
+                    &Epilogue::default(),
                     ctx.threads,
                 );
                 let dst = &mut out[(b * self.cout + gi * cout_g) * ho * wo..][..cout_g * ho * wo];
@@ -415,7 +629,15 @@ impl Op for Deconv {
                     });
             }
         }
-        epilogue(&mut out, ho * wo, self.bias.as_deref(), self.act, self.cout);
+        ctx.give_f32(col);
+        finish_planes(
+            &mut out,
+            ho * wo,
+            self.cout,
+            self.bias.as_deref(),
+            None,
+            self.act,
+        );
         Ok(vec![float_tensor(
             x.dtype(),
             out_shape(x, self.cout, ho, wo),

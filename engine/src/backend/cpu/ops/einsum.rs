@@ -9,7 +9,7 @@ use std::collections::HashMap;
 pub struct Einsum(pub String);
 
 impl Op for Einsum {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let ranks: Vec<usize> = inputs.iter().map(|t| t.rank()).collect();
         let e = einsum::parse(&self.0, &ranks)?;
         // The size of every letter (1-dims broadcast).

@@ -134,7 +134,7 @@ macro_rules! int_case {
 }
 
 impl Op for ElementWise {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (a, b) = (inputs[0], inputs[1]);
         let (ad, bd) = (a.shape(), b.shape());
         let op = self.0;
@@ -181,7 +181,7 @@ impl Op for ElementWise {
 pub struct ParametricRelu;
 
 impl Op for ParametricRelu {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (x, s) = (inputs[0], inputs[1]);
         let (xv, sv) = (f32_data(x)?, f32_data(s)?);
         let (d, v) = broadcast_map(&xv, x.shape(), &sv, s.shape(), |a, b| {

@@ -21,7 +21,7 @@ fn norm(i: i64, n: usize) -> Result<usize, String> {
 }
 
 impl Op for Gather {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (x, idx) = (inputs[0], inputs[1]);
         let dims = x.shape();
         let axis = self.axis;

@@ -27,7 +27,7 @@ fn split(dims: &[usize], op: MatrixOp) -> Result<(&[usize], usize, usize), Strin
 }
 
 impl Op for MatMul {
-    fn run(&self, ctx: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (a, b) = (inputs[0], inputs[1]);
         let (ba, ar, ac) = split(a.shape(), self.op0)?;
         let (bb, br, bc) = split(b.shape(), self.op1)?;

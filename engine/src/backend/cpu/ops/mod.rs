@@ -6,7 +6,7 @@ mod activation;
 mod cast;
 pub use cast::cast as cast_tensor;
 mod concat;
-mod conv;
+pub mod conv;
 mod einsum;
 mod elementwise;
 mod gather;
@@ -21,21 +21,40 @@ mod shuffle;
 mod slice;
 mod topk;
 
+use super::buffers::Buffers;
 use crate::dtype::DataType;
 use crate::ir::{Layer, LayerKind, Network};
 use crate::tensor::{Tensor, TensorData};
 use std::borrow::Cow;
 
 /// What every kernel may use while running.
-pub struct Ctx {
+pub struct Ctx<'a> {
     /// Threads of the pool the run executes in.
     pub threads: usize,
+    buffers: &'a Buffers,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(threads: usize, buffers: &'a Buffers) -> Self {
+        Ctx { threads, buffers }
+    }
+
+    /// A float buffer of `n` elements, contents unspecified: every kernel
+    /// writes all of what it takes.
+    pub fn take_f32(&self, n: usize) -> Vec<f32> {
+        self.buffers.take(n)
+    }
+
+    /// Hands back a buffer taken for scratch space.
+    pub fn give_f32(&self, v: Vec<f32>) {
+        self.buffers.give(v)
+    }
 }
 
 pub type OpResult = Result<Vec<Tensor>, String>;
 
 pub trait Op: Send + Sync {
-    fn run(&self, ctx: &Ctx, inputs: &[&Tensor]) -> OpResult;
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult;
 }
 
 /// Builds the kernel for one layer of `net`.
@@ -108,7 +127,7 @@ pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
 struct Constant(Tensor);
 
 impl Op for Constant {
-    fn run(&self, _: &Ctx, _: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, _: &[&Tensor]) -> OpResult {
         Ok(vec![self.0.clone()])
     }
 }
@@ -116,7 +135,7 @@ impl Op for Constant {
 struct ShapeOp;
 
 impl Op for ShapeOp {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let dims = inputs[0].shape().iter().map(|&d| d as i64).collect();
         Ok(vec![Tensor::vec_i64(dims)])
     }
@@ -125,7 +144,7 @@ impl Op for ShapeOp {
 struct Identity;
 
 impl Op for Identity {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         Ok(vec![inputs[0].clone()])
     }
 }

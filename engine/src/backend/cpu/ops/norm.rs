@@ -11,7 +11,7 @@ pub struct Normalization {
 }
 
 impl Op for Normalization {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (x, scale, bias) = (inputs[0], inputs[1], inputs[2]);
         let dims = x.shape();
         let xv = f32_data(x)?;
@@ -103,7 +103,7 @@ pub struct Cumulative {
 }
 
 impl Op for Cumulative {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
         macro_rules! scan {

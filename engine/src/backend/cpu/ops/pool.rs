@@ -1,10 +1,14 @@
-//! Pooling layers (1-D and 2-D), NCHW.
+//! Pooling layers (1-D and 2-D), NCHW. Each plane is copied into a
+//! bordered buffer (-inf for max, 0 for average) large enough for every
+//! window, ceil-mode ones included, so the window loops have no bounds to
+//! test and vectorize; averages divide by per-row times per-column counts.
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::ir::infer::pool_out_len;
 use crate::ir::{PoolKind, PoolParams};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 pub struct Pool {
     p: PoolParams,
@@ -17,31 +21,53 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(p: &PoolParams) -> Result<Self, String> {
-        let two = |v: &[usize]| match v.len() {
-            1 => Ok((1, v[0])),
+        let two = |v: &[usize], fill: usize| match v.len() {
+            1 => Ok((fill, v[0])),
             2 => Ok((v[0], v[1])),
             n => Err(format!("{n}-D pooling is not supported by the cpu backend")),
         };
-        let one_if_1d = |v: &[usize], fill: usize| {
-            if v.len() == 1 {
-                (fill, v[0])
-            } else {
-                (v[0], v[1])
-            }
-        };
-        two(&p.window)?;
         Ok(Pool {
-            k: two(&p.window)?,
-            s: one_if_1d(&p.stride, 1),
-            pre: one_if_1d(&p.pre_padding, 0),
-            post: one_if_1d(&p.post_padding, 0),
+            k: two(&p.window, 1)?,
+            s: two(&p.stride, 1)?,
+            pre: two(&p.pre_padding, 0)?,
+            post: two(&p.post_padding, 0)?,
             p: p.clone(),
         })
     }
 }
 
+thread_local! {
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Per output position along one axis, the divisor's factor: how many of the
+/// window's positions count (inside the input when excluding padding, else
+/// inside the padded extent, as PyTorch and ONNX count).
+fn counts(
+    out: usize,
+    n: usize,
+    k: usize,
+    s: usize,
+    pre: usize,
+    post: usize,
+    exclude: bool,
+) -> Vec<f32> {
+    (0..out)
+        .map(|o| {
+            let start = (o * s) as i64 - pre as i64;
+            let end = start + k as i64;
+            let (lo, hi) = if exclude {
+                (0, n as i64)
+            } else {
+                (-(pre as i64), (n + post) as i64)
+            };
+            (end.min(hi) - start.max(lo)).max(0) as f32
+        })
+        .collect()
+}
+
 impl Op for Pool {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let shape = x.shape();
         let (n, c) = (shape[0], shape[1]);
@@ -51,74 +77,59 @@ impl Op for Pool {
             (shape[2], shape[3])
         };
         let err = || "pooling window does not fit the input".to_string();
-        let ho = pool_out_len(
-            h,
-            self.k.0,
-            self.s.0,
-            self.pre.0,
-            self.post.0,
-            self.p.round_up,
-        )
-        .ok_or_else(err)?;
-        let wo = pool_out_len(
-            w,
-            self.k.1,
-            self.s.1,
-            self.pre.1,
-            self.post.1,
-            self.p.round_up,
-        )
-        .ok_or_else(err)?;
-        let xv = f32_data(x)?;
-        let mut out = vec![0f32; n * c * ho * wo];
-        let (kind, exclude) = (self.p.pool_type, self.p.exclude_padding);
         let (kh, kw, sh, sw) = (self.k.0, self.k.1, self.s.0, self.s.1);
-        let (pt, pl) = (self.pre.0 as i64, self.pre.1 as i64);
-        // The padded extent: windows are clipped to it when counting for averages.
-        let (hp, wp) = (
-            (h + self.pre.0 + self.post.0) as i64,
-            (w + self.pre.1 + self.post.1) as i64,
-        );
+        let ho =
+            pool_out_len(h, kh, sh, self.pre.0, self.post.0, self.p.round_up).ok_or_else(err)?;
+        let wo =
+            pool_out_len(w, kw, sw, self.pre.1, self.post.1, self.p.round_up).ok_or_else(err)?;
+        let xv = f32_data(x)?;
+        let mut out = ctx.take_f32(n * c * ho * wo);
+        let max = self.p.pool_type == PoolKind::Max;
+        let (pt, pl) = self.pre;
+        // The bordered plane covers every window.
+        let (hp, wp) = ((ho - 1) * sh + kh, (wo - 1) * sw + kw);
+        let fill = if max { f32::NEG_INFINITY } else { 0.0 };
+        let exclude = self.p.exclude_padding;
+        let cy = counts(ho, h, kh, sh, pt, self.post.0, exclude);
+        let cx = counts(wo, w, kw, sw, pl, self.post.1, exclude);
         out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(i, dst)| {
                 let src = &xv[i * h * w..(i + 1) * h * w];
-                for oy in 0..ho {
-                    let y0 = (oy * sh) as i64 - pt;
-                    let y1 = (y0 + kh as i64).min(hp - pt);
-                    let (cy0, cy1) = (y0.max(0) as usize, y1.min(h as i64).max(0) as usize);
-                    for ox in 0..wo {
-                        let x0 = (ox * sw) as i64 - pl;
-                        let x1 = (x0 + kw as i64).min(wp - pl);
-                        let (cx0, cx1) = (x0.max(0) as usize, x1.min(w as i64).max(0) as usize);
-                        let v = match kind {
-                            PoolKind::Max => {
-                                let mut m = f32::NEG_INFINITY;
-                                for yy in cy0..cy1 {
-                                    for &v in &src[yy * w + cx0..yy * w + cx1] {
-                                        if v > m || v.is_nan() {
-                                            m = v;
-                                        }
-                                    }
-                                }
-                                m
-                            }
-                            PoolKind::Average => {
-                                let mut s = 0f32;
-                                for yy in cy0..cy1 {
-                                    s += src[yy * w + cx0..yy * w + cx1].iter().sum::<f32>();
-                                }
-                                let count = if exclude {
-                                    (cy1.saturating_sub(cy0) * cx1.saturating_sub(cx0)) as f32
-                                } else {
-                                    ((y1 - y0) * (x1 - x0)) as f32
-                                };
-                                s / count
-                            }
-                        };
-                        dst[oy * wo + ox] = v;
+                PADDED.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    if buf.len() < hp * wp {
+                        buf.resize(hp * wp, 0.0);
                     }
-                }
+                    let pad = &mut buf[..hp * wp];
+                    pad.fill(fill);
+                    for y in 0..h.min(hp.saturating_sub(pt)) {
+                        let n = w.min(wp.saturating_sub(pl));
+                        pad[(y + pt) * wp + pl..(y + pt) * wp + pl + n]
+                            .copy_from_slice(&src[y * w..y * w + n]);
+                    }
+                    match (kh, kw, sh, sw, max) {
+                        (3, 3, 2, 2, true) => {
+                            pool_fixed::<3, 2, true>(pad, wp, ho, wo, dst, &cx, &cy)
+                        }
+                        (3, 3, 1, 1, true) => {
+                            pool_fixed::<3, 1, true>(pad, wp, ho, wo, dst, &cx, &cy)
+                        }
+                        (2, 2, 2, 2, true) => {
+                            pool_fixed::<2, 2, true>(pad, wp, ho, wo, dst, &cx, &cy)
+                        }
+                        (3, 3, 2, 2, false) => {
+                            pool_fixed::<3, 2, false>(pad, wp, ho, wo, dst, &cx, &cy)
+                        }
+                        (3, 3, 1, 1, false) => {
+                            pool_fixed::<3, 1, false>(pad, wp, ho, wo, dst, &cx, &cy)
+                        }
+                        (2, 2, 2, 2, false) => {
+                            pool_fixed::<2, 2, false>(pad, wp, ho, wo, dst, &cx, &cy)
+                        }
+                        _ => pool_generic(pad, wp, (kh, kw), (sh, sw), max, ho, wo, dst, &cx, &cy),
+                    }
+                });
             });
         let oshape = if shape.len() == 3 {
             vec![n, c, wo]
@@ -126,5 +137,72 @@ impl Op for Pool {
             vec![n, c, ho, wo]
         };
         Ok(vec![float_tensor(x.dtype(), oshape, out)?])
+    }
+}
+
+/// The larger of two values, NaN winning, as ONNX max pooling propagates it.
+#[inline(always)]
+fn nan_max(a: f32, b: f32) -> f32 {
+    if b > a || b.is_nan() {
+        b
+    } else {
+        a
+    }
+}
+
+/// A KxK window at stride S over a bordered plane.
+#[inline(always)]
+fn pool_fixed<const K: usize, const S: usize, const MAX: bool>(
+    pad: &[f32],
+    wp: usize,
+    ho: usize,
+    wo: usize,
+    dst: &mut [f32],
+    cx: &[f32],
+    cy: &[f32],
+) {
+    let span = (wo - 1) * S + K;
+    for oy in 0..ho {
+        let rows: [&[f32]; K] = std::array::from_fn(|ki| &pad[(oy * S + ki) * wp..][..span]);
+        let line = &mut dst[oy * wo..(oy + 1) * wo];
+        for (ox, o) in line.iter_mut().enumerate() {
+            let mut acc = if MAX { f32::NEG_INFINITY } else { 0.0 };
+            for row in &rows {
+                for kj in 0..K {
+                    // SAFETY: ox < wo, so ox * S + kj < (wo - 1) * S + K = span.
+                    let v = unsafe { *row.get_unchecked(ox * S + kj) };
+                    acc = if MAX { nan_max(acc, v) } else { acc + v };
+                }
+            }
+            *o = if MAX { acc } else { acc / (cx[ox] * cy[oy]) };
+        }
+    }
+}
+
+/// Any window and stride over a bordered plane.
+#[allow(clippy::too_many_arguments)]
+fn pool_generic(
+    pad: &[f32],
+    wp: usize,
+    (kh, kw): (usize, usize),
+    (sh, sw): (usize, usize),
+    max: bool,
+    ho: usize,
+    wo: usize,
+    dst: &mut [f32],
+    cx: &[f32],
+    cy: &[f32],
+) {
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let mut acc = if max { f32::NEG_INFINITY } else { 0.0 };
+            for ki in 0..kh {
+                let row = &pad[(oy * sh + ki) * wp + ox * sw..][..kw];
+                for &v in row {
+                    acc = if max { nan_max(acc, v) } else { acc + v };
+                }
+            }
+            dst[oy * wo + ox] = if max { acc } else { acc / (cx[ox] * cy[oy]) };
+        }
     }
 }

@@ -64,7 +64,7 @@ impl Reduce {
 }
 
 impl Op for Reduce {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let dims = x.shape();
         let (_, shape) = self.out_dims(dims);
@@ -156,7 +156,7 @@ pub struct Softmax {
 }
 
 impl Op for Softmax {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let (outer, len, inner) = split_at_axis(x.shape(), self.axis);
         let mut v = f32_data(x)?.into_owned();

@@ -193,7 +193,7 @@ fn resize_axis<T: Copy + Default>(
 }
 
 impl Op for Resize {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let p = &self.0;
         let in_dims = x.shape().to_vec();

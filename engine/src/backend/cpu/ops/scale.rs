@@ -34,7 +34,7 @@ impl Scale {
 }
 
 impl Op for Scale {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let dims = x.shape();
         // The input is viewed as [outer, groups, inner]: each group shares one coefficient.

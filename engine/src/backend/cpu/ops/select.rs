@@ -7,7 +7,7 @@ use crate::tensor::{Tensor, TensorData};
 pub struct Select;
 
 impl Op for Select {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
         let TensorData::Bool(cond) = c.data() else {
             return Err(format!("condition must be bool, got {}", c.dtype()));

@@ -32,7 +32,7 @@ pub fn resolve_reshape(
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!(
                 "cannot reshape {total} elements with dims {target:?}"
             ));
@@ -55,7 +55,7 @@ fn permute(t: Tensor, perm: &[usize]) -> Result<Tensor, String> {
 }
 
 impl Op for Shuffle {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let p = &self.0;
         let mut t = inputs[0].clone();
         if let Some(perm) = &p.first_transpose {

@@ -1,9 +1,10 @@
 //! Slice with static start, size and stride, and TensorRT's bounds modes.
 
 use super::{Ctx, Op, OpResult};
-use crate::backend::cpu::util::strides;
+use crate::backend::cpu::util::{for_each_offset, strides};
 use crate::ir::{SliceMode, SliceParams};
 use crate::tensor::{Tensor, TensorData};
+use crate::with_data;
 
 pub struct Slice(pub SliceParams);
 
@@ -36,7 +37,7 @@ fn source(
 }
 
 impl Op for Slice {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let dynamic;
         let p = if inputs.len() == 4 {
@@ -63,6 +64,9 @@ impl Op for Slice {
                 p.start.len(),
                 dims.len()
             ));
+        }
+        if let Some(t) = in_bounds_slice(x, p) {
+            return Ok(vec![t?]);
         }
         // Per dim, the source index of each output coordinate.
         let mut maps = Vec::with_capacity(dims.len());
@@ -110,4 +114,39 @@ impl Op for Slice {
             Tensor::new(p.size.clone(), data).map_err(|e| e.to_string())?
         ])
     }
+}
+
+/// A slice that never leaves the input and never steps backwards (the Split,
+/// crop and broadcast cases): runs along the last dim are copied (or
+/// gathered) straight from the input. `None` when it does not apply.
+fn in_bounds_slice(x: &Tensor, p: &SliceParams) -> Option<Result<Tensor, String>> {
+    let dims = x.shape();
+    let r = dims.len();
+    if r == 0 || p.size.contains(&0) {
+        return None;
+    }
+    for (d, &n) in dims.iter().enumerate() {
+        let (st, sd) = (p.start[d], p.stride[d]);
+        let last = st.checked_add((p.size[d] as i64 - 1).checked_mul(sd)?)?;
+        if st < 0 || sd < 0 || st >= n as i64 || last >= n as i64 {
+            return None;
+        }
+    }
+    let s = strides(dims);
+    let base: usize = (0..r).map(|d| p.start[d] as usize * s[d]).sum();
+    let steps: Vec<usize> = (0..r).map(|d| p.stride[d] as usize * s[d]).collect();
+    let (inner, step) = (p.size[r - 1], steps[r - 1]);
+    let data = with_data!(x.data(), v => {
+        let mut out = Vec::with_capacity(p.size.iter().product());
+        for_each_offset(&p.size[..r - 1], [&steps[..r - 1]], |_, [o]| {
+            let at = base + o;
+            if step == 1 {
+                out.extend_from_slice(&v[at..at + inner]);
+            } else {
+                out.extend((0..inner).map(|j| v[at + j * step]));
+            }
+        });
+        TensorData::from(out)
+    });
+    Some(Tensor::new(p.size.clone(), data).map_err(|e| e.to_string()))
 }

@@ -12,7 +12,7 @@ pub struct TopK {
 }
 
 impl Op for TopK {
-    fn run(&self, _: &Ctx, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
         if self.k > n {

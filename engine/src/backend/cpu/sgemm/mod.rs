@@ -1,0 +1,506 @@
+//! Single-precision GEMM with pre-packed weights and fused epilogues:
+//! `C = act(A · B + bias + residual)`, where A (the weights, M×K) is packed
+//! once when a plan is loaded and B (activations, K×N) is packed block by
+//! block from any [`BSource`] (a dense matrix, or an image read as its
+//! im2col matrix without materializing it).
+//!
+//! Work is split into (rows, columns) tiles over the context's thread pool;
+//! each thread packs its B blocks into a buffer of its own that lives as long
+//! as the thread, so steady-state runs allocate nothing.
+
+pub mod kernel;
+
+use crate::ir::Activation;
+use kernel::Kernel;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// A (M×K) packed into panels of `mr` rows: for each panel, for each k, the
+/// panel's `mr` values (zero past M).
+pub struct PackedA {
+    pub m: usize,
+    pub k: usize,
+    mr: usize,
+    data: Vec<f32>,
+}
+
+impl PackedA {
+    /// Packs a matrix given element by element.
+    pub fn from_fn(m: usize, k: usize, at: impl Fn(usize, usize) -> f32) -> Self {
+        let mr = kernel::kernel().mr;
+        let panels = m.div_ceil(mr);
+        let mut data = vec![0f32; panels * mr * k];
+        for p in 0..panels {
+            let panel = &mut data[p * mr * k..(p + 1) * mr * k];
+            for kk in 0..k {
+                for r in 0..mr {
+                    let row = p * mr + r;
+                    if row < m {
+                        panel[kk * mr + r] = at(row, kk);
+                    }
+                }
+            }
+        }
+        PackedA { m, k, mr, data }
+    }
+
+    /// Packs a dense row-major matrix.
+    pub fn pack(a: &[f32], m: usize, k: usize) -> Self {
+        assert_eq!(a.len(), m * k, "matrix size");
+        Self::from_fn(m, k, |r, c| a[r * k + c])
+    }
+
+    fn panel(&self, p: usize, k0: usize) -> *const f32 {
+        self.data[p * self.mr * self.k + k0 * self.mr..].as_ptr()
+    }
+}
+
+/// Where B (K×N) comes from. `pack` writes columns `n0..n0+nc`, rows
+/// `k0..k0+kc`, as panels of `nr` columns: for each panel, for each k, `nr`
+/// values (zero past the last column).
+pub trait BSource: Sync {
+    fn k(&self) -> usize;
+    fn n(&self) -> usize;
+    fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]);
+}
+
+/// A dense row-major K×N matrix (a 1×1 convolution's input, for one).
+pub struct DenseB<'a> {
+    pub data: &'a [f32],
+    pub k: usize,
+    pub n: usize,
+}
+
+impl BSource for DenseB<'_> {
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        for (p, panel) in dst.chunks_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
+            let c0 = n0 + p * nr;
+            let w = nr.min(n0 + nc - c0);
+            for kk in 0..kc {
+                let src = &self.data[(k0 + kk) * self.n + c0..][..w];
+                let d = &mut panel[kk * nr..(kk + 1) * nr];
+                d[..w].copy_from_slice(src);
+                d[w..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// A row-major N×K matrix read as its transpose (K×N): a fully connected
+/// layer's activations when the weights play A.
+pub struct TransposedB<'a> {
+    pub data: &'a [f32],
+    pub k: usize,
+    pub n: usize,
+}
+
+impl BSource for TransposedB<'_> {
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        for (p, panel) in dst.chunks_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
+            let c0 = n0 + p * nr;
+            let w = nr.min(n0 + nc - c0);
+            panel.fill(0.0);
+            for j in 0..w {
+                let row = &self.data[(c0 + j) * self.k + k0..][..kc];
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * nr + j] = v;
+                }
+            }
+        }
+    }
+}
+
+/// What is applied to each result before it is stored.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// One value per row of C.
+    pub bias: Option<&'a [f32]>,
+    /// Added element-wise; laid out like C.
+    pub residual: Option<&'a [f32]>,
+    pub activation: Option<Activation>,
+}
+
+/// C's layout: element (m, n) is at `m * rs + n * cs`.
+#[derive(Clone, Copy)]
+pub struct Layout {
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl Layout {
+    pub fn row_major(n: usize) -> Self {
+        Layout { rs: n, cs: 1 }
+    }
+}
+
+thread_local! {
+    /// Each thread's B packing buffer, kept for the thread's life.
+    static BPACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// C's base pointer, shared by tiles that write disjoint elements.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: tiles write disjoint elements of C (disjoint row and column ranges),
+// and the scope of `gemm` outlives every task.
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+/// `c = epilogue(a · b)`. `c` must hold every (m, n) under `layout`.
+pub fn gemm(
+    a: &PackedA,
+    b: &dyn BSource,
+    c: &mut [f32],
+    layout: Layout,
+    epi: &Epilogue<'_>,
+    threads: usize,
+) {
+    let (m, k, n) = (a.m, a.k, b.n());
+    assert_eq!(b.k(), k, "inner dims");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = (m - 1) * layout.rs + (n - 1) * layout.cs;
+    assert!(last < c.len(), "C is too small for its layout");
+    if let Some(bias) = epi.bias {
+        assert!(bias.len() >= m, "bias shorter than M");
+    }
+    if let Some(r) = epi.residual {
+        assert!(last < r.len(), "residual is too small for C's layout");
+    }
+    let kern = kernel::kernel();
+    debug_assert_eq!(kern.mr, a.mr);
+    let (mr, nr) = (kern.mr, kern.nr);
+    // Tiles: column blocks of whole NR panels; rows split too when columns
+    // are few, so that every thread has work.
+    let col_panels = n.div_ceil(nr);
+    let row_panels = m.div_ceil(mr);
+    let want = if threads > 1 { threads * 3 } else { 1 };
+    let col_blocks = col_panels.clamp(1, want.max(col_panels.div_ceil(16)));
+    let row_blocks = if col_blocks >= want {
+        1
+    } else {
+        (want / col_blocks).clamp(1, row_panels)
+    };
+    let cpb = col_panels.div_ceil(col_blocks);
+    let rpb = row_panels.div_ceil(row_blocks);
+    let tasks: Vec<(usize, usize)> = (0..row_panels.div_ceil(rpb))
+        .flat_map(|r| (0..col_panels.div_ceil(cpb)).map(move |cb| (r, cb)))
+        .collect();
+    let out = Out(c.as_mut_ptr());
+    let run = |&(rb, cb): &(usize, usize)| {
+        let (p0, p1) = (rb * rpb, ((rb + 1) * rpb).min(row_panels));
+        let n0 = cb * cpb * nr;
+        let nc = (cpb * nr).min(n - n0);
+        tile_block(kern, a, b, out, layout, epi, p0..p1, n0, nc);
+    };
+    if tasks.len() == 1 || threads <= 1 {
+        tasks.iter().for_each(run);
+    } else {
+        tasks.par_iter().for_each(run);
+    }
+}
+
+/// Computes rows of panels `panels` and columns `n0..n0+nc` of C.
+#[allow(clippy::too_many_arguments)]
+fn tile_block(
+    kern: &Kernel,
+    a: &PackedA,
+    b: &dyn BSource,
+    out: Out,
+    layout: Layout,
+    epi: &Epilogue<'_>,
+    panels: std::ops::Range<usize>,
+    n0: usize,
+    nc: usize,
+) {
+    let (mr, nr, k) = (kern.mr, kern.nr, a.k);
+    let col_panels = nc.div_ceil(nr);
+    BPACK.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let need = kern.kc.min(k.max(1)) * col_panels * nr;
+        if buf.len() < need {
+            buf.resize(need, 0.0);
+        }
+        let mut tile = [0f32; 512];
+        let steps = k.div_ceil(kern.kc).max(1);
+        for step in 0..steps {
+            let k0 = step * kern.kc;
+            let kc = kern.kc.min(k - k0.min(k));
+            b.pack(k0, kc, n0, nc, nr, &mut buf[..kc * col_panels * nr]);
+            let (first, last) = (step == 0, step + 1 == steps);
+            for p in panels.clone() {
+                let rows = mr.min(a.m - p * mr);
+                for cp in 0..col_panels {
+                    let cols = nr.min(nc - cp * nr);
+                    // SAFETY: the A panel holds kc*mr floats from k0, the B panel
+                    // kc*nr, and the tile buffer (512) holds mr*nr <= 8*32 floats.
+                    unsafe {
+                        (kern.run)(
+                            kc,
+                            a.panel(p, k0),
+                            buf[cp * kc * nr..].as_ptr(),
+                            tile.as_mut_ptr(),
+                        )
+                    };
+                    store(
+                        &tile[..mr * nr],
+                        nr,
+                        out,
+                        layout,
+                        epi,
+                        p * mr,
+                        rows,
+                        n0 + cp * nr,
+                        cols,
+                        first,
+                        last,
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// Adds or writes a tile into C, applying the epilogue on the last k block.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn store(
+    tile: &[f32],
+    nr: usize,
+    out: Out,
+    layout: Layout,
+    epi: &Epilogue<'_>,
+    m0: usize,
+    rows: usize,
+    c0: usize,
+    cols: usize,
+    first: bool,
+    last: bool,
+) {
+    // The same loop per (first, last, activation) combination keeps the
+    // per-element work branch-free.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn rows_with<F: Fn(f32) -> f32>(
+        tile: &[f32],
+        nr: usize,
+        out: Out,
+        layout: Layout,
+        epi: &Epilogue<'_>,
+        m0: usize,
+        rows: usize,
+        c0: usize,
+        cols: usize,
+        first: bool,
+        last: bool,
+        f: F,
+    ) {
+        for r in 0..rows {
+            let t = &tile[r * nr..r * nr + cols];
+            let base = (m0 + r) * layout.rs + c0 * layout.cs;
+            let bias = if last {
+                epi.bias.map_or(0.0, |b| b[m0 + r])
+            } else {
+                0.0
+            };
+            let res = if last { epi.residual } else { None };
+            if layout.cs == 1 {
+                // SAFETY: row m0 + r, columns c0..c0 + cols lie inside C (checked in
+                // gemm) and belong to this tile alone.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(base), cols) };
+                match (first, res) {
+                    (true, None) => dst.iter_mut().zip(t).for_each(|(d, &v)| *d = f(v + bias)),
+                    (false, None) => dst
+                        .iter_mut()
+                        .zip(t)
+                        .for_each(|(d, &v)| *d = f(v + *d + bias)),
+                    (true, Some(res)) => {
+                        let res = &res[base..base + cols];
+                        dst.iter_mut()
+                            .zip(t)
+                            .zip(res)
+                            .for_each(|((d, &v), &q)| *d = f(v + bias + q))
+                    }
+                    (false, Some(res)) => {
+                        let res = &res[base..base + cols];
+                        dst.iter_mut()
+                            .zip(t)
+                            .zip(res)
+                            .for_each(|((d, &v), &q)| *d = f(v + *d + bias + q))
+                    }
+                }
+            } else {
+                for (j, &v) in t.iter().enumerate() {
+                    let idx = base + j * layout.cs;
+                    // SAFETY: as above, for a strided C.
+                    let d = unsafe { &mut *out.0.add(idx) };
+                    let acc = if first { v } else { v + *d };
+                    *d = f(acc + bias + res.map_or(0.0, |r| r[idx]));
+                }
+            }
+        }
+    }
+    macro_rules! go {
+        ($f:expr) => {
+            rows_with(
+                tile, nr, out, layout, epi, m0, rows, c0, cols, first, last, $f,
+            )
+        };
+    }
+    match (last, epi.activation) {
+        (true, Some(Activation::Relu)) => go!(|v: f32| v.max(0.0)),
+        (true, Some(Activation::Clip { min, max })) => go!(|v: f32| v.max(min).min(max)),
+        (true, Some(a)) => go!(|v: f32| a.apply(v)),
+        _ => go!(|v: f32| v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                    .sum::<f64>() as f32;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_naive_over_odd_sizes_and_threads() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 3, 7),
+            (13, 300, 37),
+            (64, 576, 49),
+            (3, 1000, 130),
+            (40, 17, 600),
+        ] {
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let want = naive(&a, &b, m, k, n);
+            let pa = PackedA::pack(&a, m, k);
+            for threads in [1, 3] {
+                let mut c = vec![f32::NAN; m * n];
+                gemm(
+                    &pa,
+                    &DenseB { data: &b, k, n },
+                    &mut c,
+                    Layout::row_major(n),
+                    &Epilogue::default(),
+                    threads,
+                );
+                for (x, y) in c.iter().zip(&want) {
+                    assert!(
+                        (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                        "{m}x{k}x{n}: {x} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn epilogue_and_transposed_layouts() {
+        let (m, k, n) = (7, 33, 9);
+        let (a, b) = (values(m * k, 3), values(k * n, 4));
+        let bias = values(m, 5);
+        let res = values(m * n, 6);
+        let want: Vec<f32> = naive(&a, &b, m, k, n)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v + bias[i / n] + res[i]).clamp(0.0, 0.5))
+            .collect();
+        let pa = PackedA::pack(&a, m, k);
+        let epi = Epilogue {
+            bias: Some(&bias),
+            residual: Some(&res),
+            activation: Some(Activation::Clip { min: 0.0, max: 0.5 }),
+        };
+        let mut c = vec![0f32; m * n];
+        gemm(
+            &pa,
+            &DenseB { data: &b, k, n },
+            &mut c,
+            Layout::row_major(n),
+            &epi,
+            2,
+        );
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+        // B given as its transpose, C written column-major.
+        let bt = crate::backend::cpu::util::transpose(&b, &[k, n], &[1, 0]);
+        let mut ct = vec![0f32; m * n];
+        gemm(
+            &pa,
+            &TransposedB { data: &bt, k, n },
+            &mut ct,
+            Layout { rs: 1, cs: m },
+            &Epilogue::default(),
+            2,
+        );
+        let plain = naive(&a, &b, m, k, n);
+        for i in 0..m {
+            for j in 0..n {
+                assert!((ct[j * m + i] - plain[i * n + j]).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_agrees() {
+        let (kc, a, b) = (37, values(37 * 8, 7), values(37 * 32, 8));
+        for kern in kernel::all() {
+            let (mr, nr) = (kern.mr, kern.nr);
+            let mut tile = vec![0f32; mr * nr];
+            // SAFETY: a and b hold at least kc*mr and kc*nr floats.
+            unsafe { (kern.run)(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr()) };
+            for r in 0..mr {
+                for j in 0..nr {
+                    let want: f32 = (0..kc).map(|k| a[k * mr + r] * b[k * nr + j]).sum();
+                    assert!(
+                        (tile[r * nr + j] - want).abs() < 1e-4,
+                        "{}: {} vs {want}",
+                        kern.name,
+                        tile[r * nr + j]
+                    );
+                }
+            }
+        }
+    }
+}
