@@ -6,7 +6,7 @@ use super::buffers::Buffers;
 use super::ops::{self, Ctx, Op};
 use crate::backend::{Executor, RunConfig};
 use crate::error::{Error, Result};
-use crate::ir::{ElementWiseOp, LayerKind, Network, TensorRef};
+use crate::ir::{LayerKind, Network, TensorRef};
 use crate::tensor::{Tensor, TensorData};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,8 +28,9 @@ enum Kernel {
     /// A Constant layer's value, kept for the life of the plan.
     Const(Tensor),
     Run(Box<dyn Op>),
-    /// Convolution + residual addition (+ activation) in one GEMM epilogue.
-    ConvResidual(Box<ops::conv::Conv>),
+    /// A convolution with a fused epilogue: its inputs are the image and,
+    /// when given, a residual added before the activation.
+    Conv(Box<ops::conv::Conv>),
     /// Folded into a later step.
     Skip,
 }
@@ -40,51 +41,6 @@ struct Step {
     inputs: Vec<TensorRef>,
 }
 
-/// For a Convolution whose output only an ElementWise Sum reads (and whose
-/// sum only an Activation reads, optionally): the Sum's index, the other
-/// addend, and the Activation's index.
-fn residual_pattern(
-    net: &Network,
-    l: usize,
-    consumers: &HashMap<TensorRef, Vec<usize>>,
-) -> Option<(usize, TensorRef, Option<usize>)> {
-    let LayerKind::Convolution(p) = &net.layers[l].kind else {
-        return None;
-    };
-    let out = TensorRef::Layer(l, 0);
-    let only = |t: TensorRef| match consumers.get(&t).map(Vec::as_slice) {
-        Some([c]) if !net.is_output(t) => Some(*c),
-        _ => None,
-    };
-    if p.activation.is_some() || net.info(out).dtype != crate::DataType::F32 {
-        return None;
-    }
-    let add = only(out)?;
-    let a = &net.layers[add];
-    let other = match (&a.kind, a.inputs.as_slice()) {
-        (
-            LayerKind::ElementWise {
-                op: ElementWiseOp::Sum,
-            },
-            [x, y],
-        ) if *x == out && *y != out => *y,
-        (
-            LayerKind::ElementWise {
-                op: ElementWiseOp::Sum,
-            },
-            [x, y],
-        ) if *y == out && *x != out => *x,
-        _ => return None,
-    };
-    // The addend must have the output's exact dims (no broadcast).
-    if net.info(other).shape != net.info(out).shape || a.outputs[0].shape != net.info(out).shape {
-        return None;
-    }
-    let act = only(TensorRef::Layer(add, 0))
-        .filter(|&c| matches!(net.layers[c].kind, LayerKind::Activation { .. }));
-    Some((add, other, act))
-}
-
 impl CpuExecutor {
     pub fn new(net: Arc<Network>, cfg: &RunConfig) -> Result<Self> {
         let layer_err = |l: usize, msg: String| Error::Layer {
@@ -92,42 +48,40 @@ impl CpuExecutor {
             kind: net.layers[l].kind.name(),
             msg,
         };
-        let consumers = net.consumers();
         let mut steps: Vec<Option<Step>> = (0..net.layers.len()).map(|_| None).collect();
-        for (i, l) in net.layers.iter().enumerate() {
-            if steps[i].is_some() {
-                continue;
-            }
-            // (Of two convolutions summed, the first claims the Sum; the other
-            // stays a plain step.)
-            let pattern = residual_pattern(&net, i, &consumers)
-                .filter(|&(add, other, _)| steps[add].is_none() && !matches!(other, TensorRef::Layer(o, _) if steps[o].as_ref().is_some_and(|s| matches!(s.kernel, Kernel::Skip))));
-            if let Some((add, other, act)) = pattern {
-                let LayerKind::Convolution(p) = &l.kind else {
-                    unreachable!()
-                };
-                let mut p = p.clone();
-                if let Some(a) = act {
-                    if let LayerKind::Activation { activation } = &net.layers[a].kind {
-                        p.activation = Some(*activation);
-                    }
-                }
-                let conv = ops::conv::Conv::new(&net, &p).map_err(|m| layer_err(i, m))?;
-                steps[i] = Some(Step {
+        for f in super::fuse::plan(&net) {
+            for &l in &f.skipped {
+                steps[l] = Some(Step {
                     kernel: Kernel::Skip,
                     inputs: vec![],
                 });
-                let last = act.unwrap_or(add);
-                if act.is_some() {
-                    steps[add] = Some(Step {
-                        kernel: Kernel::Skip,
-                        inputs: vec![],
-                    });
+            }
+            steps[f.at] = Some(match f.what {
+                super::fuse::Fused::Conv {
+                    conv,
+                    residual,
+                    act,
+                } => {
+                    let LayerKind::Convolution(p) = &net.layers[conv].kind else {
+                        unreachable!("fusions start at convolutions")
+                    };
+                    let op =
+                        ops::conv::Conv::with_act(&net, p, act).map_err(|m| layer_err(conv, m))?;
+                    Step {
+                        kernel: Kernel::Conv(Box::new(op)),
+                        inputs: std::iter::once(net.layers[conv].inputs[0])
+                            .chain(residual)
+                            .collect(),
+                    }
                 }
-                steps[last] = Some(Step {
-                    kernel: Kernel::ConvResidual(Box::new(conv)),
-                    inputs: vec![l.inputs[0], other],
-                });
+                super::fuse::Fused::HardSwish { x, act } => Step {
+                    kernel: Kernel::Run(Box::new(ops::activation::ActivationOp(act))),
+                    inputs: vec![x],
+                },
+            });
+        }
+        for (i, l) in net.layers.iter().enumerate() {
+            if steps[i].is_some() {
                 continue;
             }
             let kernel = match &l.kind {
@@ -208,11 +162,15 @@ impl CpuExecutor {
                 match &step.kernel {
                     Kernel::Const(_) | Kernel::Skip => continue,
                     Kernel::Run(op) => op.run(&ctx, &args).map_err(err)?,
-                    Kernel::ConvResidual(conv) => {
-                        let res = args[1]
-                            .as_f32()
-                            .ok_or_else(|| err("residual is not float32".into()))?;
-                        vec![conv.forward(&ctx, args[0], Some(res)).map_err(err)?]
+                    Kernel::Conv(conv) => {
+                        let res = match args.get(1) {
+                            Some(r) => Some(
+                                r.as_f32()
+                                    .ok_or_else(|| err("residual is not float32".into()))?,
+                            ),
+                            None => None,
+                        };
+                        vec![conv.forward(&ctx, args[0], res).map_err(err)?]
                     }
                 }
             };

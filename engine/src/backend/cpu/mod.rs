@@ -2,8 +2,10 @@
 //! the oracle other backends are tested against. It computes in float32
 //! (float16 tensors are stored as such and widened for arithmetic).
 
+pub mod act;
 mod buffers;
 mod exec;
+mod fuse;
 pub mod gemm;
 pub mod ops;
 pub mod sgemm;

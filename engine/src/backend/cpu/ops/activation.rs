@@ -1,7 +1,8 @@
 //! Activation and Unary layers: one function per element.
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult, PAR_CHUNK};
-use crate::ir::{Activation, UnaryOp};
+use crate::backend::cpu::act::Act;
+use crate::ir::UnaryOp;
 use crate::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
@@ -15,15 +16,28 @@ pub fn map_inplace(v: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     }
 }
 
-pub struct ActivationOp(pub Activation);
+/// An activation, or a function the cpu plan fused (HardSwish).
+pub struct ActivationOp(pub Act);
+
+/// `f` over `x` into a buffer from the context, in parallel when large.
+pub fn map_f32(ctx: &Ctx<'_>, x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = ctx.take_f32(x.len());
+    if x.len() >= 2 * PAR_CHUNK && ctx.threads > 1 {
+        out.par_chunks_mut(PAR_CHUNK)
+            .zip(x.par_chunks(PAR_CHUNK))
+            .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = f(v)));
+    } else {
+        out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+    }
+    out
+}
 
 impl Op for ActivationOp {
-    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
-        let mut v = f32_data(x)?.into_owned();
-        let act = self.0;
-        map_inplace(&mut v, |x| act.apply(x));
-        Ok(vec![float_tensor(x.dtype(), x.shape().to_vec(), v)?])
+        let xv = f32_data(x)?;
+        let out = crate::with_act!(self.0, |f| map_f32(ctx, &xv, f));
+        Ok(vec![float_tensor(x.dtype(), x.shape().to_vec(), out)?])
     }
 }
 

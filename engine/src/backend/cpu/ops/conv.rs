@@ -7,8 +7,9 @@
 //! Depthwise convolutions (one filter per channel) run directly.
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
+use crate::backend::cpu::act::Act;
 use crate::backend::cpu::sgemm::{gemm, BSource, DenseB, Epilogue, Layout, PackedA};
-use crate::ir::{Activation, ConvParams, Network};
+use crate::ir::{ConvParams, Network};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
@@ -179,12 +180,20 @@ pub struct Conv {
     packed: Vec<PackedA>,
     /// Depthwise convolutions keep the plain [C, kh * kw] weights instead.
     depthwise: Option<Vec<f32>>,
+    /// 3x3 stride-1 convolutions with enough channels run as Winograd.
+    winograd: Option<super::winograd::Winograd>,
     bias: Option<Vec<f32>>,
-    act: Option<Activation>,
+    act: Act,
 }
 
 impl Conv {
     pub fn new(net: &Network, p: &ConvParams) -> Result<Self, String> {
+        Self::with_act(net, p, Act::from_ir(p.activation))
+    }
+
+    /// A convolution whose epilogue applies `act` (which may be one the IR
+    /// has no activation for, such as HardSwish).
+    pub fn with_act(net: &Network, p: &ConvParams, act: Act) -> Result<Self, String> {
         let g = geom(p)?;
         if [g.pt, g.pl, g.pb, g.pr].iter().any(|&v| v < 0) {
             return Err("negative convolution padding".into());
@@ -199,7 +208,19 @@ impl Conv {
         let cout_g = p.out_channels / p.groups;
         let kdim = cin_g * g.kh * g.kw;
         let is_depthwise = cin_g == 1 && cout_g == 1;
-        let packed = if is_depthwise {
+        let winograd = super::winograd::applies(
+            (g.kh, g.kw),
+            (g.sh, g.sw),
+            (g.dh, g.dw),
+            p.groups,
+            cin_g,
+            p.out_channels,
+        )
+        .then(|| {
+            let pads = [g.pt, g.pl, g.pb, g.pr].map(|v| v as usize);
+            super::winograd::Winograd::new(&weights, p.out_channels, cin_g, pads)
+        });
+        let packed = if is_depthwise || winograd.is_some() {
             vec![]
         } else {
             (0..p.groups)
@@ -219,8 +240,9 @@ impl Conv {
             cin_g,
             packed,
             depthwise: is_depthwise.then(|| weights.into_owned()),
+            winograd,
             bias,
-            act: p.activation,
+            act,
         })
     }
 
@@ -270,6 +292,14 @@ impl Conv {
             depthwise(
                 &xv, c, h, w, g, wts, ho, wo, &mut out, bias, residual, self.act,
             );
+        } else if let Some(wg) = &self.winograd {
+            let per = self.cout * plane;
+            for b in 0..n {
+                let xin = &xv[b * c * h * w..(b + 1) * c * h * w];
+                let res = residual.map(|r| &r[b * per..(b + 1) * per]);
+                let dst = &mut out[b * per..(b + 1) * per];
+                wg.forward(ctx, xin, h, w, dst, self.bias.as_deref(), res, self.act);
+            }
         } else {
             let cout_g = self.cout / self.groups;
             let pointwise = g.kh == 1
@@ -290,7 +320,7 @@ impl Conv {
                             .as_deref()
                             .map(|v| &v[gi * cout_g..(gi + 1) * cout_g]),
                         residual: residual.map(|r| &r[at..at + cout_g * plane]),
-                        activation: self.act,
+                        act: self.act,
                     };
                     let dst = &mut out[at..at + cout_g * plane];
                     if pointwise {
@@ -333,32 +363,23 @@ pub fn finish_planes(
     channels: usize,
     bias: Option<&[f32]>,
     residual: Option<&[f32]>,
-    act: Option<Activation>,
+    act: Act,
 ) {
-    if plane == 0 || (bias.is_none() && residual.is_none() && act.is_none()) {
+    if plane == 0 || (bias.is_none() && residual.is_none() && act == Act::Identity) {
         return;
     }
-    macro_rules! with {
-        ($f:expr) => {{
-            let f = $f;
-            out.par_chunks_mut(plane).enumerate().for_each(|(i, ch)| {
-                let b = bias.map_or(0.0, |b| b[i % channels]);
-                match residual {
-                    Some(r) => {
-                        let r = &r[i * plane..(i + 1) * plane];
-                        ch.iter_mut().zip(r).for_each(|(v, r)| *v = f(*v + b + r));
-                    }
-                    None => ch.iter_mut().for_each(|v| *v = f(*v + b)),
+    crate::with_act!(act, |f| out.par_chunks_mut(plane).enumerate().for_each(
+        |(i, ch)| {
+            let b = bias.map_or(0.0, |b| b[i % channels]);
+            match residual {
+                Some(r) => {
+                    let r = &r[i * plane..(i + 1) * plane];
+                    ch.iter_mut().zip(r).for_each(|(v, r)| *v = f(*v + b + r));
                 }
-            });
-        }};
-    }
-    match act {
-        None => with!(|v: f32| v),
-        Some(Activation::Relu) => with!(|v: f32| v.max(0.0)),
-        Some(Activation::Clip { min, max }) => with!(|v: f32| v.max(min).min(max)),
-        Some(a) => with!(move |v: f32| a.apply(v)),
-    }
+                None => ch.iter_mut().for_each(|v| *v = f(*v + b)),
+            }
+        }
+    ))
 }
 
 thread_local! {
@@ -383,7 +404,7 @@ fn depthwise(
     out: &mut [f32],
     bias: Option<&[f32]>,
     residual: Option<&[f32]>,
-    act: Option<Activation>,
+    act: Act,
 ) {
     let ksz = g.kh * g.kw;
     // The padded extent every window reads.
@@ -434,12 +455,7 @@ fn depthwise(
                     }
                 }};
             }
-            match act {
-                None => run!(|v: f32| v),
-                Some(Activation::Relu) => run!(|v: f32| v.max(0.0)),
-                Some(Activation::Clip { min, max }) => run!(move |v: f32| v.max(min).min(max)),
-                Some(a) => run!(move |v: f32| a.apply(v)),
-            }
+            crate::with_act!(act, |f| run!(f))
         });
     });
 }
@@ -525,7 +541,7 @@ pub struct Deconv {
     /// (output channel, kernel tap) row, which col2im scatters.
     packed: Vec<PackedA>,
     bias: Option<Vec<f32>>,
-    act: Option<Activation>,
+    act: Act,
 }
 
 impl Deconv {
@@ -554,7 +570,7 @@ impl Deconv {
             cin_g,
             packed,
             bias,
-            act: p.activation,
+            act: Act::from_ir(p.activation),
         })
     }
 }

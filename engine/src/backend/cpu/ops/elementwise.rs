@@ -1,14 +1,143 @@
 //! ElementWise layers: two operands of equal rank with NumPy broadcasting.
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult, PAR_CHUNK};
-use crate::backend::cpu::util::{broadcast_dims, broadcast_strides, for_each_offset};
+use crate::backend::cpu::util::broadcast_dims;
 use crate::ir::ElementWiseOp as E;
 use crate::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 pub struct ElementWise(pub E);
 
-/// `f(a, b)` over the broadcast of `a` (dims `ad`) and `b` (dims `bd`).
+/// Broadcast dims collapsed into runs: dims where each operand either
+/// steps or stays (broadcast) merge, so the innermost loop is one long run.
+struct Plan {
+    out: Vec<usize>,
+    /// Collapsed outer dims (all but the innermost run) and each operand's
+    /// stride in them.
+    outer: Vec<usize>,
+    sa: Vec<usize>,
+    sb: Vec<usize>,
+    /// The innermost run: its length and whether each operand steps along it.
+    len: usize,
+    step_a: bool,
+    step_b: bool,
+}
+
+fn plan(ad: &[usize], bd: &[usize]) -> Result<Plan, String> {
+    let out = broadcast_dims(ad, bd)?;
+    // (length, a steps, b steps) per dim, merged with the previous one when alike.
+    let mut dims: Vec<(usize, bool, bool)> = Vec::new();
+    for i in 0..out.len() {
+        if out[i] == 1 {
+            continue;
+        }
+        let d = (out[i], ad[i] != 1, bd[i] != 1);
+        match dims.last_mut() {
+            Some(last) if last.1 == d.1 && last.2 == d.2 => last.0 *= d.0,
+            _ => dims.push(d),
+        }
+    }
+    let (len, step_a, step_b) = dims.pop().unwrap_or((1, true, true));
+    // Strides of the outer dims in each operand: what the inner run spans,
+    // times the dims inside them that the operand steps along.
+    let (mut ra, mut rb) = (if step_a { len } else { 1 }, if step_b { len } else { 1 });
+    let mut sa = vec![0; dims.len()];
+    let mut sb = vec![0; dims.len()];
+    for (k, &(n, a, b)) in dims.iter().enumerate().rev() {
+        if a {
+            sa[k] = ra;
+            ra *= n;
+        }
+        if b {
+            sb[k] = rb;
+            rb *= n;
+        }
+    }
+    Ok(Plan {
+        out,
+        outer: dims.iter().map(|d| d.0).collect(),
+        sa,
+        sb,
+        len,
+        step_a,
+        step_b,
+    })
+}
+
+/// `f(a, b)` over the broadcast of `a` (dims `ad`) and `b` (dims `bd`),
+/// written into `out` (which must hold the broadcast's volume); rows of the
+/// innermost run go to the thread pool when there is enough work.
+pub fn broadcast_write<A, B, O>(
+    a: &[A],
+    ad: &[usize],
+    b: &[B],
+    bd: &[usize],
+    out: &mut [O],
+    f: impl Fn(A, B) -> O + Sync,
+) -> Result<Vec<usize>, String>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    O: Send,
+{
+    let p = plan(ad, bd)?;
+    let n: usize = p.out.iter().product();
+    if out.len() != n {
+        return Err(format!(
+            "output holds {} elements, the broadcast {n}",
+            out.len()
+        ));
+    }
+    if n == 0 {
+        return Ok(p.out);
+    }
+    let row = |r: usize, dst: &mut [O]| {
+        // Outer coordinates of row r, and the operands' offsets there.
+        let (mut oa, mut ob, mut rem) = (0, 0, r);
+        for k in (0..p.outer.len()).rev() {
+            let c = rem % p.outer[k];
+            rem /= p.outer[k];
+            oa += c * p.sa[k];
+            ob += c * p.sb[k];
+        }
+        match (p.step_a, p.step_b) {
+            (true, true) => {
+                let (x, y) = (&a[oa..oa + p.len], &b[ob..ob + p.len]);
+                dst.iter_mut()
+                    .zip(x.iter().zip(y))
+                    .for_each(|(d, (&x, &y))| *d = f(x, y));
+            }
+            (true, false) => {
+                let y = b[ob];
+                dst.iter_mut()
+                    .zip(&a[oa..oa + p.len])
+                    .for_each(|(d, &x)| *d = f(x, y));
+            }
+            (false, true) => {
+                let x = a[oa];
+                dst.iter_mut()
+                    .zip(&b[ob..ob + p.len])
+                    .for_each(|(d, &y)| *d = f(x, y));
+            }
+            (false, false) => {
+                let (x, y) = (a[oa], b[ob]);
+                dst.iter_mut().for_each(|d| *d = f(x, y));
+            }
+        }
+    };
+    if n >= 2 * PAR_CHUNK && p.len >= 16 {
+        out.par_chunks_mut(p.len)
+            .enumerate()
+            .for_each(|(r, dst)| row(r, dst));
+    } else {
+        out.chunks_mut(p.len)
+            .enumerate()
+            .for_each(|(r, dst)| row(r, dst));
+    }
+    Ok(p.out)
+}
+
+/// As [`broadcast_write`], into a new vector.
 pub fn broadcast_map<A, B, O>(
     a: &[A],
     ad: &[usize],
@@ -19,33 +148,12 @@ pub fn broadcast_map<A, B, O>(
 where
     A: Copy + Sync,
     B: Copy + Sync,
-    O: Send,
+    O: Send + Default + Clone,
 {
-    let out = broadcast_dims(ad, bd)?;
-    let n: usize = out.iter().product();
-    let v = if ad == bd {
-        if n >= 2 * PAR_CHUNK {
-            a.par_iter()
-                .zip(b.par_iter())
-                .map(|(&x, &y)| f(x, y))
-                .collect()
-        } else {
-            a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
-        }
-    } else if b.len() == 1 && ad == out.as_slice() {
-        let y = b[0];
-        a.iter().map(|&x| f(x, y)).collect()
-    } else if a.len() == 1 && bd == out.as_slice() {
-        let x = a[0];
-        b.iter().map(|&y| f(x, y)).collect()
-    } else {
-        let sa = broadcast_strides(ad, &out);
-        let sb = broadcast_strides(bd, &out);
-        let mut v = Vec::with_capacity(n);
-        for_each_offset(&out, [&sa, &sb], |_, [i, j]| v.push(f(a[i], b[j])));
-        v
-    };
-    Ok((out, v))
+    let n: usize = broadcast_dims(ad, bd)?.iter().product();
+    let mut out = vec![O::default(); n];
+    let dims = broadcast_write(a, ad, b, bd, &mut out, f)?;
+    Ok((dims, out))
 }
 
 fn float_op(op: E, x: f32, y: f32) -> f32 {
@@ -134,7 +242,7 @@ macro_rules! int_case {
 }
 
 impl Op for ElementWise {
-    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (a, b) = (inputs[0], inputs[1]);
         let (ad, bd) = (a.shape(), b.shape());
         let op = self.0;
@@ -145,8 +253,15 @@ impl Op for ElementWise {
                     let (d, v) = broadcast_map(&x, ad, &y, bd, |p, q| compare(op, p, q))?;
                     (d, TensorData::Bool(v))
                 } else {
-                    let (d, v) = broadcast_map(&x, ad, &y, bd, |p, q| float_op(op, p, q))?;
-                    return Ok(vec![float_tensor(a.dtype(), d, v)?]);
+                    let mut out = ctx.take_f32(broadcast_dims(ad, bd)?.iter().product());
+                    let d = match op {
+                        E::Sum => broadcast_write(&x, ad, &y, bd, &mut out, |p, q| p + q)?,
+                        E::Prod => broadcast_write(&x, ad, &y, bd, &mut out, |p, q| p * q)?,
+                        E::Sub => broadcast_write(&x, ad, &y, bd, &mut out, |p, q| p - q)?,
+                        E::Div => broadcast_write(&x, ad, &y, bd, &mut out, |p, q| p / q)?,
+                        _ => broadcast_write(&x, ad, &y, bd, &mut out, |p, q| float_op(op, p, q))?,
+                    };
+                    return Ok(vec![float_tensor(a.dtype(), d, out)?]);
                 }
             }
             (TensorData::I32(x), TensorData::I32(y)) => int_case!(op, x, ad, y, bd, I32, i32),

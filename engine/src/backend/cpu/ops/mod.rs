@@ -2,7 +2,7 @@
 //! once (checking parameters, repacking weights); `Op::run` then executes it
 //! on concrete tensors as often as asked.
 
-mod activation;
+pub mod activation;
 mod cast;
 pub use cast::cast as cast_tensor;
 mod concat;
@@ -20,7 +20,9 @@ mod select;
 mod shuffle;
 mod slice;
 mod topk;
+mod winograd;
 
+use super::act::Act;
 use super::buffers::Buffers;
 use crate::dtype::DataType;
 use crate::ir::{Layer, LayerKind, Network};
@@ -66,7 +68,9 @@ pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
         LayerKind::Convolution(p) => Box::new(conv::Conv::new(net, p)?),
         LayerKind::Deconvolution(p) => Box::new(conv::Deconv::new(net, p)?),
         LayerKind::Pooling(p) => Box::new(pool::Pool::new(p)?),
-        LayerKind::Activation { activation } => Box::new(activation::ActivationOp(*activation)),
+        LayerKind::Activation { activation } => {
+            Box::new(activation::ActivationOp(Act::Ir(*activation)))
+        }
         LayerKind::Unary { op } => Box::new(activation::Unary(*op)),
         LayerKind::ElementWise { op } => Box::new(elementwise::ElementWise(*op)),
         LayerKind::Scale(p) => Box::new(scale::Scale::new(net, p)),

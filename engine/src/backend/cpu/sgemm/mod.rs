@@ -10,7 +10,7 @@
 
 pub mod kernel;
 
-use crate::ir::Activation;
+use super::act::Act;
 use kernel::Kernel;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -127,13 +127,23 @@ impl BSource for TransposedB<'_> {
 }
 
 /// What is applied to each result before it is stored.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct Epilogue<'a> {
     /// One value per row of C.
     pub bias: Option<&'a [f32]>,
     /// Added element-wise; laid out like C.
     pub residual: Option<&'a [f32]>,
-    pub activation: Option<Activation>,
+    pub act: Act,
+}
+
+impl Default for Epilogue<'_> {
+    fn default() -> Self {
+        Epilogue {
+            bias: None,
+            residual: None,
+            act: Act::Identity,
+        }
+    }
 }
 
 /// C's layout: element (m, n) is at `m * rs + n * cs`.
@@ -365,11 +375,10 @@ fn store(
             )
         };
     }
-    match (last, epi.activation) {
-        (true, Some(Activation::Relu)) => go!(|v: f32| v.max(0.0)),
-        (true, Some(Activation::Clip { min, max })) => go!(|v: f32| v.max(min).min(max)),
-        (true, Some(a)) => go!(|v: f32| a.apply(v)),
-        _ => go!(|v: f32| v),
+    if last {
+        crate::with_act!(epi.act, |f| go!(f))
+    } else {
+        go!(|v: f32| v)
     }
 }
 
@@ -449,7 +458,7 @@ mod tests {
         let epi = Epilogue {
             bias: Some(&bias),
             residual: Some(&res),
-            activation: Some(Activation::Clip { min: 0.0, max: 0.5 }),
+            act: Act::Ir(crate::ir::Activation::Clip { min: 0.0, max: 0.5 }),
         };
         let mut c = vec![0f32; m * n];
         gemm(

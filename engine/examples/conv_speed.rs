@@ -1,0 +1,87 @@
+//! Times one convolution layer on the cpu backend: `cargo run --release -p
+//! jetrt-engine --example conv_speed -- CIN COUT HW K STRIDE [threads]`.
+//! A development aid, not a test.
+
+use jetrt_engine::backend::cpu::CpuExecutor;
+use jetrt_engine::backend::{Executor, RunConfig};
+use jetrt_engine::ir::{ConvParams, LayerKind, Network};
+use jetrt_engine::shape::Dim;
+use jetrt_engine::{DataType, Tensor};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let a: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let (cin, cout, hw, k, s) = (a[0], a[1], a[2], a[3], a[4]);
+    let threads = a.get(5).copied().unwrap_or(1);
+    let mut net = Network::new("conv");
+    let x = net.add_input(
+        "x",
+        DataType::F32,
+        vec![
+            Dim::Known(1),
+            Dim::Known(cin),
+            Dim::Known(hw),
+            Dim::Known(hw),
+        ],
+        None,
+    );
+    let w = net.add_weights(
+        Tensor::from_f32(
+            &[cout, cin, k, k],
+            (0..cout * cin * k * k)
+                .map(|i| (i % 13) as f32 * 0.01)
+                .collect(),
+        )
+        .unwrap(),
+    );
+    let p = (k / 2) as i64;
+    let y = net
+        .add(
+            "conv",
+            LayerKind::Convolution(ConvParams {
+                out_channels: cout,
+                kernel_size: vec![k, k],
+                stride: vec![s, s],
+                pre_padding: vec![p, p],
+                post_padding: vec![p, p],
+                dilation: vec![1, 1],
+                groups: 1,
+                kernel: w,
+                bias: None,
+                activation: None,
+            }),
+            vec![x],
+        )
+        .unwrap();
+    net.mark_output("y", y);
+    let mut ex = CpuExecutor::new(
+        Arc::new(net),
+        &RunConfig {
+            threads: Some(threads),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let input = Tensor::from_f32(
+        &[1, cin, hw, hw],
+        (0..cin * hw * hw).map(|i| (i % 7) as f32).collect(),
+    )
+    .unwrap();
+    let mut best = f64::INFINITY;
+    for _ in 0..30 {
+        let t = Instant::now();
+        ex.run(vec![input.clone()]).unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let ho = (hw + 2 * p as usize - k) / s + 1;
+    let macs = (cout * cin * k * k * ho * ho) as f64;
+    println!(
+        "{cin}->{cout} {k}x{k} s{s} at {hw}: {:.3} ms, {:.1} GMAC/s (direct-equivalent)",
+        best * 1e3,
+        macs / best / 1e9
+    );
+}

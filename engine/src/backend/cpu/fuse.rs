@@ -1,0 +1,187 @@
+//! Which layers the cpu plan runs as one: a convolution with the residual
+//! addition and activation after it, or with HardSwish (HardSigmoid + Mul)
+//! after it, and HardSwish alone. Only where the intermediate results have
+//! no other reader, so nothing else sees the difference.
+
+use super::act::Act;
+use crate::ir::{Activation, ElementWiseOp, LayerKind, Network, TensorRef};
+use std::collections::HashMap;
+
+pub enum Fused {
+    /// Convolution `conv` with an epilogue: `act(conv + residual)`.
+    Conv {
+        conv: usize,
+        residual: Option<TensorRef>,
+        act: Act,
+    },
+    /// HardSwish of `x`.
+    HardSwish { x: TensorRef, act: Act },
+}
+
+/// A fused step: it runs at layer `at` (producing that layer's output) and
+/// replaces the layers in `skipped`.
+pub struct Fusion {
+    pub at: usize,
+    pub skipped: Vec<usize>,
+    pub what: Fused,
+}
+
+struct Graph<'a> {
+    net: &'a Network,
+    consumers: HashMap<TensorRef, Vec<usize>>,
+}
+
+impl Graph<'_> {
+    /// The single layer reading `t`, when `t` is not a network output.
+    fn only_reader(&self, t: TensorRef) -> Option<usize> {
+        match self.consumers.get(&t).map(Vec::as_slice) {
+            Some([c]) if !self.net.is_output(t) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// `x · HardSigmoid(x)`: the HardSigmoid reading `x` whose only reader
+    /// is a Mul of `x` by it. Returns (HardSigmoid, Mul, alpha, beta).
+    fn hard_swish_of(&self, x: TensorRef) -> Option<(usize, usize, f32, f32)> {
+        let readers = self.consumers.get(&x)?;
+        for &h in readers {
+            let LayerKind::Activation {
+                activation: Activation::HardSigmoid { alpha, beta },
+            } = self.net.layers[h].kind
+            else {
+                continue;
+            };
+            let Some(m) = self.only_reader(TensorRef::Layer(h, 0)) else {
+                continue;
+            };
+            let ml = &self.net.layers[m];
+            let hs = TensorRef::Layer(h, 0);
+            let is_mul = matches!(
+                ml.kind,
+                LayerKind::ElementWise {
+                    op: ElementWiseOp::Prod
+                }
+            ) && (ml.inputs == [x, hs] || ml.inputs == [hs, x]);
+            if is_mul {
+                return Some((h, m, alpha, beta));
+            }
+        }
+        None
+    }
+}
+
+/// The fusions for a network, none overlapping.
+pub fn plan(net: &Network) -> Vec<Fusion> {
+    let g = Graph {
+        net,
+        consumers: net.consumers(),
+    };
+    let mut taken = vec![false; net.layers.len()];
+    let mut out = Vec::new();
+    let mut claim = |f: Fusion, taken: &mut Vec<bool>| {
+        let mut all = f.skipped.clone();
+        all.push(f.at);
+        if all.iter().any(|&l| taken[l]) {
+            return false;
+        }
+        for l in all {
+            taken[l] = true;
+        }
+        out.push(f);
+        true
+    };
+    for (i, l) in net.layers.iter().enumerate() {
+        let x = TensorRef::Layer(i, 0);
+        match &l.kind {
+            LayerKind::Convolution(p)
+                if p.activation.is_none() && l.outputs[0].dtype == crate::DataType::F32 =>
+            {
+                // conv -> Add(other) [-> Activation]
+                if let Some(add) = g.only_reader(x) {
+                    let a = &net.layers[add];
+                    let other = match (&a.kind, a.inputs.as_slice()) {
+                        (
+                            LayerKind::ElementWise {
+                                op: ElementWiseOp::Sum,
+                            },
+                            [p, q],
+                        ) if *p == x && *q != x => Some(*q),
+                        (
+                            LayerKind::ElementWise {
+                                op: ElementWiseOp::Sum,
+                            },
+                            [p, q],
+                        ) if *q == x && *p != x => Some(*p),
+                        _ => None,
+                    };
+                    // The addend must have the output's exact dims (no broadcast) and be
+                    // computed before the Add (it is, in a valid network).
+                    if let Some(other) = other.filter(|&o| net.info(o).shape == l.outputs[0].shape)
+                    {
+                        let sum = TensorRef::Layer(add, 0);
+                        let act = g.only_reader(sum).and_then(|r| match net.layers[r].kind {
+                            LayerKind::Activation { activation } => Some((r, activation)),
+                            _ => None,
+                        });
+                        let (at, skipped, act) = match act {
+                            Some((r, a)) => (r, vec![i, add], Act::Ir(a)),
+                            None => (add, vec![i], Act::Identity),
+                        };
+                        let f = Fusion {
+                            at,
+                            skipped,
+                            what: Fused::Conv {
+                                conv: i,
+                                residual: Some(other),
+                                act,
+                            },
+                        };
+                        if claim(f, &mut taken) {
+                            continue;
+                        }
+                    }
+                }
+                // conv -> HardSwish
+                if let Some((h, m, alpha, beta)) = g.hard_swish_of(x) {
+                    let readers = g.consumers.get(&x).map_or(0, Vec::len);
+                    if readers == 2 && !net.is_output(x) {
+                        let f = Fusion {
+                            at: m,
+                            skipped: vec![i, h],
+                            what: Fused::Conv {
+                                conv: i,
+                                residual: None,
+                                act: Act::HardSwish { alpha, beta },
+                            },
+                        };
+                        claim(f, &mut taken);
+                    }
+                }
+            }
+            LayerKind::Activation {
+                activation: Activation::HardSigmoid { .. },
+            } => {
+                // A HardSwish of a tensor that is not a fusable convolution.
+                let x = l.inputs[0];
+                if l.outputs[0].dtype != crate::DataType::F32 {
+                    continue;
+                }
+                if let Some((h, m, alpha, beta)) = g.hard_swish_of(x) {
+                    if h == i {
+                        let f = Fusion {
+                            at: m,
+                            skipped: vec![h],
+                            what: Fused::HardSwish {
+                                x,
+                                act: Act::HardSwish { alpha, beta },
+                            },
+                        };
+                        claim(f, &mut taken);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
