@@ -89,6 +89,34 @@ struct Im2col<'a> {
     g: Geom,
     wo: usize,
     n: usize,
+    /// Strided convolutions read `x` de-interleaved by column phase
+    /// ([c][phase][h][ceil(w / sw)], see [`deinterleave`]): then the inputs
+    /// of consecutive outputs are adjacent and copy as runs.
+    phased: bool,
+}
+
+/// Splits each row of each plane into `s` phases (columns j, j + s, ...),
+/// phase-major: the layout [`Im2col`] reads strided convolutions from.
+fn deinterleave(x: &[f32], planes: usize, h: usize, w: usize, s: usize, out: &mut [f32]) {
+    let wph = w.div_ceil(s);
+    out.par_chunks_mut(s * h * wph)
+        .enumerate()
+        .take(planes)
+        .for_each(|(c, dst)| {
+            let src = &x[c * h * w..(c + 1) * h * w];
+            for y in 0..h {
+                let row = &src[y * w..(y + 1) * w];
+                for p in 0..s {
+                    let d = &mut dst[(p * h + y) * wph..(p * h + y + 1) * wph];
+                    let mut n = 0;
+                    for (o, v) in d.iter_mut().zip(row.iter().skip(p).step_by(s)) {
+                        *o = *v;
+                        n += 1;
+                    }
+                    d[n..].fill(0.0);
+                }
+            }
+        });
 }
 
 impl BSource for Im2col<'_> {
@@ -104,44 +132,62 @@ impl BSource for Im2col<'_> {
         let g = &self.g;
         let (h, w) = (self.h as i64, self.w as i64);
         let taps = g.kh * g.kw;
-        let plane = self.h * self.w;
-        let mut ys = [0i64; 64];
-        let mut xs = [0i64; 64];
-        // A panel column range reads, for one tap, runs of inputs `step`
-        // apart (or padding): copied run by run rather than element by element.
+        let wph = self.w.div_ceil(g.sw);
+        let plane = if self.phased {
+            g.sw * self.h * wph
+        } else {
+            self.h * self.w
+        };
+        // Consecutive outputs' inputs are this far apart.
+        let step = if self.phased { 1 } else { g.sw };
+        // Per tap, the panel's columns as runs (first column, length, input
+        // offset or -1 for padding), found per output row the panel covers.
         let mut runs: Vec<(usize, usize, isize)> = Vec::with_capacity(8);
         for (p, panel) in dst.chunks_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
             let c0 = n0 + p * nr;
             let cols = nr.min(n0 + nc - c0);
-            for j in 0..cols {
-                let (oy, ox) = ((c0 + j) / self.wo, (c0 + j) % self.wo);
-                ys[j] = (oy * g.sh) as i64 - g.pt;
-                xs[j] = (ox * g.sw) as i64 - g.pl;
-            }
             for t in 0..taps.min(kc) {
                 let k = k0 + t;
                 let tap = k % taps;
                 let (ki, kj) = (tap / g.kw, tap % g.kw);
                 let (dy, dx) = ((ki * g.dh) as i64, (kj * g.dw) as i64);
                 runs.clear();
-                for j in 0..cols {
-                    let (iy, ix) = (ys[j] + dy, xs[j] + dx);
-                    let off = if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                        (iy * w + ix) as isize
+                let mut j = 0;
+                while j < cols {
+                    let (oy, ox0) = ((c0 + j) / self.wo, (c0 + j) % self.wo);
+                    let len = (self.wo - ox0).min(cols - j);
+                    let iy = (oy * g.sh) as i64 - g.pt + dy;
+                    if iy < 0 || iy >= h {
+                        runs.push((j, len, -1));
                     } else {
-                        -1
-                    };
-                    match runs.last_mut() {
-                        Some((start, len, o))
-                            if (*o < 0 && off < 0)
-                                || (*o >= 0
-                                    && off == *o + (*len * g.sw) as isize
-                                    && ys[j] == ys[*start]) =>
-                        {
-                            *len += 1
+                        // Outputs ox whose input column ox*sw - pl + dx lies in 0..w.
+                        let base = dx - g.pl;
+                        let sw = g.sw as i64;
+                        let lo = if base >= 0 { 0 } else { (-base + sw - 1) / sw };
+                        let hi = if base > w - 1 {
+                            0
+                        } else {
+                            (w - 1 - base) / sw + 1
+                        };
+                        let (a, b) = (ox0 as i64, (ox0 + len) as i64);
+                        let (vlo, vhi) = (lo.clamp(a, b), hi.clamp(a, b).max(lo.clamp(a, b)));
+                        if vlo > a {
+                            runs.push((j, (vlo - a) as usize, -1));
                         }
-                        _ => runs.push((j, 1, off)),
+                        if vhi > vlo {
+                            let ix = vlo * sw + base;
+                            let off = if self.phased {
+                                ((ix % sw) * h + iy) * wph as i64 + ix / sw
+                            } else {
+                                iy * w + ix
+                            };
+                            runs.push((j + (vlo - a) as usize, (vhi - vlo) as usize, off as isize));
+                        }
+                        if b > vhi {
+                            runs.push((j + (vhi - a) as usize, (b - vhi) as usize, -1));
+                        }
                     }
+                    j += len;
                 }
                 // Rows with this tap: one per channel, `taps` rows apart.
                 let mut c = k / taps;
@@ -153,11 +199,11 @@ impl BSource for Im2col<'_> {
                         let d = &mut row[j..j + len];
                         if off < 0 {
                             d.fill(0.0);
-                        } else if g.sw == 1 {
+                        } else if step == 1 {
                             d.copy_from_slice(&src[off as usize..off as usize + len]);
                         } else {
                             for (i, v) in d.iter_mut().enumerate() {
-                                *v = src[off as usize + i * g.sw];
+                                *v = src[off as usize + i * step];
                             }
                         }
                     }
@@ -310,6 +356,18 @@ impl Conv {
                 && g.pl == 0
                 && g.pb == 0
                 && g.pr == 0;
+            // Strided convolutions read the input de-interleaved by column phase.
+            let phased = (!pointwise && g.sw > 1).then(|| {
+                let wph = w.div_ceil(g.sw);
+                let mut buf = ctx.take_f32(n * c * g.sw * h * wph);
+                deinterleave(&xv, n * c, h, w, g.sw, &mut buf);
+                buf
+            });
+            let plane_in = if phased.is_some() {
+                g.sw * h * w.div_ceil(g.sw)
+            } else {
+                h * w
+            };
             for b in 0..n {
                 for (gi, pa) in self.packed.iter().enumerate() {
                     let xin = &xv[(b * c + gi * self.cin_g) * h * w..][..self.cin_g * h * w];
@@ -331,18 +389,29 @@ impl Conv {
                         };
                         gemm(pa, &src, dst, Layout::row_major(plane), &epi, ctx.threads);
                     } else {
+                        let x = match &phased {
+                            Some(buf) => {
+                                &buf[(b * c + gi * self.cin_g) * plane_in..]
+                                    [..self.cin_g * plane_in]
+                            }
+                            None => xin,
+                        };
                         let src = Im2col {
-                            x: xin,
+                            x,
                             c: self.cin_g,
                             h,
                             w,
                             g: *g,
                             wo,
                             n: plane,
+                            phased: phased.is_some(),
                         };
                         gemm(pa, &src, dst, Layout::row_major(plane), &epi, ctx.threads);
                     }
                 }
+            }
+            if let Some(buf) = phased {
+                ctx.give_f32(buf);
             }
         }
         float_tensor(x.dtype(), out_shape(x, self.cout, ho, wo), out)
