@@ -65,8 +65,8 @@ impl CpuExecutor {
                     let LayerKind::Convolution(p) = &net.layers[conv].kind else {
                         unreachable!("fusions start at convolutions")
                     };
-                    let op =
-                        ops::conv::Conv::with_act(&net, p, act).map_err(|m| layer_err(conv, m))?;
+                    let op = ops::conv::Conv::with_act(&net, &net.layers[conv], p, act)
+                        .map_err(|m| layer_err(conv, m))?;
                     Step {
                         kernel: Kernel::Conv(Box::new(op)),
                         inputs: std::iter::once(net.layers[conv].inputs[0])

@@ -9,7 +9,7 @@
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::act::Act;
 use crate::backend::cpu::sgemm::{gemm, BSource, DenseB, Epilogue, Layout, PackedA};
-use crate::ir::{ConvParams, Network};
+use crate::ir::{ConvParams, Layer, Network};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
@@ -119,9 +119,32 @@ fn deinterleave(x: &[f32], planes: usize, h: usize, w: usize, s: usize, out: &mu
         });
 }
 
+/// Copies a run of any length without a library call per run: im2col of
+/// small planes copies many short runs.
+#[inline(always)]
+fn copy_run(d: &mut [f32], s: &[f32]) {
+    if d.len() >= 32 {
+        d.copy_from_slice(s);
+        return;
+    }
+    let n = d.len();
+    let (mut d, mut s) = (d, &s[..n]);
+    while d.len() >= 8 {
+        d[..8].copy_from_slice(&s[..8]);
+        (d, s) = (&mut d[8..], &s[8..]);
+    }
+    for (a, b) in d.iter_mut().zip(s) {
+        *a = *b;
+    }
+}
+
 impl BSource for Im2col<'_> {
     fn k(&self) -> usize {
         self.c * self.g.kh * self.g.kw
+    }
+
+    fn pack_cost(&self) -> f64 {
+        4.0
     }
 
     fn n(&self) -> usize {
@@ -200,7 +223,7 @@ impl BSource for Im2col<'_> {
                         if off < 0 {
                             d.fill(0.0);
                         } else if step == 1 {
-                            d.copy_from_slice(&src[off as usize..off as usize + len]);
+                            copy_run(d, &src[off as usize..off as usize + len]);
                         } else {
                             for (i, v) in d.iter_mut().enumerate() {
                                 *v = src[off as usize + i * step];
@@ -233,13 +256,19 @@ pub struct Conv {
 }
 
 impl Conv {
-    pub fn new(net: &Network, p: &ConvParams) -> Result<Self, String> {
-        Self::with_act(net, p, Act::from_ir(p.activation))
+    /// The kernel for a Convolution layer of `net`.
+    pub fn new(net: &Network, layer: &Layer, p: &ConvParams) -> Result<Self, String> {
+        Self::with_act(net, layer, p, Act::from_ir(p.activation))
     }
 
     /// A convolution whose epilogue applies `act` (which may be one the IR
     /// has no activation for, such as HardSwish).
-    pub fn with_act(net: &Network, p: &ConvParams, act: Act) -> Result<Self, String> {
+    pub fn with_act(
+        net: &Network,
+        layer: &Layer,
+        p: &ConvParams,
+        act: Act,
+    ) -> Result<Self, String> {
         let g = geom(p)?;
         if [g.pt, g.pl, g.pb, g.pr].iter().any(|&v| v < 0) {
             return Err("negative convolution padding".into());
@@ -254,6 +283,11 @@ impl Conv {
         let cout_g = p.out_channels / p.groups;
         let kdim = cin_g * g.kh * g.kw;
         let is_depthwise = cin_g == 1 && cout_g == 1;
+        let out = &layer.outputs[0].shape;
+        let out_hw = match out.len() {
+            4 => out[2].known().zip(out[3].known()),
+            _ => None,
+        };
         let winograd = super::winograd::applies(
             (g.kh, g.kw),
             (g.sh, g.sw),
@@ -261,6 +295,7 @@ impl Conv {
             p.groups,
             cin_g,
             p.out_channels,
+            out_hw,
         )
         .then(|| {
             let pads = [g.pt, g.pl, g.pb, g.pr].map(|v| v as usize);

@@ -65,7 +65,7 @@ pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
         LayerKind::Constant { weights } => {
             Box::new(Constant(net.weights(*weights).as_ref().clone()))
         }
-        LayerKind::Convolution(p) => Box::new(conv::Conv::new(net, p)?),
+        LayerKind::Convolution(p) => Box::new(conv::Conv::new(net, layer, p)?),
         LayerKind::Deconvolution(p) => Box::new(conv::Deconv::new(net, p)?),
         LayerKind::Pooling(p) => Box::new(pool::Pool::new(p)?),
         LayerKind::Activation { activation } => {

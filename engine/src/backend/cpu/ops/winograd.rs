@@ -25,7 +25,9 @@ pub struct Winograd {
     packed: Vec<PackedA>,
 }
 
-/// Whether Winograd beats the direct GEMM for this convolution.
+/// Whether Winograd beats the direct GEMM for this convolution: 3x3,
+/// stride 1, enough channels that its 16 GEMMs (depth = input channels) run
+/// efficiently, and enough 2x2 output tiles (known dims) to fill them.
 pub fn applies(
     kernel: (usize, usize),
     stride: (usize, usize),
@@ -33,13 +35,16 @@ pub fn applies(
     groups: usize,
     cin: usize,
     cout: usize,
+    out_hw: Option<(usize, usize)>,
 ) -> bool {
+    let tiles = out_hw.map_or(0, |(h, w)| h.div_ceil(2) * w.div_ceil(2));
     kernel == (3, 3)
         && stride == (1, 1)
         && dilation == (1, 1)
         && groups == 1
-        && cin >= 16
-        && cout >= 16
+        && cin >= 64
+        && cout >= 64
+        && tiles >= 64
 }
 
 impl Winograd {

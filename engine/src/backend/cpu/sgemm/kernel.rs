@@ -195,7 +195,7 @@ fn select(forced: Option<&str>) -> Kernel {
                 name: "avx512",
                 mr: 8,
                 nr: 32,
-                kc: 128,
+                kc: 256,
                 run: avx512,
             };
         }

@@ -61,6 +61,11 @@ impl PackedA {
 pub trait BSource: Sync {
     fn k(&self) -> usize;
     fn n(&self) -> usize;
+    /// What packing one element costs relative to reading one of A: splitting
+    /// the work by rows packs B again for each row block.
+    fn pack_cost(&self) -> f64 {
+        1.0
+    }
     fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]);
 }
 
@@ -195,20 +200,19 @@ pub fn gemm(
     if let Some(r) = epi.residual {
         assert!(last < r.len(), "residual is too small for C's layout");
     }
+
     let kern = kernel::kernel();
     debug_assert_eq!(kern.mr, a.mr);
     let (mr, nr) = (kern.mr, kern.nr);
-    // Tiles: column blocks of whole NR panels; rows split too when columns
-    // are few, so that every thread has work.
+    // Tiles of whole MR x NR panels. Each task reads its rows of A and packs
+    // its columns of B: splitting columns re-reads A, splitting rows re-packs
+    // B, so the split follows whichever costs more.
     let col_panels = n.div_ceil(nr);
     let row_panels = m.div_ceil(mr);
     let want = if threads > 1 { threads * 3 } else { 1 };
-    let col_blocks = col_panels.clamp(1, want.max(col_panels.div_ceil(16)));
-    let row_blocks = if col_blocks >= want {
-        1
-    } else {
-        (want / col_blocks).clamp(1, row_panels)
-    };
+    let ratio = (b.pack_cost() * n as f64 / m as f64).max(1e-3);
+    let col_blocks = ((want as f64 * ratio).sqrt().round() as usize).clamp(1, col_panels.min(want));
+    let row_blocks = want.div_ceil(col_blocks).clamp(1, row_panels);
     let cpb = col_panels.div_ceil(col_blocks);
     let rpb = row_panels.div_ceil(row_blocks);
     let tasks: Vec<(usize, usize)> = (0..row_panels.div_ceil(rpb))
