@@ -1,5 +1,5 @@
 //! Times one convolution layer on the cpu backend: `cargo run --release -p
-//! jetrt-engine --example conv_speed -- CIN COUT HW K STRIDE [threads]`.
+//! jetrt-engine --example conv_speed -- CIN COUT HW K STRIDE [threads [groups]]`.
 //! A development aid, not a test.
 
 use jetrt_engine::backend::cpu::CpuExecutor;
@@ -17,6 +17,7 @@ fn main() {
         .collect();
     let (cin, cout, hw, k, s) = (a[0], a[1], a[2], a[3], a[4]);
     let threads = a.get(5).copied().unwrap_or(1);
+    let groups = a.get(6).copied().unwrap_or(1);
     let mut net = Network::new("conv");
     let x = net.add_input(
         "x",
@@ -29,10 +30,11 @@ fn main() {
         ],
         None,
     );
+    let cg = cin / groups;
     let w = net.add_weights(
         Tensor::from_f32(
-            &[cout, cin, k, k],
-            (0..cout * cin * k * k)
+            &[cout, cg, k, k],
+            (0..cout * cg * k * k)
                 .map(|i| (i % 13) as f32 * 0.01)
                 .collect(),
         )
@@ -49,7 +51,7 @@ fn main() {
                 pre_padding: vec![p, p],
                 post_padding: vec![p, p],
                 dilation: vec![1, 1],
-                groups: 1,
+                groups,
                 kernel: w,
                 bias: None,
                 activation: None,
@@ -57,7 +59,10 @@ fn main() {
             vec![x],
         )
         .unwrap();
-    net.mark_output("y", y);
+    // A cheap last layer keeps the convolution's output an intermediate,
+    // recycled like any other, as in a real network.
+    let r = net.add("shape", LayerKind::Shape, vec![y]).unwrap();
+    net.mark_output("y", r);
     let mut ex = CpuExecutor::new(
         Arc::new(net),
         &RunConfig {
@@ -73,12 +78,13 @@ fn main() {
     .unwrap();
     let mut best = f64::INFINITY;
     for _ in 0..30 {
+        let batch = vec![input.clone()];
         let t = Instant::now();
-        ex.run(vec![input.clone()]).unwrap();
+        ex.run(batch).unwrap();
         best = best.min(t.elapsed().as_secs_f64());
     }
     let ho = (hw + 2 * p as usize - k) / s + 1;
-    let macs = (cout * cin * k * k * ho * ho) as f64;
+    let macs = (cout * cg * k * k * ho * ho) as f64;
     println!(
         "{cin}->{cout} {k}x{k} s{s} at {hw}: {:.3} ms, {:.1} GMAC/s (direct-equivalent)",
         best * 1e3,

@@ -198,12 +198,17 @@ impl CpuExecutor {
             }
             for &t in &step.inputs {
                 if self.last_use.get(&t) == Some(&i) {
-                    let freed = match t {
-                        TensorRef::Input(k) => inputs[k].take(),
-                        TensorRef::Layer(l, s) => values[l][s].take(),
-                    };
-                    if let Some(TensorData::F32(v)) = freed.map(Tensor::into_data) {
-                        self.buffers.give(v);
+                    // Buffers the plan made go back for reuse; the caller's inputs
+                    // are just dropped, so the pool never grows by them.
+                    match t {
+                        TensorRef::Input(k) => drop(inputs[k].take()),
+                        TensorRef::Layer(l, s) => {
+                            if let Some(TensorData::F32(v)) =
+                                values[l][s].take().map(Tensor::into_data)
+                            {
+                                self.buffers.give(v);
+                            }
+                        }
                     }
                 }
             }

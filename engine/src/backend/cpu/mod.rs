@@ -9,6 +9,7 @@ mod fuse;
 pub mod gemm;
 pub mod ops;
 pub mod sgemm;
+pub mod simd;
 pub mod util;
 
 pub use exec::CpuExecutor;

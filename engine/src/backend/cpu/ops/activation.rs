@@ -25,9 +25,9 @@ pub fn map_f32(ctx: &Ctx<'_>, x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f
     if x.len() >= 2 * PAR_CHUNK && ctx.threads > 1 {
         out.par_chunks_mut(PAR_CHUNK)
             .zip(x.par_chunks(PAR_CHUNK))
-            .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = f(v)));
+            .for_each(|(o, i)| crate::fast!(o.iter_mut().zip(i).for_each(|(o, &v)| *o = f(v))));
     } else {
-        out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+        crate::fast!(out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)));
     }
     out
 }

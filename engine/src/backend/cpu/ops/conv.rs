@@ -247,8 +247,10 @@ pub struct Conv {
     cin_g: usize,
     /// Per group, its [Cout/g, Cin/g * kh * kw] weights, packed.
     packed: Vec<PackedA>,
-    /// Depthwise convolutions keep the plain [C, kh * kw] weights instead.
+    /// Depthwise convolutions keep the plain [C, kh * kw] weights instead
+    /// (and [kh * kw, C] for small planes, computed channels-last).
     depthwise: Option<Vec<f32>>,
+    depthwise_t: Option<Vec<f32>>,
     /// 3x3 stride-1 convolutions with enough channels run as Winograd.
     winograd: Option<super::winograd::Winograd>,
     bias: Option<Vec<f32>>,
@@ -320,6 +322,13 @@ impl Conv {
             cout: p.out_channels,
             cin_g,
             packed,
+            depthwise_t: is_depthwise.then(|| {
+                let taps = g.kh * g.kw;
+                let c = p.out_channels;
+                (0..taps * c)
+                    .map(|i| weights[(i % c) * taps + i / c])
+                    .collect()
+            }),
             depthwise: is_depthwise.then(|| weights.into_owned()),
             winograd,
             bias,
@@ -368,11 +377,35 @@ impl Conv {
         let xv = f32_data(x)?;
         let mut out = ctx.take_f32(len);
         let g = &self.g;
-        if let Some(wts) = &self.depthwise {
+        if let (Some(wts), Some(wt)) = (&self.depthwise, &self.depthwise_t) {
             let bias = self.bias.as_deref();
-            depthwise(
-                &xv, c, h, w, g, wts, ho, wo, &mut out, bias, residual, self.act,
-            );
+            if wo < 16 && c >= 32 {
+                // Small planes vectorize poorly along rows: go channels-last.
+                for b in 0..n {
+                    let per = c * plane;
+                    let x = &xv[b * c * h * w..(b + 1) * c * h * w];
+                    let res = residual.map(|r| &r[b * per..(b + 1) * per]);
+                    depthwise_hwc(
+                        ctx,
+                        x,
+                        c,
+                        h,
+                        w,
+                        g,
+                        wt,
+                        ho,
+                        wo,
+                        &mut out[b * per..(b + 1) * per],
+                        bias,
+                        res,
+                        self.act,
+                    );
+                }
+            } else {
+                depthwise(
+                    &xv, c, h, w, g, wts, ho, wo, &mut out, bias, residual, self.act,
+                );
+            }
         } else if let Some(wg) = &self.winograd {
             let per = self.cout * plane;
             for b in 0..n {
@@ -516,53 +549,140 @@ fn depthwise(
     let wp = (wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
     let plane = ho * wo;
     out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
-        let ch = i % c;
-        let src = &x[i * h * w..(i + 1) * h * w];
-        let k = &weights[ch * ksz..(ch + 1) * ksz];
-        let b = bias.map_or(0.0, |b| b[ch]);
-        let res = residual.map(|r| &r[i * plane..(i + 1) * plane]);
-        PADDED.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            if buf.len() < hp * wp {
-                buf.resize(hp * wp, 0.0);
-            }
-            let pad = &mut buf[..hp * wp];
-            pad.fill(0.0);
-            for py in 0..hp {
-                let iy = py as i64 - g.pt;
-                if iy < 0 || iy >= h as i64 {
-                    continue;
+        crate::fast! {
+            let ch = i % c;
+            let src = &x[i * h * w..(i + 1) * h * w];
+            let k = &weights[ch * ksz..(ch + 1) * ksz];
+            let b = bias.map_or(0.0, |b| b[ch]);
+            let res = residual.map(|r| &r[i * plane..(i + 1) * plane]);
+            PADDED.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                if buf.len() < hp * wp {
+                    buf.resize(hp * wp, 0.0);
                 }
-                let x0 = (g.pl.max(0) as usize).min(wp);
-                let sx0 = (-g.pl).max(0) as usize;
-                let n = (w - sx0.min(w)).min(wp - x0);
-                pad[py * wp + x0..py * wp + x0 + n]
-                    .copy_from_slice(&src[iy as usize * w + sx0..][..n]);
-            }
-            macro_rules! run {
-                ($f:expr) => {{
-                    let f = $f;
-                    match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
-                        (3, 3, 1, 1, 1, 1) => {
-                            dw_fixed::<3, 1, _>(pad, wp, k, ho, wo, dst, b, res, &f)
-                        }
-                        (3, 3, 2, 2, 1, 1) => {
-                            dw_fixed::<3, 2, _>(pad, wp, k, ho, wo, dst, b, res, &f)
-                        }
-                        (5, 5, 1, 1, 1, 1) => {
-                            dw_fixed::<5, 1, _>(pad, wp, k, ho, wo, dst, b, res, &f)
-                        }
-                        (5, 5, 2, 2, 1, 1) => {
-                            dw_fixed::<5, 2, _>(pad, wp, k, ho, wo, dst, b, res, &f)
-                        }
-                        _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
+                let pad = &mut buf[..hp * wp];
+                pad.fill(0.0);
+                for py in 0..hp {
+                    let iy = py as i64 - g.pt;
+                    if iy < 0 || iy >= h as i64 {
+                        continue;
                     }
-                }};
-            }
-            crate::with_act!(act, |f| run!(f))
-        });
+                    let x0 = (g.pl.max(0) as usize).min(wp);
+                    let sx0 = (-g.pl).max(0) as usize;
+                    let n = (w - sx0.min(w)).min(wp - x0);
+                    pad[py * wp + x0..py * wp + x0 + n]
+                        .copy_from_slice(&src[iy as usize * w + sx0..][..n]);
+                }
+                macro_rules! run {
+                    ($f:expr) => {{
+                        let f = $f;
+                        match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
+                            (3, 3, 1, 1, 1, 1) => {
+                                dw_fixed::<3, 1, _>(pad, wp, k, ho, wo, dst, b, res, &f)
+                            }
+                            (3, 3, 2, 2, 1, 1) => {
+                                dw_fixed::<3, 2, _>(pad, wp, k, ho, wo, dst, b, res, &f)
+                            }
+                            (5, 5, 1, 1, 1, 1) => {
+                                dw_fixed::<5, 1, _>(pad, wp, k, ho, wo, dst, b, res, &f)
+                            }
+                            (5, 5, 2, 2, 1, 1) => {
+                                dw_fixed::<5, 2, _>(pad, wp, k, ho, wo, dst, b, res, &f)
+                            }
+                            _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
+                        }
+                    }};
+                }
+                crate::with_act!(act, |f| run!(f))
+            });
+        }
     });
 }
+
+thread_local! {
+    /// Each thread's accumulators for channels-last depthwise rows.
+    static ACC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Depthwise convolution of one image computed channels-last: the input is
+/// copied to a zero-bordered [h][w][c] buffer, each output position sums its
+/// taps across all channels at once (vectorized along c), and the results
+/// are written back to the planes.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_hwc(
+    ctx: &Ctx<'_>,
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    g: &Geom,
+    wt: &[f32],
+    ho: usize,
+    wo: usize,
+    out: &mut [f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    act: Act,
+) {
+    let hp = (ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    let wp = (wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    let mut xt = ctx.take_f32(hp * wp * c);
+    xt.fill(0.0);
+    let (pt, pl) = (g.pt as usize, g.pl as usize);
+    for y in 0..h.min(hp.saturating_sub(pt)) {
+        for xx in 0..w.min(wp.saturating_sub(pl)) {
+            let dst = &mut xt[((y + pt) * wp + xx + pl) * c..][..c];
+            for (ch, d) in dst.iter_mut().enumerate() {
+                *d = x[(ch * h + y) * w + xx];
+            }
+        }
+    }
+    let plane = ho * wo;
+    let optr = SharedRows(out.as_mut_ptr());
+    let xt_ref = &xt;
+    crate::with_act!(act, |f| (0..ho).into_par_iter().for_each(|oy| {
+        crate::fast! {
+            let optr = &optr;
+            ACC.with(|acc| {
+                let mut acc = acc.borrow_mut();
+                if acc.len() < c {
+                    acc.resize(c, 0.0);
+                }
+                let acc = &mut acc[..c];
+                for ox in 0..wo {
+                    match bias {
+                        Some(b) => acc.copy_from_slice(&b[..c]),
+                        None => acc.fill(0.0),
+                    }
+                    for ki in 0..g.kh {
+                        for kj in 0..g.kw {
+                            let at = ((oy * g.sh + ki * g.dh) * wp + ox * g.sw + kj * g.dw) * c;
+                            let xr = &xt_ref[at..at + c];
+                            let wr = &wt[(ki * g.kw + kj) * c..][..c];
+                            for ((a, &xv), &wv) in acc.iter_mut().zip(xr).zip(wr) {
+                                *a += wv * xv;
+                            }
+                        }
+                    }
+                    let pos = oy * wo + ox;
+                    for (ch, &v) in acc.iter().enumerate() {
+                        let idx = ch * plane + pos;
+                        let r = residual.map_or(0.0, |r| r[idx]);
+                        // SAFETY: row oy writes only positions of row oy, in every plane;
+                        // idx < c * plane, the output's length.
+                        unsafe { *optr.0.add(idx) = f(v + r) };
+                    }
+                }
+            });
+        }
+    }));
+    ctx.give_f32(xt);
+}
+
+/// The output's base pointer, shared by tasks that write disjoint rows.
+struct SharedRows(*mut f32);
+// SAFETY: each task writes only its own output row's elements.
+unsafe impl Sync for SharedRows {}
 
 /// A KxK depthwise filter at stride S over a padded plane (width `wp`).
 #[allow(clippy::too_many_arguments)]
@@ -609,6 +729,7 @@ fn dw_fixed<const K: usize, const S: usize, F: Fn(f32) -> f32>(
 
 /// Any kernel size, stride and dilation over a padded plane.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn dw_generic<F: Fn(f32) -> f32>(
     pad: &[f32],
     wp: usize,

@@ -95,6 +95,7 @@ impl Op for Pool {
         out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(i, dst)| {
+ crate::fast! {
                 let src = &xv[i * h * w..(i + 1) * h * w];
                 PADDED.with(|buf| {
                     let mut buf = buf.borrow_mut();
@@ -130,7 +131,8 @@ impl Op for Pool {
                         _ => pool_generic(pad, wp, (kh, kw), (sh, sw), max, ho, wo, dst, &cx, &cy),
                     }
                 });
-            });
+            }
+});
         let oshape = if shape.len() == 3 {
             vec![n, c, wo]
         } else {
@@ -181,6 +183,7 @@ fn pool_fixed<const K: usize, const S: usize, const MAX: bool>(
 
 /// Any window and stride over a bordered plane.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn pool_generic(
     pad: &[f32],
     wp: usize,

@@ -120,6 +120,7 @@ impl Winograd {
         let vptr = SharedOut(v.as_mut_ptr());
         let wpad = 2 * tw + 2;
         (0..cin).into_par_iter().for_each(|c| {
+ crate::fast! {
             let vptr = &vptr;
             let plane = &x[c * h * w..(c + 1) * h * w];
             SCRATCH.with(|s| {
@@ -188,7 +189,8 @@ impl Winograd {
                     }
                 }
             });
-        });
+        }
+});
         let mut m_buf = ctx.take_f32(16 * cout * tiles);
         for (i, pa) in self.packed.iter().enumerate() {
             let src = DenseB {
@@ -212,6 +214,7 @@ impl Winograd {
         let plane = ho * wo;
         let m = &m_buf;
         out.par_chunks_mut(plane).enumerate().for_each(|(co, dst)| {
+ crate::fast! {
             let b = bias.map_or(0.0, |b| b[co]);
             let res = residual.map(|r| &r[co * plane..(co + 1) * plane]);
             SCRATCH.with(|s| {
@@ -258,7 +261,8 @@ impl Winograd {
                     }
                 }
             });
-        });
+        }
+});
         ctx.give_f32(m_buf);
     }
 }

@@ -223,7 +223,7 @@ pub fn gemm(
         let (p0, p1) = (rb * rpb, ((rb + 1) * rpb).min(row_panels));
         let n0 = cb * cpb * nr;
         let nc = (cpb * nr).min(n - n0);
-        tile_block(kern, a, b, out, layout, epi, p0..p1, n0, nc);
+        crate::fast!(tile_block(kern, a, b, out, layout, epi, p0..p1, n0, nc));
     };
     if tasks.len() == 1 || threads <= 1 {
         tasks.iter().for_each(run);
@@ -234,6 +234,7 @@ pub fn gemm(
 
 /// Computes rows of panels `panels` and columns `n0..n0+nc` of C.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn tile_block(
     kern: &Kernel,
     a: &PackedA,
@@ -295,7 +296,7 @@ fn tile_block(
 
 /// Adds or writes a tile into C, applying the epilogue on the last k block.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 fn store(
     tile: &[f32],
     nr: usize,

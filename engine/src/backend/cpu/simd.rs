@@ -1,0 +1,45 @@
+//! Running loops with the vector instructions this CPU has. The crate is
+//! built for the baseline of its target (SSE2 on x86-64), so that one binary
+//! runs everywhere; hot loops are wrapped in [`fast`], which re-enters them
+//! through a function compiled for AVX2 and FMA when the CPU has both, so the
+//! compiler vectorizes them 8 wide (NEON is baseline on aarch64 already).
+
+/// Whether AVX2 and FMA are usable here (checked once).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    use std::sync::OnceLock;
+    static YES: OnceLock<bool> = OnceLock::new();
+    *YES.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
+/// Runs `f`, compiled with AVX2 and FMA where the CPU has them. Pass the
+/// loop itself as `#[inline(always)] || ...` (the [`fast!`](crate::fast)
+/// macro does): it must be inlined into the wrapper to be compiled for it.
+#[inline(always)]
+pub fn fast<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the CPU supports avx2 and fma, checked above.
+            return unsafe { with_avx2(f) };
+        }
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Runs the block compiled with AVX2 and FMA where the CPU has them (see
+/// [`fast`]); everything it calls must be `#[inline(always)]` too.
+#[macro_export]
+macro_rules! fast {
+    ($($body:tt)*) => {
+        $crate::backend::cpu::simd::fast(#[inline(always)] || { $($body)* })
+    };
+}
