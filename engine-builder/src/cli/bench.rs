@@ -110,7 +110,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         println!("\nlayers by time (mean over {runs} runs, warm-up included):");
         for t in times.iter().take(20) {
             println!(
-                "  {:>8.3} ms {:>5.1}%  {:<14} {:<36} {}",
+                "  {:>8.3} ms {:>5.1}%  {:<28} {:<32} {}",
                 t.total_ms / runs,
                 100.0 * t.total_ms / all,
                 t.kind,
@@ -118,11 +118,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 t.layer
             );
         }
+        // Fused steps count under the layer they start with.
         let mut kinds: Vec<(&str, f64)> = Vec::new();
         for t in &times {
-            match kinds.iter_mut().find(|(k, _)| *k == t.kind) {
+            let kind = t.kind.split('+').next().unwrap_or(&t.kind);
+            match kinds.iter_mut().find(|(k, _)| *k == kind) {
                 Some(e) => e.1 += t.total_ms,
-                None => kinds.push((t.kind, t.total_ms)),
+                None => kinds.push((kind, t.total_ms)),
             }
         }
         kinds.sort_by(|a, b| b.1.total_cmp(&a.1));

@@ -63,7 +63,7 @@ pub struct RunConfig {
 #[derive(Clone, Debug)]
 pub struct LayerTime {
     pub layer: String,
-    pub kind: &'static str,
+    pub kind: String,
     /// Parameters and output dims, for telling layers apart.
     pub detail: String,
     pub total_ms: f64,

@@ -39,6 +39,8 @@ struct Step {
     kernel: Kernel,
     /// The tensors the kernel reads.
     inputs: Vec<TensorRef>,
+    /// The layers a fused step runs besides its own, for profiles.
+    fused: Vec<usize>,
 }
 
 impl CpuExecutor {
@@ -54,6 +56,7 @@ impl CpuExecutor {
                 steps[l] = Some(Step {
                     kernel: Kernel::Skip,
                     inputs: vec![],
+                    fused: vec![],
                 });
             }
             steps[f.at] = Some(match f.what {
@@ -72,11 +75,13 @@ impl CpuExecutor {
                         inputs: std::iter::once(net.layers[conv].inputs[0])
                             .chain(residual)
                             .collect(),
+                        fused: f.skipped.clone(),
                     }
                 }
                 super::fuse::Fused::HardSwish { x, act } => Step {
                     kernel: Kernel::Run(Box::new(ops::activation::ActivationOp(act))),
                     inputs: vec![x],
+                    fused: f.skipped.clone(),
                 },
             });
         }
@@ -93,6 +98,7 @@ impl CpuExecutor {
             steps[i] = Some(Step {
                 kernel,
                 inputs: l.inputs.clone(),
+                fused: vec![],
             });
         }
         let steps: Vec<Step> = steps
@@ -247,14 +253,28 @@ impl Executor for CpuExecutor {
             self.net
                 .layers
                 .iter()
+                .zip(&self.steps)
                 .zip(times.iter())
                 .filter(|(_, (_, n))| *n > 0)
-                .map(|(l, &(s, n))| crate::backend::LayerTime {
-                    layer: l.name.clone(),
-                    kind: l.kind.name(),
-                    detail: describe(l),
-                    total_ms: s * 1e3,
-                    runs: n,
+                .map(|((l, step), &(s, n))| {
+                    // A fused step is shown as its first layer (the convolution)
+                    // followed by the layers it absorbed, this one last.
+                    let chain: Vec<&crate::ir::Layer> = step
+                        .fused
+                        .iter()
+                        .map(|&f| &self.net.layers[f])
+                        .chain(std::iter::once(l))
+                        .collect();
+                    let names: Vec<&str> = chain.iter().map(|l| l.name.as_str()).collect();
+                    let kinds: Vec<&str> = chain.iter().map(|l| l.kind.name()).collect();
+                    let (shown, names, kind) = (chain[0], names.join("+"), kinds.join("+"));
+                    crate::backend::LayerTime {
+                        layer: names,
+                        kind,
+                        detail: describe(shown),
+                        total_ms: s * 1e3,
+                        runs: n,
+                    }
                 })
                 .collect(),
         )

@@ -43,3 +43,48 @@ macro_rules! fast {
         $crate::backend::cpu::simd::fast(#[inline(always)] || { $($body)* })
     };
 }
+
+/// A thread's scratch buffer, moved out of its thread-local slot while a
+/// task uses it and put back when dropped. Using it instead of
+/// `LocalKey::with` keeps the task's loops out of a separate closure, which
+/// would not be compiled by [`fast`]'s wrapper.
+pub struct Scratch {
+    key: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>,
+    buf: Vec<f32>,
+}
+
+impl Scratch {
+    /// The buffer of `key` on this thread, at least `len` long.
+    #[inline(always)]
+    pub fn take(
+        key: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>,
+        len: usize,
+    ) -> Self {
+        let mut buf = key.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        Scratch { key, buf }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        self.key.with(|c| *c.borrow_mut() = buf);
+    }
+}

@@ -4,6 +4,7 @@
 //! test and vectorize; averages divide by per-row times per-column counts.
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
+use crate::backend::cpu::simd::Scratch;
 use crate::ir::infer::pool_out_len;
 use crate::ir::{PoolKind, PoolParams};
 use crate::tensor::Tensor;
@@ -95,13 +96,10 @@ impl Op for Pool {
         out.par_chunks_mut(ho * wo)
             .enumerate()
             .for_each(|(i, dst)| {
- crate::fast! {
-                let src = &xv[i * h * w..(i + 1) * h * w];
-                PADDED.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    if buf.len() < hp * wp {
-                        buf.resize(hp * wp, 0.0);
-                    }
+                crate::fast!({
+                    let src = &xv[i * h * w..(i + 1) * h * w];
+
+                    let mut buf = Scratch::take(&PADDED, hp * wp);
                     let pad = &mut buf[..hp * wp];
                     pad.fill(fill);
                     for y in 0..h.min(hp.saturating_sub(pt)) {
@@ -130,9 +128,8 @@ impl Op for Pool {
                         }
                         _ => pool_generic(pad, wp, (kh, kw), (sh, sw), max, ho, wo, dst, &cx, &cy),
                     }
-                });
-            }
-});
+                })
+            });
         let oshape = if shape.len() == 3 {
             vec![n, c, wo]
         } else {

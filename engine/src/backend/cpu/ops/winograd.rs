@@ -7,6 +7,7 @@
 
 use crate::backend::cpu::act::Act;
 use crate::backend::cpu::sgemm::{gemm, DenseB, Epilogue, Layout, PackedA};
+use crate::backend::cpu::simd::Scratch;
 use rayon::prelude::*;
 
 use super::Ctx;
@@ -120,15 +121,12 @@ impl Winograd {
         let vptr = SharedOut(v.as_mut_ptr());
         let wpad = 2 * tw + 2;
         (0..cin).into_par_iter().for_each(|c| {
- crate::fast! {
-            let vptr = &vptr;
-            let plane = &x[c * h * w..(c + 1) * h * w];
-            SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
+            crate::fast!({
+                let vptr = &vptr;
+                let plane = &x[c * h * w..(c + 1) * h * w];
+
                 let need = 4 * wpad + 16 * tw;
-                if s.len() < need {
-                    s.resize(need, 0.0);
-                }
+                let mut s = Scratch::take(&SCRATCH, need);
                 let (rows, cols) = s.split_at_mut(4 * wpad);
                 for ty in 0..th {
                     // The tile row's four input rows, zero outside the input.
@@ -188,9 +186,8 @@ impl Winograd {
                         }
                     }
                 }
-            });
-        }
-});
+            })
+        });
         let mut m_buf = ctx.take_f32(16 * cout * tiles);
         for (i, pa) in self.packed.iter().enumerate() {
             let src = DenseB {
@@ -214,14 +211,11 @@ impl Winograd {
         let plane = ho * wo;
         let m = &m_buf;
         out.par_chunks_mut(plane).enumerate().for_each(|(co, dst)| {
- crate::fast! {
-            let b = bias.map_or(0.0, |b| b[co]);
-            let res = residual.map(|r| &r[co * plane..(co + 1) * plane]);
-            SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                if s.len() < 8 * tw {
-                    s.resize(8 * tw, 0.0);
-                }
+            crate::fast!({
+                let b = bias.map_or(0.0, |b| b[co]);
+                let res = residual.map(|r| &r[co * plane..(co + 1) * plane]);
+
+                let mut s = Scratch::take(&SCRATCH, 8 * tw);
                 let t = &mut s[..8 * tw];
                 for ty in 0..th {
                     let mrow = |i: usize| &m[(i * cout + co) * tiles + ty * tw..][..tw];
@@ -260,9 +254,8 @@ impl Winograd {
                         }
                     }
                 }
-            });
-        }
-});
+            })
+        });
         ctx.give_f32(m_buf);
     }
 }

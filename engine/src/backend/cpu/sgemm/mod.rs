@@ -248,50 +248,46 @@ fn tile_block(
 ) {
     let (mr, nr, k) = (kern.mr, kern.nr, a.k);
     let col_panels = nc.div_ceil(nr);
-    BPACK.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        let need = kern.kc.min(k.max(1)) * col_panels * nr;
-        if buf.len() < need {
-            buf.resize(need, 0.0);
-        }
-        let mut tile = [0f32; 512];
-        let steps = k.div_ceil(kern.kc).max(1);
-        for step in 0..steps {
-            let k0 = step * kern.kc;
-            let kc = kern.kc.min(k - k0.min(k));
-            b.pack(k0, kc, n0, nc, nr, &mut buf[..kc * col_panels * nr]);
-            let (first, last) = (step == 0, step + 1 == steps);
-            for p in panels.clone() {
-                let rows = mr.min(a.m - p * mr);
-                for cp in 0..col_panels {
-                    let cols = nr.min(nc - cp * nr);
-                    // SAFETY: the A panel holds kc*mr floats from k0, the B panel
-                    // kc*nr, and the tile buffer (512) holds mr*nr <= 8*32 floats.
-                    unsafe {
-                        (kern.run)(
-                            kc,
-                            a.panel(p, k0),
-                            buf[cp * kc * nr..].as_ptr(),
-                            tile.as_mut_ptr(),
-                        )
-                    };
-                    store(
-                        &tile[..mr * nr],
-                        nr,
-                        out,
-                        layout,
-                        epi,
-                        p * mr,
-                        rows,
-                        n0 + cp * nr,
-                        cols,
-                        first,
-                        last,
-                    );
-                }
+
+    let mut buf =
+        crate::backend::cpu::simd::Scratch::take(&BPACK, kern.kc.min(k.max(1)) * col_panels * nr);
+    let mut tile = [0f32; 512];
+    let steps = k.div_ceil(kern.kc).max(1);
+    for step in 0..steps {
+        let k0 = step * kern.kc;
+        let kc = kern.kc.min(k - k0.min(k));
+        b.pack(k0, kc, n0, nc, nr, &mut buf[..kc * col_panels * nr]);
+        let (first, last) = (step == 0, step + 1 == steps);
+        for p in panels.clone() {
+            let rows = mr.min(a.m - p * mr);
+            for cp in 0..col_panels {
+                let cols = nr.min(nc - cp * nr);
+                // SAFETY: the A panel holds kc*mr floats from k0, the B panel
+                // kc*nr, and the tile buffer (512) holds mr*nr <= 8*32 floats.
+                unsafe {
+                    (kern.run)(
+                        kc,
+                        a.panel(p, k0),
+                        buf[cp * kc * nr..].as_ptr(),
+                        tile.as_mut_ptr(),
+                    )
+                };
+                store(
+                    &tile[..mr * nr],
+                    nr,
+                    out,
+                    layout,
+                    epi,
+                    p * mr,
+                    rows,
+                    n0 + cp * nr,
+                    cols,
+                    first,
+                    last,
+                );
             }
         }
-    });
+    }
 }
 
 /// Adds or writes a tile into C, applying the epilogue on the last k block.
