@@ -115,6 +115,150 @@ unsafe fn neon<const T: usize>(rows: &[&[f32]; T], w: &[f32; T], bias: f32, out:
     }
 }
 
+/// Output planes [`tap_sum_m`] computes together: each stream load feeds
+/// this many FMAs.
+pub const M: usize = 4;
+
+/// [`tap_sum`] for [`M`] outputs reading the same streams with their own
+/// weights: `outs[m][j] = bias[m] + sum_t w[t][m] * rows[t][j]`.
+///
+/// # Panics
+/// If a row is shorter than the outputs, or the outputs differ in length.
+#[inline(always)]
+pub fn tap_sum_m<const T: usize>(
+    rows: &[&[f32]; T],
+    w: &[[f32; M]; T],
+    bias: &[f32; M],
+    outs: [&mut [f32]; M],
+) {
+    let n = outs[0].len();
+    assert!(
+        outs.iter().all(|o| o.len() == n) && rows.iter().all(|r| r.len() >= n),
+        "every tap row covers the outputs"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if n >= 8 && super::simd::has_avx2() {
+            // SAFETY: AVX2 and FMA checked; lengths asserted above, n >= 8.
+            return unsafe { avx2_m(rows, w, bias, outs) };
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if n >= 4 {
+            // SAFETY: NEON is baseline on aarch64; lengths asserted, n >= 4.
+            return unsafe { neon_m(rows, w, bias, outs) };
+        }
+    }
+    for (m, out) in outs.into_iter().enumerate() {
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut v = bias[m];
+            for t in 0..T {
+                v += w[t][m] * rows[t][j];
+            }
+            *o = v;
+        }
+    }
+}
+
+/// # Safety
+/// AVX2 and FMA present; every output `n >= 8` long, every row at least n.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_m<const T: usize>(
+    rows: &[&[f32]; T],
+    w: &[[f32; M]; T],
+    bias: &[f32; M],
+    outs: [&mut [f32]; M],
+) {
+    use std::arch::x86_64::*;
+    let n = outs[0].len();
+    // Weights broadcast once, read as memory operands of the FMAs.
+    let wv: [[__m256; M]; T] =
+        std::array::from_fn(|t| std::array::from_fn(|m| _mm256_set1_ps(w[t][m])));
+    let optr: [*mut f32; M] = std::array::from_fn(|m| outs[m].as_ptr() as *mut f32);
+    // Two vectors of positions per step: 2 * M independent accumulators keep
+    // both FMA units busy despite their latency.
+    let mut j = 0;
+    while j + 16 <= n {
+        let b: [__m256; M] = std::array::from_fn(|m| _mm256_set1_ps(bias[m]));
+        let (mut a0, mut a1) = (b, b);
+        for t in 0..T {
+            // SAFETY: j + 16 <= n <= every row's length.
+            let (x0, x1) = unsafe {
+                let p = rows[t].as_ptr().add(j);
+                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+            };
+            for m in 0..M {
+                a0[m] = _mm256_fmadd_ps(wv[t][m], x0, a0[m]);
+                a1[m] = _mm256_fmadd_ps(wv[t][m], x1, a1[m]);
+            }
+        }
+        for m in 0..M {
+            // SAFETY: j + 16 <= n, the length of every output.
+            unsafe {
+                _mm256_storeu_ps(optr[m].add(j), a0[m]);
+                _mm256_storeu_ps(optr[m].add(j + 8), a1[m]);
+            }
+        }
+        j += 16;
+    }
+    // The rest, one vector at a time, the last one ending at n.
+    while j < n {
+        let at = j.min(n - 8);
+        let mut acc: [__m256; M] = std::array::from_fn(|m| _mm256_set1_ps(bias[m]));
+        for t in 0..T {
+            // SAFETY: at + 8 <= n <= every row's length.
+            let x = unsafe { _mm256_loadu_ps(rows[t].as_ptr().add(at)) };
+            for m in 0..M {
+                acc[m] = _mm256_fmadd_ps(wv[t][m], x, acc[m]);
+            }
+        }
+        for m in 0..M {
+            // SAFETY: at + 8 <= n, the length of every output.
+            unsafe { _mm256_storeu_ps(optr[m].add(at), acc[m]) };
+        }
+        j += 8;
+    }
+}
+
+/// # Safety
+/// Every output `n >= 4` long, every row at least n.
+#[cfg(target_arch = "aarch64")]
+unsafe fn neon_m<const T: usize>(
+    rows: &[&[f32]; T],
+    w: &[[f32; M]; T],
+    bias: &[f32; M],
+    outs: [&mut [f32]; M],
+) {
+    use std::arch::aarch64::*;
+    let n = outs[0].len();
+    let optr: [*mut f32; M] = std::array::from_fn(|m| outs[m].as_ptr() as *mut f32);
+    let mut j = 0;
+    loop {
+        let at = j.min(n - 4);
+        // SAFETY: at + 4 <= n <= every row's and output's length.
+        unsafe {
+            let mut acc: [float32x4_t; M] = std::array::from_fn(|m| vdupq_n_f32(bias[m]));
+            for t in 0..T {
+                let x = vld1q_f32(rows[t].as_ptr().add(at));
+                let wt = vld1q_f32(w[t].as_ptr());
+                acc[0] = vfmaq_laneq_f32::<0>(acc[0], x, wt);
+                acc[1] = vfmaq_laneq_f32::<1>(acc[1], x, wt);
+                acc[2] = vfmaq_laneq_f32::<2>(acc[2], x, wt);
+                acc[3] = vfmaq_laneq_f32::<3>(acc[3], x, wt);
+            }
+            for m in 0..M {
+                vst1q_f32(optr[m].add(at), acc[m]);
+            }
+        }
+        if at + 4 >= n {
+            break;
+        }
+        j += 4;
+    }
+}
+
 /// Channels interleaved by eight: group `g` of a [`window8`] input is the
 /// eight floats `x[8 * g..8 * g + 8]`, one per channel.
 pub const C8: usize = 8;
@@ -265,6 +409,40 @@ mod tests {
                 (g - e).abs() <= 1e-5 * e.abs().max(1.0),
                 "T={T} n={n} j={j}: {g} vs {e}"
             );
+        }
+    }
+
+    #[test]
+    fn tap_sum_m_matches_scalar() {
+        for n in [1, 3, 4, 7, 8, 13, 16, 29, 112] {
+            let rows: Vec<Vec<f32>> = (0..27)
+                .map(|t| {
+                    (0..n + 2)
+                        .map(|j| ((j * 5 + t * 7) % 13) as f32 - 6.0)
+                        .collect()
+                })
+                .collect();
+            let refs: [&[f32]; 27] = std::array::from_fn(|t| &rows[t][..]);
+            let w: [[f32; M]; 27] =
+                std::array::from_fn(|t| std::array::from_fn(|m| (t * M + m) as f32 * 0.01 - 0.5));
+            let bias: [f32; M] = std::array::from_fn(|m| m as f32);
+            let mut got = vec![vec![f32::NAN; n]; M];
+            let [a, b, c, d] = &mut got[..] else {
+                unreachable!()
+            };
+            tap_sum_m(&refs, &w, &bias, [a, b, c, d]);
+            for m in 0..M {
+                let wm: [f32; 27] = std::array::from_fn(|t| w[t][m]);
+                let mut want = vec![0.0; n];
+                scalar(&refs, &wm, bias[m], &mut want);
+                for j in 0..n {
+                    let (g, e) = (got[m][j], want[j]);
+                    assert!(
+                        (g - e).abs() <= 1e-5 * e.abs().max(1.0),
+                        "n={n} m={m} j={j}"
+                    );
+                }
+            }
         }
     }
 

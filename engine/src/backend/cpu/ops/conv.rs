@@ -8,6 +8,7 @@
 //! [`super::depthwise`]).
 
 use super::depthwise::{c8_handles, depthwise, depthwise_c8};
+use super::stream_conv::{few_channels, few_channels_handles};
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::act::Act;
 use crate::backend::cpu::sgemm::{gemm, BSource, DenseB, Epilogue, Layout, PackedA};
@@ -256,6 +257,9 @@ pub struct Conv {
     depthwise_t: Option<Vec<f32>>,
     /// 3x3 stride-1 convolutions with enough channels run as Winograd.
     winograd: Option<super::winograd::Winograd>,
+    /// Convolutions reading at most four channels (a network's first layer)
+    /// run directly from their plain [Cout, Cin, 3, 3] weights.
+    few: Option<Vec<f32>>,
     bias: Option<Vec<f32>>,
     act: Act,
 }
@@ -306,7 +310,11 @@ impl Conv {
             let pads = [g.pt, g.pl, g.pb, g.pr].map(|v| v as usize);
             super::winograd::Winograd::new(&weights, p.out_channels, cin_g, pads)
         });
-        let packed = if is_depthwise || winograd.is_some() {
+        let few = (!is_depthwise && winograd.is_none())
+            .then_some(())
+            .filter(|_| few_channels_handles(&g, cin_g, p.groups))
+            .map(|_| weights.to_vec());
+        let packed = if is_depthwise || winograd.is_some() || few.is_some() {
             vec![]
         } else {
             (0..p.groups)
@@ -334,6 +342,7 @@ impl Conv {
             }),
             depthwise: is_depthwise.then(|| weights.into_owned()),
             winograd,
+            few,
             bias,
             act,
         })
@@ -394,6 +403,26 @@ impl Conv {
             } else {
                 depthwise(
                     &xv, c, h, w, g, wts, ho, wo, &mut out, bias, residual, self.act,
+                );
+            }
+        } else if let Some(wts) = &self.few {
+            let per = self.cout * plane;
+            for b in 0..n {
+                let xin = &xv[b * c * h * w..(b + 1) * c * h * w];
+                let res = residual.map(|r| &r[b * per..(b + 1) * per]);
+                let dst = &mut out[b * per..(b + 1) * per];
+                let bias = self.bias.as_deref();
+                few_channels(
+                    ctx,
+                    xin,
+                    (c, h, w),
+                    g,
+                    wts,
+                    (ho, wo),
+                    dst,
+                    bias,
+                    res,
+                    self.act,
                 );
             }
         } else if let Some(wg) = &self.winograd {

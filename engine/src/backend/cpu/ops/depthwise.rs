@@ -5,6 +5,7 @@
 //! planes, whose rows are too short to vectorize along.
 
 use super::conv::Geom;
+use super::stream_conv::{conv_taps, padded_extent, prepare};
 use crate::backend::cpu::act::Act;
 use crate::backend::cpu::simd::Scratch;
 use crate::backend::cpu::taps::{self, C8};
@@ -18,7 +19,7 @@ thread_local! {
 /// One filter per channel, plane by plane. Each plane is copied into a
 /// zero-bordered buffer first, so that every output reads a full window;
 /// 3x3 and 5x5 kernels at strides 1 and 2 then run as tap streams
-/// ([`dw_taps`]), others through [`dw_generic`].
+/// ([`conv_taps`]), others through [`dw_generic`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn depthwise(
     x: &[f32],
@@ -35,9 +36,7 @@ pub(super) fn depthwise(
     act: Act,
 ) {
     let ksz = g.kh * g.kw;
-    // The padded extent every window reads.
-    let hp = (ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-    let wp = (wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    let (hp, wp) = padded_extent(g, ho, wo);
     let plane = ho * wo;
     out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
         crate::fast!({
@@ -46,143 +45,79 @@ pub(super) fn depthwise(
             let k = &weights[ch * ksz..(ch + 1) * ksz];
             let b = bias.map_or(0.0, |b| b[ch]);
             let res = residual.map(|r| &r[i * plane..(i + 1) * plane]);
+            // Stride-2 3x3 and 5x5 windows read rows split by column parity.
+            let split = matches!(
+                (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw),
+                (3, 3, 2, 2, 1, 1) | (5, 5, 2, 2, 1, 1)
+            );
             let mut buf = Scratch::take(&PADDED, hp * wp);
-            let pad = &mut buf[..hp * wp];
-            pad.fill(0.0);
-            for py in 0..hp {
-                let iy = py as i64 - g.pt;
-                if iy < 0 || iy >= h as i64 {
-                    continue;
-                }
-                let x0 = (g.pl.max(0) as usize).min(wp);
-                let sx0 = (-g.pl).max(0) as usize;
-                let n = (w - sx0.min(w)).min(wp - x0);
-                pad[py * wp + x0..py * wp + x0 + n]
-                    .copy_from_slice(&src[iy as usize * w + sx0..][..n]);
-            }
-            let pad = &*pad;
-            let mut tmp = Scratch::take(&SPLIT, hp * (wp + 1));
+            prepare(src, (h, w), (g.pt, g.pl), (hp, wp), split, &mut buf);
+            let pad = &buf[..hp * wp];
+            let mut tmp = Scratch::take(&SUMS, hp * wp);
             let tmp = &mut tmp[..];
-            {
-                macro_rules! run {
-                    ($f:expr) => {{
-                        let f = $f;
-                        let geo = (hp, wp, ho, wo);
-                        match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
-                            (3, 3, 1, 1, 1, 1) => {
-                                dw_taps::<3, 1, 9, _>(pad, geo, k, dst, b, res, &f, tmp)
-                            }
-                            (3, 3, 2, 2, 1, 1) => {
-                                dw_taps::<3, 2, 9, _>(pad, geo, k, dst, b, res, &f, tmp)
-                            }
-                            (5, 5, 1, 1, 1, 1) => {
-                                dw_taps::<5, 1, 25, _>(pad, geo, k, dst, b, res, &f, tmp)
-                            }
-                            (5, 5, 2, 2, 1, 1) => {
-                                dw_taps::<5, 2, 25, _>(pad, geo, k, dst, b, res, &f, tmp)
-                            }
-                            _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
-                        }
-                    }};
-                }
-                crate::with_act!(act, |f| run!(f))
+            macro_rules! run {
+                ($f:expr) => {{
+                    let f = $f;
+                    let geo = (hp, wp, ho, wo);
+                    match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
+                        (3, 3, 1, 1, 1, 1) => conv_taps::<1, 3, 1, 9, _>(
+                            pad,
+                            geo,
+                            &taps::<9>(k),
+                            b,
+                            dst,
+                            res,
+                            &f,
+                            tmp,
+                        ),
+                        (3, 3, 2, 2, 1, 1) => conv_taps::<1, 3, 2, 9, _>(
+                            pad,
+                            geo,
+                            &taps::<9>(k),
+                            b,
+                            dst,
+                            res,
+                            &f,
+                            tmp,
+                        ),
+                        (5, 5, 1, 1, 1, 1) => conv_taps::<1, 5, 1, 25, _>(
+                            pad,
+                            geo,
+                            &taps::<25>(k),
+                            b,
+                            dst,
+                            res,
+                            &f,
+                            tmp,
+                        ),
+                        (5, 5, 2, 2, 1, 1) => conv_taps::<1, 5, 2, 25, _>(
+                            pad,
+                            geo,
+                            &taps::<25>(k),
+                            b,
+                            dst,
+                            res,
+                            &f,
+                            tmp,
+                        ),
+                        _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
+                    }
+                }};
             }
+            crate::with_act!(act, |f| run!(f))
         })
     });
 }
 
-thread_local! {
-    /// Each thread's even/odd split of an input row (stride-2 depthwise).
-    static SPLIT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+/// The first T weights as an array.
+#[inline(always)]
+fn taps<const T: usize>(k: &[f32]) -> [f32; T] {
+    std::array::from_fn(|t| k[t])
 }
 
-/// A KxK depthwise filter at stride S (1 or 2) over a zero-bordered plane
-/// (`hp` x `wp`), as weighted sums of K*K shifted contiguous streams
-/// ([`taps::tap_sum`]). At stride 1 the whole plane is one stream: output
-/// (oy, ox) is computed at position oy * wp + ox, where every tap is a fixed
-/// offset away, and the K-1 columns per row that wrap are dropped when the
-/// rows are copied out. At stride 2 every padded row is split into its even
-/// and odd columns and each output row is a stream of its own.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn dw_taps<const K: usize, const S: usize, const T: usize, F: Fn(f32) -> f32>(
-    pad: &[f32],
-    (hp, wp, ho, wo): (usize, usize, usize, usize),
-    k: &[f32],
-    dst: &mut [f32],
-    bias: f32,
-    res: Option<&[f32]>,
-    f: &F,
-    tmp: &mut [f32],
-) {
-    debug_assert_eq!(T, K * K);
-    let w: [f32; T] = std::array::from_fn(|t| k[t]);
-    let mut streams: [&[f32]; T] = [&pad[..0]; T];
-    if S == 1 {
-        // Position j reads pad[j + ki * wp + kj]; the last output is (ho-1, wo-1).
-        let len = (ho - 1) * wp + wo;
-        for ki in 0..K {
-            for kj in 0..K {
-                streams[ki * K + kj] = &pad[ki * wp + kj..][..len];
-            }
-        }
-        let sums = &mut tmp[..len];
-        taps::tap_sum(&streams, &w, bias, sums);
-        for oy in 0..ho {
-            let row = &sums[oy * wp..oy * wp + wo];
-            let out = &mut dst[oy * wo..(oy + 1) * wo];
-            match res {
-                Some(r) => {
-                    let r = &r[oy * wo..(oy + 1) * wo];
-                    for ((o, &v), &r) in out.iter_mut().zip(row).zip(r) {
-                        *o = f(v + r);
-                    }
-                }
-                None => {
-                    for (o, &v) in out.iter_mut().zip(row) {
-                        *o = f(v);
-                    }
-                }
-            }
-        }
-    } else {
-        // Padded row y split into even columns [y][..we] and odd ones [y][we..wq].
-        let (we, wd) = (wp.div_ceil(2), wp / 2);
-        let wq = we + wd;
-        let split = &mut tmp[..hp * wq];
-        for (y, row) in split.chunks_exact_mut(wq).enumerate() {
-            let src = &pad[y * wp..(y + 1) * wp];
-            let (e, o) = row.split_at_mut(we);
-            // Written as one loop over pairs, which compilers turn into shuffles.
-            for ((e, o), p) in e.iter_mut().zip(o.iter_mut()).zip(src.chunks_exact(2)) {
-                *e = p[0];
-                *o = p[1];
-            }
-            if wp % 2 == 1 {
-                e[wd] = src[wp - 1];
-            }
-        }
-        let split = &*split;
-        for oy in 0..ho {
-            for ki in 0..K {
-                let row = &split[(oy * S + ki) * wq..][..wq];
-                for kj in 0..K {
-                    // Column 2 * ox + kj: even kj in the even half at ox + kj/2.
-                    let at = if kj % 2 == 0 { kj / 2 } else { we + kj / 2 };
-                    streams[ki * K + kj] = &row[at..at + wo];
-                }
-            }
-            taps::tap_sum(&streams, &w, bias, &mut dst[oy * wo..(oy + 1) * wo]);
-        }
-        let plane = &mut dst[..ho * wo];
-        match res {
-            Some(r) => plane
-                .iter_mut()
-                .zip(&r[..ho * wo])
-                .for_each(|(o, &r)| *o = f(*o + r)),
-            None => plane.iter_mut().for_each(|o| *o = f(*o)),
-        }
-    }
+thread_local! {
+    /// Each thread's stride-1 sums before their rows are copied out.
+    static SUMS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 thread_local! {

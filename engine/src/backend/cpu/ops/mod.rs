@@ -20,6 +20,7 @@ mod scale;
 mod select;
 mod shuffle;
 mod slice;
+mod stream_conv;
 mod topk;
 mod winograd;
 
