@@ -10,9 +10,13 @@ use crate::dtype::DataType;
 use crate::shape::Dim;
 use serde::{Deserialize, Serialize};
 
+/// Flattened into its layer's JSON, so keys that a layer has too (`name`,
+/// `outputs`) are renamed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PluginParams {
+    #[serde(rename = "plugin")]
     pub name: String,
+    #[serde(rename = "plugin_version")]
     pub version: String,
     /// The fields the plugin was created from (an ONNX node's attributes).
     pub fields: Vec<PluginField>,
@@ -24,6 +28,7 @@ pub struct PluginParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<String>,
     /// Output types as the plugin inferred them at build time.
+    #[serde(rename = "plugin_outputs")]
     pub outputs: Vec<PluginOutput>,
 }
 
@@ -180,6 +185,28 @@ mod tests {
         assert!(serde_json::from_str::<PluginParams>(&bad).is_err());
         let bad = j.replace("0001abff", "0001abzz");
         assert!(serde_json::from_str::<PluginParams>(&bad).is_err());
+    }
+
+    #[test]
+    fn plugin_layers_round_trip_through_json() {
+        let layer = super::super::Layer {
+            name: "nms".into(),
+            kind: super::super::LayerKind::Plugin(sample()),
+            inputs: vec![super::super::TensorRef::Input(0)],
+            outputs: vec![TensorInfo::new(
+                DataType::I64,
+                vec![Dim::Unknown, Dim::Known(3)],
+            )],
+        };
+        let j = serde_json::to_string(&layer).unwrap();
+        let back: super::super::Layer = serde_json::from_str(&j).unwrap();
+        assert_eq!(back.name, layer.name);
+        assert_eq!(back.outputs, layer.outputs);
+        let super::super::LayerKind::Plugin(p) = back.kind else {
+            panic!("not a plugin layer: {j}")
+        };
+        assert_eq!(p.name, "Foo");
+        assert_eq!(p.outputs, sample().outputs);
     }
 
     #[test]
