@@ -215,15 +215,15 @@ pub fn lookup_name(name: &str) -> Option<Arc<PluginEntry>> {
         .cloned()
 }
 
-/// What to do about a plugin layer whose plugin is not registered.
+/// A plugin layer's plugin that is not registered, and what to do about it.
 pub fn missing_message(p: &PluginParams) -> String {
     match &p.library {
         Some(lib) => format!(
-            "plugin {} is not loaded: load the library that provides it (engine-builder --plugin path/to/{lib})",
+            "plugin {}, which is not loaded: load the library that provides it (engine-builder --plugin path/to/{lib})",
             p.describe()
         ),
         None => format!(
-            "plugin {} is not built into this jetrt (the engine was built by another version); \
+            "plugin {}, which this jetrt does not have (the engine was built by another version): \
              rebuild the engine with this jetrt, or load a library that provides it with --plugin",
             p.describe()
         ),
@@ -232,7 +232,8 @@ pub fn missing_message(p: &PluginParams) -> String {
 
 /// The registered plugin for a plugin layer, or the error saying how to get it.
 pub fn require(p: &PluginParams) -> Result<Arc<PluginEntry>> {
-    lookup(&p.name, &p.version).ok_or_else(|| Error::Plugin(missing_message(p)))
+    lookup(&p.name, &p.version)
+        .ok_or_else(|| Error::Plugin(format!("the layer needs {}", missing_message(p))))
 }
 
 /// Checks that every plugin a network uses is registered; the error names
@@ -273,6 +274,52 @@ mod tests {
         }
         assert!(lookup("GridSample", "2").is_none());
         assert!(lookup_name("NoSuchPlugin").is_none());
+    }
+
+    #[test]
+    fn networks_with_unregistered_plugins_are_refused_with_what_to_load() {
+        use crate::dtype::DataType;
+        use crate::ir::{PluginDim, PluginOutput};
+        use crate::shape::Dim;
+        let mut net = Network::new("n");
+        let x = net.add_input("x", DataType::F32, vec![Dim::Known(2)], None);
+        let params = |name: &str, library: Option<&str>| PluginParams {
+            name: name.into(),
+            version: "1".into(),
+            fields: vec![],
+            data: vec![],
+            library: library.map(str::to_string),
+            outputs: vec![PluginOutput {
+                dtype: DataType::F32,
+                dims: vec![PluginDim::SameAs { input: 0, axis: 0 }],
+            }],
+        };
+        let y = net
+            .add(
+                "p",
+                LayerKind::Plugin(params("NoSuchOp", Some("libnope.so"))),
+                vec![x],
+            )
+            .unwrap();
+        net.mark_output("y", y);
+        let e = check_network(&net).unwrap_err().to_string();
+        assert!(
+            e.contains("plugin 'NoSuchOp' version 1 (from libnope.so), which is not loaded")
+                && e.contains("--plugin path/to/libnope.so"),
+            "{e}"
+        );
+        net.add("q", LayerKind::Plugin(params("Other", None)), vec![x])
+            .unwrap();
+        let e = check_network(&net).unwrap_err().to_string();
+        assert!(
+            e.contains("NoSuchOp") && e.contains("'Other' version 1 (built in)"),
+            "{e}"
+        );
+        let e = require(&params("NoSuchOp", Some("libnope.so"))).unwrap_err();
+        assert!(
+            e.to_string().contains("the layer needs plugin 'NoSuchOp'"),
+            "{e}"
+        );
     }
 
     #[test]
