@@ -311,3 +311,27 @@ fn the_shared_built_in_library_serves_the_built_in_ops() {
     let (_, out, _) = eb(&["inspect", s(&engine)]);
     assert!(out.contains("plugins    GridSample 1 (built in)"), "{out}");
 }
+
+#[test]
+fn the_kernel_checker_passes_on_the_cpu_side() {
+    // scripts/check_plugins_cuda.sh runs it with CUDA on a GPU machine; here
+    // it checks the CPU kernels on random inputs and their serialization.
+    let Some(libs) = plugin_build_dir() else {
+        return;
+    };
+    let checker = existing(libs.join("jetrt_check_plugins"));
+    let out = std::process::Command::new(&checker)
+        .arg(libs.join("libjetrt_plugins.so"))
+        .output()
+        .expect("the checker runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("34 checked, 0 failed"), "{text}");
+    for plugin in ["GridSample", "RoiAlign", "NonMaxSuppression"] {
+        assert!(text.lines().any(|l| l.starts_with(plugin)), "{text}");
+    }
+}
