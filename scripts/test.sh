@@ -25,6 +25,48 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
 }
 
+# Cross-builds for the Jetson's aarch64 CPU and runs the cpu kernels' unit
+# tests and two model tests under qemu, so the NEON paths are checked. A
+# machine that cannot get the toolchain skips this step, loudly.
+aarch64_test() {
+  local target=aarch64-unknown-linux-gnu
+  local need=()
+  command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu)
+  command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu)
+  [ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need+=(libc6-dev-arm64-cross)
+  command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
+  if ((${#need[@]})) && ! apt_install "${need[@]}"; then
+    skip_loudly "cannot install ${need[*]}"
+    return 0
+  fi
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    if ! rustup target add "$target"; then
+      skip_loudly "rustup cannot install the $target target"
+      return 0
+    fi
+  fi
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+  export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+  export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+  cargo build --profile "$profile" --target "$target" -p engine-builder
+  cargo test --profile "$profile" --target "$target" -p jetrt-engine --lib backend::cpu
+  local bin="target/$target/$profile/engine-builder"
+  file "$bin" 2>/dev/null || true
+  if [ -n "${JETRT_MODELS:-}" ]; then
+    qemu-aarch64 -L /usr/aarch64-linux-gnu "$bin" test \
+      "$JETRT_MODELS/squeezenet1_1" "$JETRT_MODELS/mobilenet_v3_small"
+  else
+    qemu-aarch64 -L /usr/aarch64-linux-gnu "$bin" test models/tiny
+  fi
+}
+
+skip_loudly() {
+  printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' >&2
+  printf '!!! SKIPPED the aarch64 step: %s\n' "$*" >&2
+  printf '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' >&2
+}
+
 step "checking tools"
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
@@ -73,4 +115,6 @@ cargo build --workspace --bins --profile "$profile"
 step "tests ($profile)"
 cargo test --workspace --profile "$profile"
 
+step "aarch64 (Jetson's CPU): cross-build, then the kernels and two models under qemu"
+aarch64_test
 step "all tests passed"

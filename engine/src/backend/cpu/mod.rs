@@ -10,6 +10,7 @@ pub mod gemm;
 pub mod ops;
 pub mod sgemm;
 pub mod simd;
+pub(crate) mod taps;
 pub mod util;
 
 pub use exec::CpuExecutor;

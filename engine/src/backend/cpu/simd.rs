@@ -6,7 +6,7 @@
 
 /// Whether AVX2 and FMA are usable here (checked once).
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     use std::sync::OnceLock;
     static YES: OnceLock<bool> = OnceLock::new();
     *YES.get_or_init(|| {

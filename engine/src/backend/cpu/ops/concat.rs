@@ -21,7 +21,7 @@ fn interleave<T: Copy>(parts: &[(&[T], usize)], outer: usize) -> Vec<T> {
 }
 
 impl Op for Concat {
-    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let first = inputs[0];
         let dims = first.shape();
         let axis = self.axis;
@@ -57,7 +57,26 @@ impl Op for Concat {
             }};
         }
         let data = match first.data() {
-            TensorData::F32(_) => cat!(F32),
+            TensorData::F32(_) => {
+                // Into a recycled buffer: a fresh large one costs a page fault per
+                // page on every run.
+                let parts: Vec<(&[f32], usize)> = inputs
+                    .iter()
+                    .filter_map(|t| match t.data() {
+                        TensorData::F32(v) => Some((v.as_slice(), t.shape()[axis] * inner)),
+                        _ => None,
+                    })
+                    .collect();
+                let mut out = ctx.take_f32(parts.iter().map(|(v, _)| v.len()).sum());
+                let mut at = 0;
+                for o in 0..outer {
+                    for (v, block) in &parts {
+                        out[at..at + block].copy_from_slice(&v[o * block..(o + 1) * block]);
+                        at += block;
+                    }
+                }
+                TensorData::F32(out)
+            }
             TensorData::F16(_) => cat!(F16),
             TensorData::I32(_) => cat!(I32),
             TensorData::I64(_) => cat!(I64),

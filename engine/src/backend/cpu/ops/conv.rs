@@ -4,29 +4,31 @@
 //! packed when the plan loads, times the input read as its im2col matrix
 //! [K, Ho*Wo] while B is packed (a 1x1 stride-1 kernel reads the input as
 //! is). Bias, activation and a residual addition run in the GEMM's store.
-//! Depthwise convolutions (one filter per channel) run directly.
+//! Depthwise convolutions (one filter per channel) run directly (see
+//! [`super::depthwise`]).
 
+use super::depthwise::{c8_handles, depthwise, depthwise_c8};
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::act::Act;
 use crate::backend::cpu::sgemm::{gemm, BSource, DenseB, Epilogue, Layout, PackedA};
-use crate::backend::cpu::simd::Scratch;
+use crate::backend::cpu::taps::C8;
 use crate::ir::{ConvParams, Layer, Network};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
 /// Geometry of a 2-D window sweep (1-D convolutions use height 1).
 #[derive(Clone, Copy, Debug)]
-struct Geom {
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    dh: usize,
-    dw: usize,
-    pt: i64,
-    pl: i64,
-    pb: i64,
-    pr: i64,
+pub(super) struct Geom {
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: i64,
+    pub pl: i64,
+    pub pb: i64,
+    pub pr: i64,
 }
 
 fn geom(p: &ConvParams) -> Result<Geom, String> {
@@ -380,27 +382,14 @@ impl Conv {
         let g = &self.g;
         if let (Some(wts), Some(wt)) = (&self.depthwise, &self.depthwise_t) {
             let bias = self.bias.as_deref();
-            if wo < 16 && c >= 32 {
-                // Small planes vectorize poorly along rows: go channels-last.
+            if wo < 16 && c >= C8 && c8_handles(g) {
+                // Small planes vectorize poorly along rows: go across channels.
                 for b in 0..n {
                     let per = c * plane;
                     let x = &xv[b * c * h * w..(b + 1) * c * h * w];
                     let res = residual.map(|r| &r[b * per..(b + 1) * per]);
-                    depthwise_hwc(
-                        ctx,
-                        x,
-                        c,
-                        h,
-                        w,
-                        g,
-                        wt,
-                        ho,
-                        wo,
-                        &mut out[b * per..(b + 1) * per],
-                        bias,
-                        res,
-                        self.act,
-                    );
+                    let dst = &mut out[b * per..(b + 1) * per];
+                    depthwise_c8(x, c, h, w, g, wt, ho, wo, dst, bias, res, self.act);
                 }
             } else {
                 depthwise(
@@ -518,382 +507,6 @@ pub fn finish_planes(
             }
         }
     ))
-}
-
-thread_local! {
-    /// Each thread's zero-bordered copy of the plane it convolves.
-    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// One filter per channel, computed directly. Each plane is copied into a
-/// zero-bordered buffer first, so that every output reads a full window and
-/// the row loops vectorize; 3x3 and 5x5 kernels at strides 1 and 2 get
-/// unrolled code.
-#[allow(clippy::too_many_arguments)]
-fn depthwise(
-    x: &[f32],
-    c: usize,
-    h: usize,
-    w: usize,
-    g: &Geom,
-    weights: &[f32],
-    ho: usize,
-    wo: usize,
-    out: &mut [f32],
-    bias: Option<&[f32]>,
-    residual: Option<&[f32]>,
-    act: Act,
-) {
-    let ksz = g.kh * g.kw;
-    // The padded extent every window reads.
-    let hp = (ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-    let wp = (wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-    let plane = ho * wo;
-    out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
-        crate::fast!({
-            let ch = i % c;
-            let src = &x[i * h * w..(i + 1) * h * w];
-            let k = &weights[ch * ksz..(ch + 1) * ksz];
-            let b = bias.map_or(0.0, |b| b[ch]);
-            let res = residual.map(|r| &r[i * plane..(i + 1) * plane]);
-            let direct = matches!(
-                (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw),
-                (3, 3, 1 | 2, _, 1, 1) | (5, 5, 1 | 2, _, 1, 1)
-            ) && g.sh == g.sw
-                && g.pt >= 0
-                && g.pl >= 0;
-            if direct {
-                let (pt, pl) = (g.pt as usize, g.pl as usize);
-                let mut split = Scratch::take(&SPLIT, h * (w + 2));
-                crate::with_act!(act, |f| match (g.kh, g.sh) {
-                    (3, 1) => dw_direct::<3, 1, _>(
-                        src, h, w, k, pt, pl, ho, wo, dst, b, res, &f, &mut split
-                    ),
-                    (3, 2) => dw_direct::<3, 2, _>(
-                        src, h, w, k, pt, pl, ho, wo, dst, b, res, &f, &mut split
-                    ),
-                    (5, 1) => dw_direct::<5, 1, _>(
-                        src, h, w, k, pt, pl, ho, wo, dst, b, res, &f, &mut split
-                    ),
-                    _ => dw_direct::<5, 2, _>(
-                        src, h, w, k, pt, pl, ho, wo, dst, b, res, &f, &mut split
-                    ),
-                })
-            } else {
-                let mut buf = Scratch::take(&PADDED, hp * wp);
-                let pad = &mut buf[..hp * wp];
-                pad.fill(0.0);
-                for py in 0..hp {
-                    let iy = py as i64 - g.pt;
-                    if iy < 0 || iy >= h as i64 {
-                        continue;
-                    }
-                    let x0 = (g.pl.max(0) as usize).min(wp);
-                    let sx0 = (-g.pl).max(0) as usize;
-                    let n = (w - sx0.min(w)).min(wp - x0);
-                    pad[py * wp + x0..py * wp + x0 + n]
-                        .copy_from_slice(&src[iy as usize * w + sx0..][..n]);
-                }
-                macro_rules! run {
-                    ($f:expr) => {{
-                        let f = $f;
-                        match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
-                            (3, 3, 1, 1, 1, 1) => {
-                                dw_fixed::<3, 1, _>(pad, wp, k, ho, wo, dst, b, res, &f)
-                            }
-                            (3, 3, 2, 2, 1, 1) => {
-                                dw_fixed::<3, 2, _>(pad, wp, k, ho, wo, dst, b, res, &f)
-                            }
-                            (5, 5, 1, 1, 1, 1) => {
-                                dw_fixed::<5, 1, _>(pad, wp, k, ho, wo, dst, b, res, &f)
-                            }
-                            (5, 5, 2, 2, 1, 1) => {
-                                dw_fixed::<5, 2, _>(pad, wp, k, ho, wo, dst, b, res, &f)
-                            }
-                            _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
-                        }
-                    }};
-                }
-                crate::with_act!(act, |f| run!(f))
-            }
-        })
-    });
-}
-
-thread_local! {
-    /// Each thread's even/odd split of an input row (stride-2 depthwise).
-    static SPLIT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A KxK depthwise filter at stride S (1 or 2) straight from the plane: the
-/// columns whose windows lie inside the row run as K shifted, contiguous
-/// streams (at stride 2 the row is split into even and odd columns first);
-/// the few border columns are summed one by one.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn dw_direct<const K: usize, const S: usize, F: Fn(f32) -> f32>(
-    src: &[f32],
-    h: usize,
-    w: usize,
-    k: &[f32],
-    pt: usize,
-    pl: usize,
-    ho: usize,
-    wo: usize,
-    dst: &mut [f32],
-    bias: f32,
-    res: Option<&[f32]>,
-    f: &F,
-    split: &mut [f32],
-) {
-    // Interior columns: every tap's input column ox*S + kj - pl is in 0..w.
-    let lo = pl.div_ceil(S).min(wo);
-    let hi = if w + pl >= K {
-        ((w + pl - K) / S + 1).min(wo)
-    } else {
-        0
-    }
-    .max(lo);
-    let n = hi - lo;
-    let half = w.div_ceil(2);
-    if S == 2 {
-        // Every row split once into even and odd columns: [h][half] then [h][w/2].
-        let (even, odd) = split[..h * w].split_at_mut(h * half);
-        let pairs = w / 2;
-        for y in 0..h {
-            let row = &src[y * w..(y + 1) * w];
-            let e = &mut even[y * half..(y + 1) * half];
-            let o = &mut odd[y * pairs..(y + 1) * pairs];
-            // Written as one loop over pairs, which compilers turn into shuffles.
-            for ((e, o), p) in e.iter_mut().zip(o.iter_mut()).zip(row.chunks_exact(2)) {
-                *e = p[0];
-                *o = p[1];
-            }
-            if w % 2 == 1 {
-                e[pairs] = row[w - 1];
-            }
-        }
-    }
-    let split = &*split;
-    for oy in 0..ho {
-        let line = &mut dst[oy * wo..(oy + 1) * wo];
-        line.fill(bias);
-        for ki in 0..K {
-            let iy = (oy * S + ki) as isize - pt as isize;
-            if iy < 0 || iy >= h as isize {
-                continue;
-            }
-            let row = &src[iy as usize * w..(iy as usize + 1) * w];
-            let wk: [f32; K] = std::array::from_fn(|kj| k[ki * K + kj]);
-            let border = |ox: usize| {
-                let mut acc = 0.0;
-                for (kj, &wv) in wk.iter().enumerate() {
-                    let ix = (ox * S + kj) as isize - pl as isize;
-                    if ix >= 0 && (ix as usize) < w {
-                        acc += wv * row[ix as usize];
-                    }
-                }
-                acc
-            };
-            for (ox, o) in line.iter_mut().enumerate().take(lo) {
-                *o += border(ox);
-            }
-            for (ox, o) in line.iter_mut().enumerate().skip(hi) {
-                *o += border(ox);
-            }
-            if n == 0 {
-                continue;
-            }
-            // The K input streams of the interior, each n long.
-            let segs: [&[f32]; K] = if S == 1 {
-                std::array::from_fn(|kj| &row[lo + kj - pl..lo + kj - pl + n])
-            } else {
-                let y = iy as usize;
-                let even = &split[y * half..(y + 1) * half];
-                let odd = &split[h * half + y * (w / 2)..h * half + (y + 1) * (w / 2)];
-                std::array::from_fn(|kj| {
-                    // Column 2*ox + d with d = kj - pl: even d reads even[ox + d/2],
-                    // odd d reads odd[ox + (d - 1)/2].
-                    let d = kj as isize - pl as isize;
-                    let start = (lo as isize + d.div_euclid(2)) as usize;
-                    if d.rem_euclid(2) == 0 {
-                        &even[start..start + n]
-                    } else {
-                        &odd[start..start + n]
-                    }
-                })
-            };
-            for (i, o) in line[lo..hi].iter_mut().enumerate() {
-                let mut acc = *o;
-                for kj in 0..K {
-                    // SAFETY: every segment is n long and i < n.
-                    acc += wk[kj] * unsafe { *segs[kj].get_unchecked(i) };
-                }
-                *o = acc;
-            }
-        }
-        match res {
-            Some(r) => line
-                .iter_mut()
-                .zip(&r[oy * wo..(oy + 1) * wo])
-                .for_each(|(o, r)| *o = f(*o + r)),
-            None => line.iter_mut().for_each(|o| *o = f(*o)),
-        }
-    }
-}
-
-thread_local! {
-    /// Each thread's accumulators for channels-last depthwise rows.
-    static ACC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Depthwise convolution of one image computed channels-last: the input is
-/// copied to a zero-bordered [h][w][c] buffer, each output position sums its
-/// taps across all channels at once (vectorized along c), and the results
-/// are written back to the planes.
-#[allow(clippy::too_many_arguments)]
-fn depthwise_hwc(
-    ctx: &Ctx<'_>,
-    x: &[f32],
-    c: usize,
-    h: usize,
-    w: usize,
-    g: &Geom,
-    wt: &[f32],
-    ho: usize,
-    wo: usize,
-    out: &mut [f32],
-    bias: Option<&[f32]>,
-    residual: Option<&[f32]>,
-    act: Act,
-) {
-    let hp = (ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-    let wp = (wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-    let mut xt = ctx.take_f32(hp * wp * c);
-    xt.fill(0.0);
-    let (pt, pl) = (g.pt as usize, g.pl as usize);
-    for y in 0..h.min(hp.saturating_sub(pt)) {
-        for xx in 0..w.min(wp.saturating_sub(pl)) {
-            let dst = &mut xt[((y + pt) * wp + xx + pl) * c..][..c];
-            for (ch, d) in dst.iter_mut().enumerate() {
-                *d = x[(ch * h + y) * w + xx];
-            }
-        }
-    }
-    let plane = ho * wo;
-    let optr = SharedRows(out.as_mut_ptr());
-    let xt_ref = &xt;
-    crate::with_act!(act, |f| (0..ho).into_par_iter().for_each(|oy| {
-        crate::fast!({
-            let optr = &optr;
-
-            let mut acc = Scratch::take(&ACC, c);
-            let acc = &mut acc[..c];
-            for ox in 0..wo {
-                match bias {
-                    Some(b) => acc.copy_from_slice(&b[..c]),
-                    None => acc.fill(0.0),
-                }
-                for ki in 0..g.kh {
-                    for kj in 0..g.kw {
-                        let at = ((oy * g.sh + ki * g.dh) * wp + ox * g.sw + kj * g.dw) * c;
-                        let xr = &xt_ref[at..at + c];
-                        let wr = &wt[(ki * g.kw + kj) * c..][..c];
-                        for ((a, &xv), &wv) in acc.iter_mut().zip(xr).zip(wr) {
-                            *a += wv * xv;
-                        }
-                    }
-                }
-                let pos = oy * wo + ox;
-                for (ch, &v) in acc.iter().enumerate() {
-                    let idx = ch * plane + pos;
-                    let r = residual.map_or(0.0, |r| r[idx]);
-                    // SAFETY: row oy writes only positions of row oy, in every plane;
-                    // idx < c * plane, the output's length.
-                    unsafe { *optr.0.add(idx) = f(v + r) };
-                }
-            }
-        })
-    }));
-    ctx.give_f32(xt);
-}
-
-/// The output's base pointer, shared by tasks that write disjoint rows.
-struct SharedRows(*mut f32);
-// SAFETY: each task writes only its own output row's elements.
-unsafe impl Sync for SharedRows {}
-
-/// A KxK depthwise filter at stride S over a padded plane (width `wp`).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn dw_fixed<const K: usize, const S: usize, F: Fn(f32) -> f32>(
-    pad: &[f32],
-    wp: usize,
-    k: &[f32],
-    ho: usize,
-    wo: usize,
-    dst: &mut [f32],
-    bias: f32,
-    res: Option<&[f32]>,
-    f: &F,
-) {
-    let mut wk = [[0f32; K]; K];
-    for (ki, row) in wk.iter_mut().enumerate() {
-        row.copy_from_slice(&k[ki * K..(ki + 1) * K]);
-    }
-    let span = (wo - 1) * S + K;
-    for oy in 0..ho {
-        let rows: [&[f32]; K] = std::array::from_fn(|ki| &pad[(oy * S + ki) * wp..][..span]);
-        let line = &mut dst[oy * wo..(oy + 1) * wo];
-        for (ox, o) in line.iter_mut().enumerate() {
-            let mut acc = bias;
-            for (wrow, row) in wk.iter().zip(&rows) {
-                for (kj, &wv) in wrow.iter().enumerate() {
-                    // SAFETY: ox < wo, so ox * S + kj <= (wo - 1) * S + K - 1 < span,
-                    // the length of every row slice.
-                    acc += wv * unsafe { *row.get_unchecked(ox * S + kj) };
-                }
-            }
-            *o = acc;
-        }
-        match res {
-            Some(r) => line
-                .iter_mut()
-                .zip(&r[oy * wo..(oy + 1) * wo])
-                .for_each(|(o, r)| *o = f(*o + r)),
-            None => line.iter_mut().for_each(|o| *o = f(*o)),
-        }
-    }
-}
-
-/// Any kernel size, stride and dilation over a padded plane.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn dw_generic<F: Fn(f32) -> f32>(
-    pad: &[f32],
-    wp: usize,
-    k: &[f32],
-    g: &Geom,
-    ho: usize,
-    wo: usize,
-    dst: &mut [f32],
-    bias: f32,
-    res: Option<&[f32]>,
-    f: &F,
-) {
-    for oy in 0..ho {
-        for ox in 0..wo {
-            let mut acc = bias;
-            for ki in 0..g.kh {
-                let row = &pad[(oy * g.sh + ki * g.dh) * wp..];
-                for kj in 0..g.kw {
-                    acc += k[ki * g.kw + kj] * row[ox * g.sw + kj * g.dw];
-                }
-            }
-            let r = res.map_or(0.0, |r| r[oy * wo + ox]);
-            dst[oy * wo + ox] = f(acc + r);
-        }
-    }
 }
 
 pub struct Deconv {

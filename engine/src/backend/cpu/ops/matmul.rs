@@ -5,6 +5,7 @@ use crate::backend::cpu::gemm::{sgemm, MatRef};
 use crate::backend::cpu::util::{broadcast_dims, broadcast_strides, for_each_offset};
 use crate::ir::MatrixOp;
 use crate::tensor::Tensor;
+use rayon::prelude::*;
 
 pub struct MatMul {
     pub op0: MatrixOp,
@@ -57,6 +58,24 @@ impl Op for MatMul {
             .map(|s| s * bsz)
             .collect();
         let count: usize = batch.iter().product();
+        if count == 1 && m == 1 && self.op0 != MatrixOp::Transpose {
+            // A single row (a fully connected layer at batch 1): a matrix-vector
+            // product, which reads the weights once, straight from memory.
+            let mut out = ctx.take_f32(n);
+            let x = &av[..k];
+            match self.op1 {
+                MatrixOp::None => xw(x, &bv[..k * n], &mut out),
+                MatrixOp::Transpose | MatrixOp::Vector => wx(&bv[..k * n], x, &mut out),
+            }
+            let mut shape = batch;
+            if self.op0 != MatrixOp::Vector {
+                shape.push(m);
+            }
+            if self.op1 != MatrixOp::Vector {
+                shape.push(n);
+            }
+            return Ok(vec![float_tensor(a.dtype(), shape, out)?]);
+        }
         let mut out = vec![0f32; count * m * n];
         let mut views = Vec::with_capacity(count);
         for_each_offset(&batch, [&sa, &sb], |i, [oa, ob]| views.push((i, oa, ob)));
@@ -88,5 +107,90 @@ impl Op for MatMul {
             shape.push(n);
         }
         Ok(vec![float_tensor(a.dtype(), shape, out)?])
+    }
+}
+
+/// Outputs per task of the matrix-vector products: enough work to pay for
+/// the task, few enough that every thread gets some.
+const GEMV_CHUNK: usize = 64;
+
+/// `out[j] = sum_i w[j][i] * x[i]`, `w` stored [n][k]: a dot product per
+/// output, each kept in 16 independent lanes so that it vectorizes.
+fn wx(w: &[f32], x: &[f32], out: &mut [f32]) {
+    let k = x.len();
+    out.par_chunks_mut(GEMV_CHUNK)
+        .enumerate()
+        .for_each(|(c, outs)| {
+            crate::fast!({
+                for (j, o) in outs.iter_mut().enumerate() {
+                    let row = &w[(c * GEMV_CHUNK + j) * k..][..k];
+                    let mut acc = [0f32; 16];
+                    let (xs, xt) = x.split_at(k - k % 16);
+                    let (rs, rt) = row.split_at(k - k % 16);
+                    for (xc, rc) in xs.chunks_exact(16).zip(rs.chunks_exact(16)) {
+                        for l in 0..16 {
+                            acc[l] = xc[l].mul_add(rc[l], acc[l]);
+                        }
+                    }
+                    let mut sum: f32 = acc.iter().sum();
+                    for (a, b) in xt.iter().zip(rt) {
+                        sum += a * b;
+                    }
+                    *o = sum;
+                }
+            })
+        });
+}
+
+/// `out[j] = sum_i x[i] * w[i][j]`, `w` stored [k][n]: rows of `w` scaled
+/// and added, over a band of columns per task.
+fn xw(x: &[f32], w: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    out.par_chunks_mut(GEMV_CHUNK)
+        .enumerate()
+        .for_each(|(c, outs)| {
+            crate::fast!({
+                let j0 = c * GEMV_CHUNK;
+                outs.fill(0.0);
+                for (i, &xi) in x.iter().enumerate() {
+                    let row = &w[i * n + j0..][..outs.len()];
+                    for (o, &wv) in outs.iter_mut().zip(row) {
+                        *o = xi.mul_add(wv, *o);
+                    }
+                }
+            })
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_vector_products_match_the_definition() {
+        for (k, n) in [(1, 1), (15, 3), (16, 64), (37, 130), (1024, 200)] {
+            let x: Vec<f32> = (0..k).map(|i| ((i * 7) % 13) as f32 * 0.1 - 0.6).collect();
+            let w: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5) % 11) as f32 * 0.1 - 0.5)
+                .collect();
+            // w as [n][k] for wx, and its transpose [k][n] for xw.
+            let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+            let want: Vec<f32> = (0..n)
+                .map(|j| {
+                    (0..k)
+                        .map(|i| w[j * k + i] as f64 * x[i] as f64)
+                        .sum::<f64>() as f32
+                })
+                .collect();
+            let mut a = vec![f32::NAN; n];
+            wx(&w, &x, &mut a);
+            let mut b = vec![f32::NAN; n];
+            xw(&x, &wt, &mut b);
+            for j in 0..n {
+                let tol = 1e-5 * want[j].abs().max(1.0);
+                assert!((a[j] - want[j]).abs() <= tol, "wx k={k} n={n} j={j}");
+                assert!((b[j] - want[j]).abs() <= tol, "xw k={k} n={n} j={j}");
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ mod cast;
 pub use cast::cast as cast_tensor;
 mod concat;
 pub mod conv;
+mod depthwise;
 mod einsum;
 mod elementwise;
 mod gather;

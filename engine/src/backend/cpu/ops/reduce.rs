@@ -32,12 +32,12 @@ impl Reduce {
     }
 
     /// Folds every input element into its output slot with `f`, starting from `init`.
-    fn fold<T: Copy, A: Copy>(
+    fn fold<T: Copy + Sync, A: Copy + Send + Sync>(
         &self,
         v: &[T],
         dims: &[usize],
         init: A,
-        f: impl Fn(A, T) -> A,
+        f: impl Fn(A, T) -> A + Sync,
     ) -> Vec<A> {
         let (kept, _) = self.out_dims(dims);
         let ostr = strides(&kept);
@@ -52,15 +52,43 @@ impl Reduce {
         if trailing {
             let run: usize = dims[first_reduced..].iter().product();
             if run > 0 {
-                for (slot, chunk) in acc.iter_mut().zip(v.chunks(run)) {
-                    *slot = chunk.iter().fold(*slot, |a, &x| f(a, x));
-                }
+                acc.par_iter_mut()
+                    .zip(v.par_chunks(run))
+                    .with_min_len((4096 / run).max(1))
+                    .for_each(|(slot, chunk)| {
+                        *slot = chunk.iter().fold(*slot, |a, &x| f(a, x));
+                    });
             }
             return acc;
         }
         crate::backend::cpu::util::for_each_offset(dims, [&map], |i, [o]| acc[o] = f(acc[o], v[i]));
         acc
     }
+}
+
+impl Reduce {
+    /// The length of the contiguous run each output sums, when the reduced
+    /// axes are exactly the trailing ones.
+    fn trailing_run(&self, dims: &[usize]) -> Option<usize> {
+        let first = self.axes.iter().copied().min()?;
+        (first..dims.len())
+            .all(|a| self.axes.contains(&a))
+            .then(|| dims[first..].iter().product())
+    }
+}
+
+/// The sum of `v` in f64, over eight independent lanes so that it is not one
+/// long chain of dependent additions.
+fn sum_f64(v: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x as f64;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail.iter().map(|&x| x as f64).sum::<f64>()
 }
 
 impl Op for Reduce {
@@ -74,6 +102,20 @@ impl Op for Reduce {
                 let v = f32_data(x)?;
                 // Sums accumulate in f64: means over large planes stay within 1e-6.
                 let out: Vec<f32> = match self.op {
+                    ReduceOp::Sum | ReduceOp::Avg if self.trailing_run(dims).is_some() => {
+                        let run = self.trailing_run(dims).unwrap_or(1).max(1);
+                        let scale = if self.op == ReduceOp::Avg {
+                            1.0 / count as f64
+                        } else {
+                            1.0
+                        };
+                        let mut out = vec![0f32; v.len() / run];
+                        out.par_iter_mut()
+                            .zip(v.par_chunks(run))
+                            .with_min_len((4096 / run).max(1))
+                            .for_each(|(o, chunk)| *o = (sum_f64(chunk) * scale) as f32);
+                        out
+                    }
                     ReduceOp::Sum => self
                         .fold(&v, dims, 0f64, |a, x| a + x as f64)
                         .into_iter()

@@ -1,0 +1,468 @@
+//! Depthwise convolution (one filter per channel), computed directly: plane
+//! by plane from a zero-bordered copy (3x3 and 5x5 windows at strides 1 and
+//! 2, the shapes mobile networks use, as sums of shifted streams; any other
+//! geometry one output at a time), or eight channels at a time for small
+//! planes, whose rows are too short to vectorize along.
+
+use super::conv::Geom;
+use crate::backend::cpu::act::Act;
+use crate::backend::cpu::simd::Scratch;
+use crate::backend::cpu::taps::{self, C8};
+use rayon::prelude::*;
+
+thread_local! {
+    /// Each thread's zero-bordered copy of the plane it convolves.
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One filter per channel, plane by plane. Each plane is copied into a
+/// zero-bordered buffer first, so that every output reads a full window;
+/// 3x3 and 5x5 kernels at strides 1 and 2 then run as tap streams
+/// ([`dw_taps`]), others through [`dw_generic`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn depthwise(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    g: &Geom,
+    weights: &[f32],
+    ho: usize,
+    wo: usize,
+    out: &mut [f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    act: Act,
+) {
+    let ksz = g.kh * g.kw;
+    // The padded extent every window reads.
+    let hp = (ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    let wp = (wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    let plane = ho * wo;
+    out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
+        crate::fast!({
+            let ch = i % c;
+            let src = &x[i * h * w..(i + 1) * h * w];
+            let k = &weights[ch * ksz..(ch + 1) * ksz];
+            let b = bias.map_or(0.0, |b| b[ch]);
+            let res = residual.map(|r| &r[i * plane..(i + 1) * plane]);
+            let mut buf = Scratch::take(&PADDED, hp * wp);
+            let pad = &mut buf[..hp * wp];
+            pad.fill(0.0);
+            for py in 0..hp {
+                let iy = py as i64 - g.pt;
+                if iy < 0 || iy >= h as i64 {
+                    continue;
+                }
+                let x0 = (g.pl.max(0) as usize).min(wp);
+                let sx0 = (-g.pl).max(0) as usize;
+                let n = (w - sx0.min(w)).min(wp - x0);
+                pad[py * wp + x0..py * wp + x0 + n]
+                    .copy_from_slice(&src[iy as usize * w + sx0..][..n]);
+            }
+            let pad = &*pad;
+            let mut tmp = Scratch::take(&SPLIT, hp * (wp + 1));
+            let tmp = &mut tmp[..];
+            {
+                macro_rules! run {
+                    ($f:expr) => {{
+                        let f = $f;
+                        let geo = (hp, wp, ho, wo);
+                        match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
+                            (3, 3, 1, 1, 1, 1) => {
+                                dw_taps::<3, 1, 9, _>(pad, geo, k, dst, b, res, &f, tmp)
+                            }
+                            (3, 3, 2, 2, 1, 1) => {
+                                dw_taps::<3, 2, 9, _>(pad, geo, k, dst, b, res, &f, tmp)
+                            }
+                            (5, 5, 1, 1, 1, 1) => {
+                                dw_taps::<5, 1, 25, _>(pad, geo, k, dst, b, res, &f, tmp)
+                            }
+                            (5, 5, 2, 2, 1, 1) => {
+                                dw_taps::<5, 2, 25, _>(pad, geo, k, dst, b, res, &f, tmp)
+                            }
+                            _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
+                        }
+                    }};
+                }
+                crate::with_act!(act, |f| run!(f))
+            }
+        })
+    });
+}
+
+thread_local! {
+    /// Each thread's even/odd split of an input row (stride-2 depthwise).
+    static SPLIT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A KxK depthwise filter at stride S (1 or 2) over a zero-bordered plane
+/// (`hp` x `wp`), as weighted sums of K*K shifted contiguous streams
+/// ([`taps::tap_sum`]). At stride 1 the whole plane is one stream: output
+/// (oy, ox) is computed at position oy * wp + ox, where every tap is a fixed
+/// offset away, and the K-1 columns per row that wrap are dropped when the
+/// rows are copied out. At stride 2 every padded row is split into its even
+/// and odd columns and each output row is a stream of its own.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_taps<const K: usize, const S: usize, const T: usize, F: Fn(f32) -> f32>(
+    pad: &[f32],
+    (hp, wp, ho, wo): (usize, usize, usize, usize),
+    k: &[f32],
+    dst: &mut [f32],
+    bias: f32,
+    res: Option<&[f32]>,
+    f: &F,
+    tmp: &mut [f32],
+) {
+    debug_assert_eq!(T, K * K);
+    let w: [f32; T] = std::array::from_fn(|t| k[t]);
+    let mut streams: [&[f32]; T] = [&pad[..0]; T];
+    if S == 1 {
+        // Position j reads pad[j + ki * wp + kj]; the last output is (ho-1, wo-1).
+        let len = (ho - 1) * wp + wo;
+        for ki in 0..K {
+            for kj in 0..K {
+                streams[ki * K + kj] = &pad[ki * wp + kj..][..len];
+            }
+        }
+        let sums = &mut tmp[..len];
+        taps::tap_sum(&streams, &w, bias, sums);
+        for oy in 0..ho {
+            let row = &sums[oy * wp..oy * wp + wo];
+            let out = &mut dst[oy * wo..(oy + 1) * wo];
+            match res {
+                Some(r) => {
+                    let r = &r[oy * wo..(oy + 1) * wo];
+                    for ((o, &v), &r) in out.iter_mut().zip(row).zip(r) {
+                        *o = f(v + r);
+                    }
+                }
+                None => {
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = f(v);
+                    }
+                }
+            }
+        }
+    } else {
+        // Padded row y split into even columns [y][..we] and odd ones [y][we..wq].
+        let (we, wd) = (wp.div_ceil(2), wp / 2);
+        let wq = we + wd;
+        let split = &mut tmp[..hp * wq];
+        for (y, row) in split.chunks_exact_mut(wq).enumerate() {
+            let src = &pad[y * wp..(y + 1) * wp];
+            let (e, o) = row.split_at_mut(we);
+            // Written as one loop over pairs, which compilers turn into shuffles.
+            for ((e, o), p) in e.iter_mut().zip(o.iter_mut()).zip(src.chunks_exact(2)) {
+                *e = p[0];
+                *o = p[1];
+            }
+            if wp % 2 == 1 {
+                e[wd] = src[wp - 1];
+            }
+        }
+        let split = &*split;
+        for oy in 0..ho {
+            for ki in 0..K {
+                let row = &split[(oy * S + ki) * wq..][..wq];
+                for kj in 0..K {
+                    // Column 2 * ox + kj: even kj in the even half at ox + kj/2.
+                    let at = if kj % 2 == 0 { kj / 2 } else { we + kj / 2 };
+                    streams[ki * K + kj] = &row[at..at + wo];
+                }
+            }
+            taps::tap_sum(&streams, &w, bias, &mut dst[oy * wo..(oy + 1) * wo]);
+        }
+        let plane = &mut dst[..ho * wo];
+        match res {
+            Some(r) => plane
+                .iter_mut()
+                .zip(&r[..ho * wo])
+                .for_each(|(o, &r)| *o = f(*o + r)),
+            None => plane.iter_mut().for_each(|o| *o = f(*o)),
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's channel-interleaved input block and output rows.
+    static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether [`depthwise_c8`] handles this geometry: 3x3 or 5x5 windows at
+/// stride 1 or 2, undilated, padded on the low sides by zero or more.
+pub(super) fn c8_handles(g: &Geom) -> bool {
+    matches!((g.kh, g.sh), (3 | 5, 1 | 2))
+        && g.kw == g.kh
+        && g.sw == g.sh
+        && g.dh == 1
+        && g.dw == 1
+        && g.pt >= 0
+        && g.pl >= 0
+}
+
+/// Depthwise convolution of one image, eight channels at a time: each task
+/// interleaves its eight planes into a zero-bordered [hp][wp][8] block, so
+/// that every window tap is one vector load across the channels
+/// ([`taps::window8`]), then writes the planes back out with the epilogue.
+/// Small planes go this way: their rows are too short to vectorize along.
+/// `wt` holds the weights tap-major, [K*K][c].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn depthwise_c8(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    g: &Geom,
+    wt: &[f32],
+    ho: usize,
+    wo: usize,
+    out: &mut [f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    act: Act,
+) {
+    debug_assert!(c8_handles(g));
+    let (k, s) = (g.kh, g.sh);
+    let hp = (ho - 1) * s + k;
+    let wp = (wo - 1) * s + k;
+    let (pt, pl) = (g.pt as usize, g.pl as usize);
+    let plane = ho * wo;
+    out.par_chunks_mut(C8 * plane)
+        .enumerate()
+        .for_each(|(cb, dst)| {
+            crate::fast!({
+                let c0 = cb * C8;
+                let nc = dst.len() / plane;
+                let mut buf = Scratch::take(&BLOCK, (hp * wp + plane) * C8);
+                let (blk, rows) = buf.split_at_mut(hp * wp * C8);
+                let rows = &mut rows[..plane * C8];
+                blk.fill(0.0);
+                // Group by group, reading the block's planes side by side: the
+                // stores stay contiguous.
+                let planes: Vec<&[f32]> = (0..nc)
+                    .map(|l| &x[(c0 + l) * h * w..(c0 + l + 1) * h * w])
+                    .collect();
+                let n = w.min(wp.saturating_sub(pl));
+                for iy in 0..h.min(hp.saturating_sub(pt)) {
+                    let at = ((iy + pt) * wp + pl) * C8;
+                    let groups = blk[at..at + n * C8].chunks_exact_mut(C8);
+                    for (ix, grp) in groups.enumerate() {
+                        for (d, p) in grp.iter_mut().zip(&planes) {
+                            *d = p[iy * w + ix];
+                        }
+                    }
+                }
+                let b8: [f32; C8] = std::array::from_fn(|l| match bias {
+                    Some(b) if l < nc => b[c0 + l],
+                    _ => 0.0,
+                });
+                let blk = &*blk;
+                let tap_w = |t: usize| -> [f32; C8] {
+                    std::array::from_fn(|l| if l < nc { wt[t * c + c0 + l] } else { 0.0 })
+                };
+                match (k, s) {
+                    (3, 1) => c8_rows::<3, 1, 9>(blk, wp, ho, wo, &tap_w, &b8, rows),
+                    (3, _) => c8_rows::<3, 2, 9>(blk, wp, ho, wo, &tap_w, &b8, rows),
+                    (_, 1) => c8_rows::<5, 1, 25>(blk, wp, ho, wo, &tap_w, &b8, rows),
+                    _ => c8_rows::<5, 2, 25>(blk, wp, ho, wo, &tap_w, &b8, rows),
+                }
+                let rows = &*rows;
+                // Position by position, writing the planes side by side: the
+                // loads stay contiguous.
+                let mut outs: Vec<&mut [f32]> = dst.chunks_exact_mut(plane).collect();
+                crate::with_act!(act, |f| {
+                    for (pos, sums) in rows.chunks_exact(C8).enumerate() {
+                        for (l, (o, &v)) in outs.iter_mut().zip(sums).enumerate() {
+                            let r = residual.map_or(0.0, |r| r[(c0 + l) * plane + pos]);
+                            o[pos] = f(v + r);
+                        }
+                    }
+                })
+            })
+        });
+}
+
+/// Every output row of a KxK window at stride S over a [hp][wp][8] block.
+#[inline(always)]
+fn c8_rows<const K: usize, const S: usize, const T: usize>(
+    blk: &[f32],
+    wp: usize,
+    ho: usize,
+    wo: usize,
+    tap_w: &impl Fn(usize) -> [f32; C8],
+    bias: &[f32; C8],
+    rows: &mut [f32],
+) {
+    debug_assert_eq!(T, K * K);
+    let w: [[f32; C8]; T] = std::array::from_fn(tap_w);
+    for (oy, row) in rows.chunks_exact_mut(wo * C8).enumerate().take(ho) {
+        let offs: [usize; T] = std::array::from_fn(|t| (oy * S + t / K) * wp + t % K);
+        taps::window8(blk, &offs, S, &w, bias, row);
+    }
+}
+
+/// Any kernel size, stride and dilation over a padded plane.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_generic<F: Fn(f32) -> f32>(
+    pad: &[f32],
+    wp: usize,
+    k: &[f32],
+    g: &Geom,
+    ho: usize,
+    wo: usize,
+    dst: &mut [f32],
+    bias: f32,
+    res: Option<&[f32]>,
+    f: &F,
+) {
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let mut acc = bias;
+            for ki in 0..g.kh {
+                let row = &pad[(oy * g.sh + ki * g.dh) * wp..];
+                for kj in 0..g.kw {
+                    acc += k[ki * g.kw + kj] * row[ox * g.sw + kj * g.dw];
+                }
+            }
+            let r = res.map_or(0.0, |r| r[oy * wo + ox]);
+            dst[oy * wo + ox] = f(acc + r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Activation;
+
+    /// The definition, one output at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        x: &[f32],
+        c: usize,
+        (h, w): (usize, usize),
+        g: &Geom,
+        wts: &[f32],
+        (ho, wo): (usize, usize),
+        bias: &[f32],
+        res: &[f32],
+        act: Act,
+    ) -> Vec<f32> {
+        let mut out = vec![0.0; c * ho * wo];
+        for ch in 0..c {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = bias[ch];
+                    for ki in 0..g.kh {
+                        for kj in 0..g.kw {
+                            let iy = (oy * g.sh + ki * g.dh) as i64 - g.pt;
+                            let ix = (ox * g.sw + kj * g.dw) as i64 - g.pl;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                acc += wts[(ch * g.kh + ki) * g.kw + kj]
+                                    * x[(ch * h + iy as usize) * w + ix as usize];
+                            }
+                        }
+                    }
+                    let i = (ch * ho + oy) * wo + ox;
+                    out[i] = act.apply(acc + res[i]);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_path_matches_the_definition() {
+        // (c, h, w, k, stride, dilation, pads top/left/bottom/right)
+        let cases = [
+            (3, 9, 11, 3, 1, 1, (1, 1, 1, 1)),
+            (5, 8, 8, 3, 2, 1, (1, 1, 1, 1)),
+            (2, 7, 10, 3, 2, 1, (0, 1, 1, 0)),
+            (4, 12, 9, 5, 1, 1, (2, 2, 2, 2)),
+            (3, 13, 13, 5, 2, 1, (2, 2, 2, 2)),
+            (3, 10, 10, 3, 1, 2, (2, 2, 2, 2)),
+            (2, 6, 6, 3, 1, 1, (0, 0, 0, 0)),
+            // Channel-blocked sizes: partial blocks of eight, tiny planes.
+            (13, 7, 7, 3, 1, 1, (1, 1, 1, 1)),
+            (9, 14, 14, 5, 2, 1, (2, 2, 2, 2)),
+            (16, 4, 4, 5, 1, 1, (2, 2, 2, 2)),
+            (8, 3, 5, 3, 2, 1, (1, 1, 0, 1)),
+        ];
+        for &(c, h, w, k, s, d, (pt, pl, pb, pr)) in &cases {
+            let g = Geom {
+                kh: k,
+                kw: k,
+                sh: s,
+                sw: s,
+                dh: d,
+                dw: d,
+                pt,
+                pl,
+                pb,
+                pr,
+            };
+            let ho = (h as i64 + pt + pb - (d * (k - 1) + 1) as i64) as usize / s + 1;
+            let wo = (w as i64 + pl + pr - (d * (k - 1) + 1) as i64) as usize / s + 1;
+            let x: Vec<f32> = (0..c * h * w)
+                .map(|i| ((i * 37) % 23) as f32 * 0.1 - 1.1)
+                .collect();
+            let wts: Vec<f32> = (0..c * k * k)
+                .map(|i| ((i * 11) % 7) as f32 * 0.2 - 0.6)
+                .collect();
+            let wt: Vec<f32> = (0..k * k * c)
+                .map(|i| wts[(i % c) * k * k + i / c])
+                .collect();
+            let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.05).collect();
+            let res: Vec<f32> = (0..c * ho * wo).map(|i| (i % 5) as f32 * 0.3).collect();
+            for (act, with_res) in [
+                (Act::Identity, false),
+                (Act::Ir(Activation::Relu), true),
+                (
+                    Act::HardSwish {
+                        alpha: 1.0 / 6.0,
+                        beta: 0.5,
+                    },
+                    false,
+                ),
+            ] {
+                let zeros = vec![0.0; res.len()];
+                let r = if with_res { &res } else { &zeros };
+                let want = naive(&x, c, (h, w), &g, &wts, (ho, wo), &bias, r, act);
+                let rr = with_res.then_some(&res[..]);
+                let mut got = vec![f32::NAN; want.len()];
+                depthwise(
+                    &x,
+                    c,
+                    h,
+                    w,
+                    &g,
+                    &wts,
+                    ho,
+                    wo,
+                    &mut got,
+                    Some(&bias),
+                    rr,
+                    act,
+                );
+                let mut runs = vec![("planes", got)];
+                if c8_handles(&g) {
+                    let mut got = vec![f32::NAN; want.len()];
+                    depthwise_c8(&x, c, h, w, &g, &wt, ho, wo, &mut got, Some(&bias), rr, act);
+                    runs.push(("channels of 8", got));
+                }
+                for (path, got) in runs {
+                    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                            "{path}, case {:?}, {act:?}, output {i}: {a} vs {b}",
+                            (c, h, w, k, s, d, (pt, pl, pb, pr))
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
