@@ -7,6 +7,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# The built-in plugins are C++, built with CMake by the engine crate.
+for tool in cmake c++; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "error: building jetrt needs $tool (for the C++ plugins): apt-get install cmake g++" >&2
+    exit 1
+  }
+done
 cargo build --release --bin engine-builder
 eb="$root/target/release/engine-builder"
 out="$root/target/quickstart"

@@ -7,7 +7,9 @@ use crate::onnx::OnnxModel;
 use crate::optimize;
 use jetrt_engine::backend::{self, BackendKind, BuildConfig};
 use jetrt_engine::engine::Engine;
-use jetrt_engine::engine_file::{BuildRecord, EngineHeader, IoDesc, Plan, Preprocess};
+use jetrt_engine::engine_file::{
+    BuildRecord, EngineHeader, IoDesc, Plan, PluginRequirement, Preprocess,
+};
 use jetrt_engine::ir::Network;
 use jetrt_engine::plugin::PluginLibrary;
 use std::path::PathBuf;
@@ -59,6 +61,17 @@ pub fn load_plugins(paths: &[PathBuf]) -> Result<Vec<PluginLibrary>> {
         .iter()
         .map(|p| PluginLibrary::load(p).map_err(Error::Engine))
         .collect()
+}
+
+/// The libraries (file names) that provided the plugins an engine uses.
+fn libraries_needed(plugins: &[PluginRequirement]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for l in plugins.iter().filter_map(|p| p.library.clone()) {
+        if !v.contains(&l) {
+            v.push(l);
+        }
+    }
+    v
 }
 
 /// Converts and optimizes a model into a network.
@@ -115,6 +128,7 @@ pub fn build_engine(
         shape: info.shape.clone(),
         profile,
     };
+    let plugins = PluginRequirement::of_network(&net);
     let header = EngineHeader {
         name: model.name(),
         producer: format!("jetrt {}", jetrt_engine::VERSION),
@@ -124,16 +138,7 @@ pub fn build_engine(
             precision: if opts.fp16 { "fp16" } else { "fp32" }.into(),
             batch: opts.convert.batch.to_string(),
             shapes: opts.shape_args.clone(),
-            plugins: opts
-                .plugins
-                .iter()
-                .map(|p| {
-                    p.file_name().map_or_else(
-                        || p.display().to_string(),
-                        |n| n.to_string_lossy().into_owned(),
-                    )
-                })
-                .collect(),
+            plugins: libraries_needed(&plugins),
         },
         inputs: net
             .inputs
@@ -147,6 +152,7 @@ pub fn build_engine(
             .collect(),
         preprocess: opts.preprocess.clone(),
         labels: opts.labels.clone(),
+        plugins,
     };
     Ok(Engine::new(header, net, vec![plan]))
 }

@@ -37,6 +37,11 @@ fn list_unsupported(ops: &[UnsupportedOp]) -> String {
         s.push_str(&o.to_string());
     }
     s.push_str("\n(`engine-builder ops` lists what is supported; a custom converter can be registered for the rest)");
+    if ops.iter().any(|o| !o.domain.is_empty()) {
+        s.push_str(
+            "\n(a node of a custom domain runs as the plugin of the same name: pass the library that provides it with --plugin LIB)",
+        );
+    }
     s
 }
 

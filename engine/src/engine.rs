@@ -111,6 +111,9 @@ impl Engine {
     /// A context on `backend` (or the best available one). A missing or
     /// stale plan for it is rebuilt in memory.
     pub fn context(&self, backend: Option<BackendKind>, cfg: &RunConfig) -> Result<Context> {
+        // Every plugin the network uses must be registered (built in, or
+        // from a library loaded before this call); all missing ones at once.
+        crate::plugin::registry::check_network(&self.data.network)?;
         let b = match backend {
             Some(k) => {
                 let b = backend::backend(k)?;

@@ -50,6 +50,40 @@ pub struct EngineHeader {
     pub preprocess: Option<Preprocess>,
     #[serde(default)]
     pub labels: Vec<String>,
+    /// The plugins the engine's layers use; each must be registered (built
+    /// in, or from a loaded library) for the engine to run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginRequirement>,
+}
+
+/// A plugin an engine needs, and where it came from when the engine was built.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRequirement {
+    pub name: String,
+    pub version: String,
+    /// The library's file name; `None` for a built-in plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
+}
+
+impl PluginRequirement {
+    /// The distinct plugins a network's layers use, in layer order.
+    pub fn of_network(net: &Network) -> Vec<PluginRequirement> {
+        let mut v: Vec<PluginRequirement> = Vec::new();
+        for l in &net.layers {
+            if let crate::ir::LayerKind::Plugin(p) = &l.kind {
+                let r = PluginRequirement {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    library: p.library.clone(),
+                };
+                if !v.contains(&r) {
+                    v.push(r);
+                }
+            }
+        }
+        v
+    }
 }
 
 /// The build options an engine was made with (what a cache key needs).
@@ -63,7 +97,8 @@ pub struct BuildRecord {
     /// `NAME=DIMS` overrides given.
     #[serde(default)]
     pub shapes: Vec<String>,
-    /// Plugin libraries the engine needs at load time.
+    /// Plugin libraries (file names) the engine needs at load time: those
+    /// that provided a plugin its layers use.
     #[serde(default)]
     pub plugins: Vec<String>,
 }

@@ -34,8 +34,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if !h.build.shapes.is_empty() {
         println!("shapes     {}", h.build.shapes.join(" "));
     }
-    if !h.build.plugins.is_empty() {
-        println!("plugins    {}", h.build.plugins.join(" "));
+    if !h.plugins.is_empty() {
+        let shown: Vec<String> = h
+            .plugins
+            .iter()
+            .map(|p| {
+                let from = p.library.as_deref().unwrap_or("built in");
+                format!("{} {} ({from})", p.name, p.version)
+            })
+            .collect();
+        println!("plugins    {}", shown.join(", "));
     }
     println!("inputs");
     for i in &h.inputs {
@@ -83,9 +91,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 .iter()
                 .map(|o| format!("{} {}", o.dtype, format_shape(&o.shape)))
                 .collect();
+            let kind = match &l.kind {
+                jetrt_engine::ir::LayerKind::Plugin(p) => format!("Plugin:{}", p.name),
+                k => k.name().to_string(),
+            };
             println!(
                 "  #{i:<4} {:<16} {:<40} -> {}",
-                l.kind.name(),
+                kind,
                 l.name,
                 shapes.join(", ")
             );

@@ -111,9 +111,16 @@ pub struct ConvertOptions {
     pub bind: HashMap<String, Tensor>,
 }
 
-/// The opset a node is converted at: its domain's version in the model.
+/// The opset a node is converted at: its domain's version in the model. A
+/// custom domain the model does not import is taken as version 1, so that a
+/// plugin op is not refused for a missing declaration.
 fn node_opset(model: &OnnxModel, node: &NodeProto) -> Option<u32> {
-    model.opsets.get(normalize_domain(&node.domain)).copied()
+    let domain = normalize_domain(&node.domain);
+    model
+        .opsets
+        .get(domain)
+        .copied()
+        .or_else(|| (!domain.is_empty()).then_some(1))
 }
 
 fn node_name(node: &NodeProto, index: usize) -> String {
@@ -133,7 +140,7 @@ pub fn unsupported_ops(model: &OnnxModel, registry: &Registry) -> Vec<Unsupporte
         .enumerate()
         .filter_map(|(i, n)| {
             let opset = node_opset(model, n);
-            let found = opset.and_then(|v| registry.lookup(&n.domain, &n.op_type, v));
+            let found = opset.and_then(|v| registry.resolve(&n.domain, &n.op_type, v));
             found.is_none().then(|| UnsupportedOp {
                 node: node_name(n, i),
                 op_type: n.op_type.clone(),
@@ -272,11 +279,11 @@ pub fn convert(model: &OnnxModel, registry: &Registry, opts: &ConvertOptions) ->
         let node = &g.node[i];
         let opset = node_opset(model, node).unwrap_or(0);
         let name = node_name(node, i);
-        let conv = registry
-            .lookup(&node.domain, &node.op_type, opset)
+        let func = registry
+            .resolve(&node.domain, &node.op_type, opset)
             .expect("unsupported ops were reported above");
         let mut ctx = NodeCtx::new(&mut imp, node, opset, name.clone());
-        (conv.func)(&mut ctx).map_err(|e| Error::Convert {
+        func(&mut ctx).map_err(|e| Error::Convert {
             node: name.clone(),
             op_type: node.op_type.clone(),
             msg: e.msg,

@@ -62,6 +62,18 @@ impl Registry {
             .find(|c| c.opsets.contains(&opset))
     }
 
+    /// The function that converts a node: the registered converter, else,
+    /// for a node of a custom (non-default) domain, the plugin of the same
+    /// name when one is registered (built in or from a loaded library).
+    pub fn resolve(&self, domain: &str, op_type: &str, opset: u32) -> Option<ConvertFn> {
+        if let Some(c) = self.lookup(domain, op_type, opset) {
+            return Some(c.func);
+        }
+        let custom = !normalize_domain(domain).is_empty();
+        (custom && jetrt_engine::plugin::registry::lookup_name(op_type).is_some())
+            .then_some(super::ops::plugin::custom_op as ConvertFn)
+    }
+
     /// Opset ranges supported for an op, merged and sorted.
     pub fn opsets(&self, domain: &str, op_type: &str) -> Vec<RangeInclusive<u32>> {
         let Some(cs) = self

@@ -236,6 +236,7 @@ pub fn infer_outputs(
             TensorInfo::new(inputs[0].dtype, inputs[0].shape.clone())
         }
         LayerKind::Einsum { equation } => einsum(equation, inputs)?,
+        LayerKind::Plugin(p) => return super::plugin::plugin_outputs(inputs, p),
     };
     Ok(vec![out])
 }

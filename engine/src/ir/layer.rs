@@ -83,6 +83,8 @@ pub enum LayerKind {
     },
     /// `addEinsum`.
     Einsum { equation: String },
+    /// `addPluginV3`: an op implemented by a plugin (see [`super::plugin`]).
+    Plugin(super::plugin::PluginParams),
 }
 
 impl LayerKind {
@@ -114,6 +116,7 @@ impl LayerKind {
             LayerKind::ParametricRelu => "ParametricRelu",
             LayerKind::Cumulative { .. } => "Cumulative",
             LayerKind::Einsum { .. } => "Einsum",
+            LayerKind::Plugin(_) => "Plugin",
         }
     }
 

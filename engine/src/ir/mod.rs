@@ -9,9 +9,11 @@ pub mod einsum;
 pub mod infer;
 pub mod layer;
 mod nonfinite;
+pub mod plugin;
 
 pub use infer::infer_outputs;
 pub use layer::*;
+pub use plugin::{FieldValue, PluginDim, PluginField, PluginOutput, PluginParams};
 
 use crate::dtype::DataType;
 use crate::error::{Error, Result};

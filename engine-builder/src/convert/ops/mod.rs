@@ -5,6 +5,7 @@ mod conv;
 mod elementwise;
 mod matmul;
 mod norm;
+pub mod plugin;
 mod pool;
 mod reduce;
 mod resize;
@@ -23,6 +24,7 @@ pub fn register_all(r: &mut Registry) {
     elementwise::register(&mut add);
     matmul::register(&mut add);
     norm::register(&mut add);
+    plugin::register(&mut add);
     pool::register(&mut add);
     reduce::register(&mut add);
     resize::register(&mut add);

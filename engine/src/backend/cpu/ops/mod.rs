@@ -13,6 +13,7 @@ mod elementwise;
 mod gather;
 mod matmul;
 mod norm;
+mod plugin;
 mod pool;
 mod reduce;
 mod resize;
@@ -127,6 +128,7 @@ pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
             reverse: *reverse,
         }),
         LayerKind::Einsum { equation } => Box::new(einsum::Einsum(equation.clone())),
+        LayerKind::Plugin(p) => Box::new(plugin::PluginOp::new(p)?),
     })
 }
 
