@@ -44,28 +44,42 @@ pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Config, Con
     if v.problems.is_empty() {
         Ok(config)
     } else {
+        v.problems.sort_by_key(|p| p.line.unwrap_or(0));
         Err(invalid(v.problems))
     }
 }
 
-/// A TOML syntax or shape error, with the key it points at.
+/// A TOML syntax or shape error, with the dotted key of the line it
+/// points at (the table header above it, then the key on the line).
 fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let (line, key) = match e.span() {
-        Some(span) => {
-            let snippet = text.get(span.clone()).unwrap_or("");
-            let first = snippet.lines().next().unwrap_or("").trim();
-            // A span over a key or a short value names it; a whole table does not.
-            let key = if !first.is_empty() && first.len() <= 60 && !first.starts_with('[') {
-                first.trim_matches('"').to_string()
-            } else {
-                String::new()
-            };
-            (Some(line_at(text, span.start)), key)
+    let Some(span) = e.span() else {
+        return Problem {
+            line: None,
+            key: String::new(),
+            msg: e.message().trim().to_string(),
+        };
+    };
+    let line = line_at(text, span.start);
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line - 1).copied().unwrap_or("").trim();
+    let key = match here.split_once('=') {
+        Some((k, _)) if !here.starts_with('[') => {
+            let k = k.trim().trim_matches('"');
+            let table = lines[..line - 1]
+                .iter()
+                .rev()
+                .map(|l| l.trim())
+                .find(|l| l.starts_with('['))
+                .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+            match table {
+                Some(t) => format!("{t}.{k}"),
+                None => k.to_string(),
+            }
         }
-        None => (None, String::new()),
+        _ => String::new(),
     };
     Problem {
-        line,
+        line: Some(line),
         key,
         msg: e.message().trim().to_string(),
     }
