@@ -115,7 +115,8 @@ mod tests {
         let out = pp.process(&[t]).unwrap().json;
         assert_eq!(out["top"][0]["label"], "blocked");
         let p1 = out["probs"][1].as_f64().unwrap();
-        assert!((p1 - 2.0 / 3.0).abs() < 1e-12, "{p1}");
+        // ln 2 rounded to float32 moves the ratio by about 1e-8.
+        assert!((p1 - 2.0 / 3.0).abs() < 1e-7, "{p1}");
         let bad: toml::Table = toml::from_str("tpo = 3").unwrap();
         let e = check(&bad).unwrap_err();
         assert!(e.contains("tpo"), "{e}");
