@@ -69,3 +69,61 @@ impl Progress {
         }
     }
 }
+
+/// Why a pipeline counts as stalled, if it does: a frame in work for
+/// longer than `timeout`, or frames waiting while nothing finished for
+/// `timeout` (plus the wait `max_rate` imposes). No input is never a stall.
+pub fn stall(
+    busy_for: Option<Duration>,
+    idle_for: Option<Duration>,
+    input_waiting: bool,
+    timeout: Duration,
+    rate_wait: Duration,
+) -> Option<String> {
+    if let Some(b) = busy_for.filter(|b| *b > timeout) {
+        return Some(format!(
+            "one frame has been in work for {:.1} s (stall_timeout {:.1} s)",
+            b.as_secs_f64(),
+            timeout.as_secs_f64()
+        ));
+    }
+    if input_waiting && busy_for.is_none() && idle_for.is_some_and(|d| d > timeout + rate_wait) {
+        return Some(format!(
+            "frames wait but none was processed for {:.1} s",
+            timeout.as_secs_f64()
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_input_without_progress_is_a_stall() {
+        let s = Duration::from_secs;
+        let t = s(10);
+        // Idle with nothing to do (an absent camera): not a stall.
+        assert_eq!(stall(None, Some(s(60)), false, t, s(0)), None);
+        assert_eq!(stall(None, None, false, t, s(0)), None);
+        // Working, within the timeout: fine; past it: stalled.
+        assert_eq!(stall(Some(s(3)), Some(s(3)), true, t, s(0)), None);
+        assert!(stall(Some(s(11)), None, true, t, s(0)).is_some());
+        // Frames waiting, nothing done for long: stalled, unless max_rate
+        // explains the wait.
+        assert!(stall(None, Some(s(11)), true, t, s(0)).is_some());
+        assert_eq!(stall(None, Some(s(11)), true, t, s(5)), None);
+    }
+
+    #[test]
+    fn progress_tracks_work() {
+        let p = Progress::default();
+        assert_eq!(p.busy_for(), None);
+        p.begin();
+        assert!(p.busy_for().is_some());
+        p.end();
+        assert_eq!(p.busy_for(), None);
+        assert!(p.idle_for().is_some());
+    }
+}

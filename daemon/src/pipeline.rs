@@ -181,11 +181,11 @@ impl PipelineHandle {
         })
     }
 
-    /// Queues an `infer`; gives it back when the pipeline is busy or gone.
-    pub fn infer(&self, job: InferJob) -> std::result::Result<(), (InferJob, &'static str)> {
+    /// Queues an `infer`; says why not when the pipeline is busy or gone.
+    pub fn infer(&self, job: InferJob) -> std::result::Result<(), &'static str> {
         self.infer_tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(j) => (j, "busy"),
-            TrySendError::Disconnected(j) => (j, "stopped"),
+            TrySendError::Full(_) => "busy",
+            TrySendError::Disconnected(_) => "stopped",
         })
     }
 
@@ -200,30 +200,18 @@ impl PipelineHandle {
         if finished {
             return Health::Failed("its thread ended".into());
         }
-        if let Some(b) = self.progress.busy_for() {
-            if b > timeout {
-                return Health::Stalled(format!(
-                    "one frame has been in work for {:.1} s (stall_timeout {:.1} s)",
-                    b.as_secs_f64(),
-                    timeout.as_secs_f64()
-                ));
-            }
-        }
         let rate_wait = self
             .config
             .max_rate
             .map_or(Duration::ZERO, |r| Duration::from_secs_f64(1.0 / r));
-        if !self.frames.is_empty()
-            && self.progress.busy_for().is_none()
-            && self
-                .progress
-                .idle_for()
-                .is_some_and(|d| d > timeout + rate_wait)
-        {
-            return Health::Stalled(format!(
-                "frames wait but none was processed for {:.1} s",
-                timeout.as_secs_f64()
-            ));
+        if let Some(why) = crate::health::stall(
+            self.progress.busy_for(),
+            self.progress.idle_for(),
+            !self.frames.is_empty(),
+            timeout,
+            rate_wait,
+        ) {
+            return Health::Stalled(why);
         }
         match self.source_status.state() {
             SourceState::Streaming | SourceState::ClientFed => Health::Running,
@@ -392,7 +380,7 @@ impl Worker {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // The first error and then every 100th, so a bad stream
                 // cannot flood the journal.
-                if self.errors_logged % 100 == 0 {
+                if self.errors_logged.is_multiple_of(100) {
                     log::warn!("pipeline '{}': frame {}: {e}", self.name, f.seq);
                 }
                 self.errors_logged += 1;

@@ -49,6 +49,20 @@ pub struct Shared {
     pub started: Instant,
 }
 
+impl State {
+    /// The same engines, sources and pipelines (shared, not copied).
+    fn snapshot(&self) -> State {
+        State {
+            config: self.config.clone(),
+            engines: self.engines.clone(),
+            sources: self.sources.clone(),
+            pipelines: self.pipelines.clone(),
+            failed: self.failed.clone(),
+            engine_errors: self.engine_errors.clone(),
+        }
+    }
+}
+
 impl Shared {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
@@ -351,21 +365,21 @@ impl Daemon {
     }
 
     /// Applies a new (valid) config: changed pipelines restart, the others
-    /// keep running without a dropped frame.
+    /// keep running without a dropped frame. Engines are loaded (or built)
+    /// before the state is swapped, so clients are served meanwhile.
     pub fn reload(&self, config: Config) -> ReloadReport {
         let mut report = ReloadReport::default();
-        let mut guard = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
-        if config.daemon != guard.config.daemon {
+        let old = self.shared.read().snapshot();
+        if config.daemon != old.config.daemon {
             log::set_max_level(config.daemon.log_level);
             let mut d = config.daemon.clone();
-            d.log_level = guard.config.daemon.log_level;
-            if d != guard.config.daemon {
+            d.log_level = old.config.daemon.log_level;
+            if d != old.config.daemon {
                 log::warn!(
                     "reload: [daemon] settings other than log_level take effect at the next start"
                 );
             }
         }
-        let old = std::mem::replace(&mut *guard, empty_state(&config));
         let new = build_state(
             config,
             Some(&old),
@@ -381,10 +395,9 @@ impl Daemon {
                 }
             }
         }
-        *guard = new;
-        drop(guard);
-        // Old sources and engines nobody uses are dropped with `old`
-        // (sources stop their threads on drop).
+        *self.shared.state.write().unwrap_or_else(|e| e.into_inner()) = new;
+        // Sources and engines nobody uses any more go with `old` (sources
+        // stop their threads when dropped).
         drop(old);
         report
     }
@@ -407,17 +420,6 @@ impl Daemon {
         if let Some(mut server) = self.server.take() {
             server.shutdown(grace);
         }
-    }
-}
-
-fn empty_state(config: &Config) -> State {
-    State {
-        config: config.clone(),
-        engines: BTreeMap::new(),
-        sources: BTreeMap::new(),
-        pipelines: BTreeMap::new(),
-        failed: BTreeMap::new(),
-        engine_errors: BTreeMap::new(),
     }
 }
 

@@ -634,3 +634,166 @@ fn valid_name(n: &str) -> bool {
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(
+            text,
+            Path::new("/etc/jetrtd/test.toml"),
+            &Registry::with_defaults(),
+        )
+    }
+
+    const GOOD: &str = r#"
+version = 1
+[daemon]
+socket_mode = "0600"
+max_clients = 4
+
+[engines.cls]
+onnx = "models/cls.onnx"
+input_size = [224, 224]
+mean = [0.485, 0.456, 0.406]
+std = [0.229, 0.224, 0.225]
+labels = "labels.txt"
+batch = "1:1:1"
+shapes = { input = [1, 3, 224, 224] }
+
+[engines.seg]
+engine = "/opt/seg.engine"
+
+[sources.cam]
+kind = "v4l2"
+format = "mjpeg"
+
+[sources.files]
+kind = "file"
+path = "frames"
+loop = false
+
+[pipelines.a]
+source = "cam"
+engine = "cls"
+postprocess = { kind = "topk", top = 3 }
+max_rate = 10
+
+[pipelines.b]
+source = "files"
+engine = "seg"
+postprocess = { kind = "argmax" }
+[pipelines.b.preprocess]
+color = "bgr"
+"#;
+
+    #[test]
+    fn a_full_config_with_defaults_and_relative_paths() {
+        let c = parse_str(GOOD).unwrap();
+        assert_eq!(c.daemon.socket_mode, 0o600);
+        assert_eq!(c.daemon.max_clients, 4);
+        assert_eq!(c.daemon.socket, PathBuf::from("/run/jetrtd/jetrtd.sock"));
+        match &c.engines["cls"].origin {
+            EngineOrigin::Onnx { model, build } => {
+                assert_eq!(model, Path::new("/etc/jetrtd/models/cls.onnx"));
+                assert_eq!(
+                    build.labels.as_deref(),
+                    Some(Path::new("/etc/jetrtd/labels.txt"))
+                );
+                assert_eq!(build.input_size, Some([224, 224]));
+                assert_eq!(build.shapes["input"], vec![1, 3, 224, 224]);
+            }
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            c.sources["cam"].kind,
+            SourceKind::V4l2 {
+                device: PathBuf::from("/dev/video0"),
+                width: 640,
+                height: 480,
+                fps: 30.0,
+                format: CameraFormat::Mjpeg
+            }
+        );
+        assert!(matches!(
+            c.sources["files"].kind,
+            SourceKind::File { looping: false, .. }
+        ));
+        assert_eq!(c.pipelines["a"].max_rate, Some(10.0));
+        assert_eq!(c.pipelines["b"].preprocess.color, Some(ColorOrder::Bgr));
+        assert_eq!(c.line_of("pipelines.a.engine"), Some(30));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line_and_key() {
+        let text = GOOD
+            .replace("socket_mode = \"0600\"", "socket_mode = \"rw\"")
+            .replace("top = 3", "top = 3, bottom = 1")
+            .replace("engine = \"cls\"", "engine = \"clz\"")
+            .replace("color = \"bgr\"", "color = \"grb\"");
+        let e = parse_str(&text).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = e
+            .problems()
+            .iter()
+            .map(|p| (p.line, p.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(4), "daemon.socket_mode"),
+                (Some(30), "pipelines.a.engine"),
+                (Some(31), "pipelines.a.postprocess"),
+                (Some(39), "pipelines.b.preprocess.color"),
+            ],
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("/etc/jetrtd/test.toml:4: daemon.socket_mode: must be octal"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("no engine named \"clz\" (engines: cls, seg)"),
+            "{msg}"
+        );
+        assert!(msg.contains("unknown field `bottom`"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_and_types_name_the_key() {
+        let e = parse_str("version = 1\n[daemon]\nsockt = \"/x\"\n").unwrap_err();
+        assert_eq!(e.problems()[0].line, Some(3));
+        assert_eq!(e.problems()[0].key, "daemon.sockt");
+        let e = parse_str("version = 1\n[sources.s]\nkind = \"synthetic\"\nwidth = \"wide\"\n")
+            .unwrap_err();
+        assert_eq!(e.problems()[0].key, "sources.s.width");
+        let e = parse_str("[daemon]\n").unwrap_err();
+        assert!(e.to_string().contains("missing field `version`"), "{e}");
+        let e = parse_str("version = 1\n[engines.e]\nengine = \"a.engine\"\nmean = [0, 0, 0]\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("engines.e.mean: is a build option for `onnx` engines"),
+            "{e}"
+        );
+        let e = parse_str("version = 1\n[sources.\"bad name\"]\nkind = \"push\"\n").unwrap_err();
+        assert!(e.to_string().contains("letters, digits"), "{e}");
+    }
+
+    #[test]
+    fn warnings_for_what_this_machine_lacks() {
+        let c = parse_str(GOOD).unwrap();
+        let w: Vec<String> = super::super::check(&c)
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert!(
+            w.iter().any(|w| w.starts_with(
+                "line 8: engines.cls.onnx: model /etc/jetrtd/models/cls.onnx does not exist here"
+            )),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|w| w.contains("sources.files.path")), "{w:?}");
+    }
+}

@@ -151,7 +151,7 @@ fn infer(
             input,
             reply: outbox.clone(),
         })
-        .map_err(|(_, why)| {
+        .map_err(|why| {
             error(
                 id,
                 "busy",

@@ -9,9 +9,13 @@ use std::sync::{Arc, Mutex};
 
 pub type FrameRx = Receiver<Arc<Frame>>;
 
+/// A pipeline's queue: its name, the sending side, and its receiver (kept
+/// to report how many frames wait).
+type Queue = (String, LatestSender<Arc<Frame>>, FrameRx);
+
 pub struct Fanout {
     depth: usize,
-    queues: Mutex<Vec<(String, LatestSender<Arc<Frame>>, FrameRx)>>,
+    queues: Mutex<Vec<Queue>>,
     seq: std::sync::atomic::AtomicU64,
 }
 
