@@ -163,6 +163,48 @@ fn synthetic_source_feeds_two_pipelines_matching_engine_builder() {
     assert_eq!(stats["pipelines"]["raw"]["health"]["state"], "running");
     drop(c);
 
+    // jetrtctl, on the same daemon.
+    let ctl = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_jetrtctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "jetrtctl {args:?}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    };
+    let status = ctl(&["status"]);
+    assert!(
+        status.contains("raw") && status.contains("running") && status.contains("fps"),
+        "{status}"
+    );
+    let watched = ctl(&["watch", "shapes", "--count", "2"]);
+    assert_eq!(
+        watched
+            .lines()
+            .filter(|l| l.starts_with("shapes seq "))
+            .count(),
+        2,
+        "{watched}"
+    );
+    let triangle = tiny_dir().join("images/triangle.png");
+    let inferred = ctl(&["infer", "shapes", triangle.to_str().unwrap()]);
+    assert!(inferred.contains(": triangle 99."), "{inferred}");
+    let o = Command::new(env!("CARGO_BIN_EXE_jetrtctl"))
+        .args(["--socket", "/nonexistent/jetrtd.sock", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot connect to /nonexistent/jetrtd.sock")
+    );
+
     // A second start reuses the cached build.
     d.signal(libc::SIGTERM);
     assert!(d
