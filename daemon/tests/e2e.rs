@@ -333,8 +333,10 @@ fn gstreamer_videotestsrc_matches_engine_builder() {
         return;
     }
     let frame = grabbed.unwrap();
+    // A second source with a pipeline GStreamer cannot build: it waits,
+    // saying why, and the first is unaffected.
     let body = format!(
-        "{}\n[sources.gst]\nkind = \"gstreamer\"\npipeline = \"{desc}\"\n\n[pipelines.gst]\nsource = \"gst\"\nengine = \"tiny\"\n",
+        "{}\n[sources.gst]\nkind = \"gstreamer\"\npipeline = \"{desc}\"\n\n[pipelines.gst]\nsource = \"gst\"\nengine = \"tiny\"\n\n[sources.broken]\nkind = \"gstreamer\"\npipeline = \"no-such-element-jetrt ! videoconvert\"\n\n[pipelines.broken]\nsource = \"broken\"\nengine = \"tiny\"\n",
         tiny_engine_toml()
     );
     let d = Daemon::start("", &body);
@@ -353,6 +355,16 @@ fn gstreamer_videotestsrc_matches_engine_builder() {
         "{stats}"
     );
     assert_eq!(frame.format, PixelFormat::Yuyv);
+    let s = d.wait_stats(
+        "the broken GStreamer source waits",
+        Duration::from_secs(10),
+        |s| {
+            s["pipelines"]["broken"]["health"]["state"] == "waiting"
+                && s["sources"]["broken"]["status"]["state"] == "waiting"
+        },
+    );
+    let why = s["sources"]["broken"]["status"]["detail"].as_str().unwrap();
+    assert!(why.contains("no-such-element-jetrt"), "{why}");
 }
 
 #[test]

@@ -111,3 +111,58 @@ impl Source for FileSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn y4m(frames: &[u8]) -> Vec<u8> {
+        let mut f = b"YUV4MPEG2 W2 H2 F30:1 C420jpeg\n".to_vec();
+        for &v in frames {
+            f.extend_from_slice(b"FRAME\n");
+            f.extend_from_slice(&[v; 6]);
+        }
+        f
+    }
+
+    fn next(s: &mut FileSource) -> Result<Frame, SourceError> {
+        loop {
+            if let Some(f) = s.next(Duration::from_secs(1))? {
+                return Ok(f);
+            }
+        }
+    }
+
+    #[test]
+    fn a_y4m_video_loops_and_a_vanished_one_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("clip.y4m");
+        std::fs::write(&p, y4m(&[10, 20])).unwrap();
+        let mut s = FileSource::open(&p, 1000.0, true).unwrap();
+        let seen: Vec<u8> = (0..3).map(|_| next(&mut s).unwrap().data[0]).collect();
+        assert_eq!(seen, vec![10, 20, 10]);
+        assert_eq!(next(&mut s).unwrap().format, PixelFormat::I420);
+        std::fs::remove_file(&p).unwrap();
+        // The open file plays to its end; reopening for the loop fails.
+        let e = next(&mut s).unwrap_err().to_string();
+        assert!(e.contains("clip.y4m"), "{e}");
+        assert!(FileSource::open(&p, 30.0, true).is_err());
+    }
+
+    #[test]
+    fn without_loop_a_source_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("one.y4m");
+        std::fs::write(&p, y4m(&[5])).unwrap();
+        let mut s = FileSource::open(&p, 1000.0, false).unwrap();
+        assert_eq!(next(&mut s).unwrap().data[0], 5);
+        assert!(matches!(next(&mut s), Err(SourceError::Ended)));
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let e = FileSource::open(&empty, 30.0, true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("holds no images"), "{e}");
+    }
+}
