@@ -329,7 +329,11 @@ impl Worker {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             f = newer;
         }
-        self.next_due = Some(due.max(Instant::now() - interval) + interval);
+        // The next result is due one interval after this one, or after now
+        // when this one came late (no burst to catch up).
+        let now = Instant::now();
+        let late_base = now.checked_sub(interval).unwrap_or(due);
+        self.next_due = Some(due.max(late_base) + interval);
         Some(f)
     }
 

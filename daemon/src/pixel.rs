@@ -37,11 +37,7 @@ pub fn convert(
     format: PixelFormat,
 ) -> Result<(Vec<u8>, u32, u32), PixelError> {
     if format == PixelFormat::Mjpeg {
-        let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
-            .map_err(|e| PixelError::Jpeg(e.to_string()))?
-            .to_rgb8();
-        let (w, h) = img.dimensions();
-        return Ok((img.into_raw(), w, h));
+        return decode_jpeg(data);
     }
     let (w, h) = (width as usize, height as usize);
     if w == 0 || h == 0 {
@@ -59,6 +55,7 @@ pub fn convert(
     }
     let data = &data[..want];
     let rgb = match format {
+        PixelFormat::Mjpeg => return decode_jpeg(data),
         PixelFormat::Rgb => data.to_vec(),
         PixelFormat::Bgr => data
             .chunks_exact(3)
@@ -68,9 +65,16 @@ pub fn convert(
         PixelFormat::Yuyv => yuyv(data, w, h),
         PixelFormat::Nv12 => yuv420(data, w, h, true),
         PixelFormat::I420 => yuv420(data, w, h, false),
-        PixelFormat::Mjpeg => unreachable!("decoded above"),
     };
     Ok((rgb, width, height))
+}
+
+fn decode_jpeg(data: &[u8]) -> Result<(Vec<u8>, u32, u32), PixelError> {
+    let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
+        .map_err(|e| PixelError::Jpeg(e.to_string()))?
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    Ok((img.into_raw(), w, h))
 }
 
 /// BT.601 limited-range YCbCr to RGB, in fixed point (8 fractional bits).
