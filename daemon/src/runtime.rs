@@ -507,7 +507,11 @@ pub fn serve(config_path: &Path, config: Config, registry: Registry) -> Result<(
         was_healthy = healthy;
         if status != last_status {
             notifier.status(&status);
-            log::info!("status: {status}");
+            // Clients come and go often (each `jetrtctl status`); only a
+            // change of the pipelines is worth a line in the journal.
+            if pipelines_part(&status) != pipelines_part(&last_status) {
+                log::info!("status: {status}");
+            }
             last_status = status;
         }
     }
@@ -516,4 +520,9 @@ pub fn serve(config_path: &Path, config: Config, registry: Registry) -> Result<(
     daemon.shutdown(Duration::from_secs(2));
     log::info!("stopped");
     Ok(())
+}
+
+/// The status line without its client count.
+fn pipelines_part(status: &str) -> &str {
+    status.rsplit_once("; ").map_or(status, |(p, _)| p)
 }
