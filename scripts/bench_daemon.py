@@ -6,15 +6,15 @@
 With a model folder holding model.onnx (default: $JETRT_MODELS/squeezenet1_1,
 else ../shared/models/squeezenet1_1), it prints:
 
-1. the baseline: `engine-builder bench` on the engine jetrtd built (bare
-   inference at batch 1, same thread count);
-2. sustained FPS of a jetrtd pipeline on a synthetic 320x240 source faster
+1. sustained FPS of a jetrtd pipeline on a synthetic 320x240 source faster
    than the engine (frames the pipeline cannot take are dropped), with a
    subscriber reading every result over the socket;
-3. capture-to-publish latency p50/p99 with the source at half that rate
-   (no queueing), and the daemon's overhead over the engine time;
-4. jetrtd's RSS after 1 minute and after --minutes minutes of the
-   saturated run (the two should be within 5%).
+2. the baseline: `engine-builder bench` on the engine jetrtd built (bare
+   inference at batch 1, same thread count), right after;
+3. capture-to-publish latency p50/p99 with the source at half the
+   sustained rate (no queueing), and the daemon's overhead over the engine;
+4. jetrtd's RSS after 1 minute and after --minutes minutes of a saturated
+   run (the two should be within 5%); --minutes 0 skips it.
 
 Binaries come from --bin-dir (build them first: cargo build --release
 --bins). Timings depend on what else runs: run it on a quiet machine.
@@ -128,58 +128,48 @@ def main():
         os.uname().machine, os.cpu_count(), " ".join("%.2f" % x for x in os.getloadavg())))
     print("model: %s; threads %d" % (model, a.threads))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        # Saturated: the source is faster than the engine.
-        d = Daemon(a.bin_dir, tmp, config(tmp, model, a.threads, a.source_fps))
-        start = time.monotonic()
-        engine = [os.path.join(tmp, "state", "engines", f)
-                  for f in os.listdir(os.path.join(tmp, "state", "engines"))][0]
-
+    def run_daemon(tmp, fps):
+        d = Daemon(a.bin_dir, tmp, config(tmp, model, a.threads, fps))
         stop = threading.Event()
         counts = [0]
         t = threading.Thread(target=reader, args=(os.path.join(tmp, "jetrtd.sock"), stop, counts))
         t.start()
+        return d, stop, counts, t
+
+    # 1. Sustained rate: the source is faster than the engine. Then the
+    # baseline and the latency run, close in time so they compare.
+    with tempfile.TemporaryDirectory() as tmp:
+        d, stop, counts, t = run_daemon(tmp, a.source_fps)
         time.sleep(3)
         s0, c0, t0 = pipeline_stats(d.client), counts[0], time.monotonic()
         time.sleep(a.window)
         s1, c1, t1 = pipeline_stats(d.client), counts[0], time.monotonic()
+        stop.set()
+        t.join()
+        d.stop()
         fps = (s1["frames"] - s0["frames"]) / (t1 - t0)
         client_fps = (c1 - c0) / (t1 - t0)
         print("\nsustained (source %.0f fps, queue 1): %.1f fps in the pipeline, %.1f results/s read by a client; "
               "engine p50 %.2f ms; capture->publish p50 %.2f p99 %.2f ms" % (
-                  a.source_fps, fps, client_fps, s1["engine_ms"]["p50"], s1["latency_ms"]["p50"], s1["latency_ms"]["p99"]))
-
-        # RSS at 1 minute and at the end of the soak, still saturated.
-        while time.monotonic() - start < 60:
-            time.sleep(1)
-        rss1 = rss_kib(d.proc.pid)
-        print("RSS after 1 min: %.1f MiB" % (rss1 / 1024))
+                  a.source_fps, fps, client_fps, s1["engine_ms"]["p50"], s1["latency_ms"]["p50"],
+                  s1["latency_ms"]["p99"]))
         sys.stdout.flush()
-        while time.monotonic() - start < a.minutes * 60:
-            time.sleep(5)
-        rssn = rss_kib(d.proc.pid)
-        frames = pipeline_stats(d.client)["frames"]
-        print("RSS after %.0f min: %.1f MiB (%+.1f%% from 1 min); %d frames processed" % (
-            a.minutes, rssn / 1024, 100.0 * (rssn - rss1) / max(rss1, 1), frames))
-        stop.set()
-        t.join()
-        d.stop()
 
-        # Baseline: bare inference on the same engine.
+        # 2. Baseline: bare inference on the engine the daemon built.
+        edir = os.path.join(tmp, "state", "engines")
+        engine = os.path.join(edir, os.listdir(edir)[0])
         out = subprocess.run([os.path.join(a.bin_dir, "engine-builder"), "bench", engine,
                               "--threads", str(a.threads)], capture_output=True, text=True)
         print("\nbaseline, engine-builder bench --threads %d:\n%s" % (a.threads, out.stdout.strip()))
         m = re.search(r"median\s+([0-9.]+)\s*ms", out.stdout)
         bench_ms = float(m.group(1)) if m else None
+        m = re.search(r"fps\s+([0-9.]+)", out.stdout)
+        bench_fps = float(m.group(1)) if m else None
+        sys.stdout.flush()
 
+    # 3. Latency without queueing: the source at half the sustained rate.
     with tempfile.TemporaryDirectory() as tmp:
-        # Latency without queueing: the source at half the sustained rate.
-        half = max(1.0, fps / 2)
-        d = Daemon(a.bin_dir, tmp, config(tmp, model, a.threads, round(half, 1)))
-        stop = threading.Event()
-        counts = [0]
-        t = threading.Thread(target=reader, args=(os.path.join(tmp, "jetrtd.sock"), stop, counts))
-        t.start()
+        d, stop, counts, t = run_daemon(tmp, round(max(1.0, fps / 2), 1))
         time.sleep(3 + a.window)
         s = pipeline_stats(d.client)
         stop.set()
@@ -187,11 +177,35 @@ def main():
         d.stop()
         over = s["latency_ms"]["p50"] - s["engine_ms"]["p50"]
         print("\nat %.1f fps (half the sustained rate): capture->publish p50 %.2f ms, p99 %.2f ms; engine p50 %.2f ms; "
-              "daemon overhead (p50 latency - p50 engine) %.2f ms" % (
+              "daemon overhead (p50 latency - p50 engine: conversion, resize, normalization, postprocess, publish) %.2f ms" % (
                   s["fps"], s["latency_ms"]["p50"], s["latency_ms"]["p99"], s["engine_ms"]["p50"], over))
         if bench_ms:
-            print("engine time in the daemon vs engine-builder bench median: %.2f vs %.2f ms" % (
-                s["engine_ms"]["p50"], bench_ms))
+            print("engine time in the daemon vs engine-builder bench median: %.2f vs %.2f ms; "
+                  "sustained daemon fps vs bench fps: %.1f vs %.1f" % (
+                      s["engine_ms"]["p50"], bench_ms, fps, bench_fps or 0.0))
+        sys.stdout.flush()
+
+    # 4. Soak: RSS after 1 minute and at the end, saturated, a client reading.
+    rss1 = rssn = 0
+    if a.minutes > 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.monotonic()
+            d, stop, counts, t = run_daemon(tmp, a.source_fps)
+            while time.monotonic() - start < 60:
+                time.sleep(1)
+            rss1 = rss_kib(d.proc.pid)
+            print("\nRSS after 1 min: %.1f MiB" % (rss1 / 1024))
+            sys.stdout.flush()
+            while time.monotonic() - start < a.minutes * 60:
+                time.sleep(5)
+            rssn = rss_kib(d.proc.pid)
+            frames = pipeline_stats(d.client)["frames"]
+            print("RSS after %.0f min: %.1f MiB (%+.1f%% from 1 min); %d frames processed, %d read by the client" % (
+                a.minutes, rssn / 1024, 100.0 * (rssn - rss1) / max(rss1, 1), frames, counts[0]))
+            stop.set()
+            t.join()
+            d.stop()
+    print("load average at the end: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
     print(json.dumps({"sustained_fps": fps, "client_fps": client_fps, "rss_1min_kib": rss1,
                       "rss_end_kib": rssn, "latency_p50_ms": s["latency_ms"]["p50"],
                       "latency_p99_ms": s["latency_ms"]["p99"], "engine_p50_ms": s["engine_ms"]["p50"],
