@@ -716,7 +716,18 @@ fn pushed_frames_and_tensors_give_the_same_results_as_infer() {
         "{}\n[sources.client]\nkind = \"push\"\n\n[pipelines.pushed]\nsource = \"client\"\nengine = \"tiny\"\n",
         tiny_engine_toml()
     );
-    let d = Daemon::start("", &body);
+    // SAFETY: getgid(2) cannot fail and touches no memory.
+    let gid = unsafe { libc::getgid() };
+    let d = Daemon::start(
+        &format!("socket_mode = \"0640\"\nsocket_group = \"{gid}\""),
+        &body,
+    );
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        (meta.permissions().mode() & 0o777, meta.gid()),
+        (0o640, gid)
+    );
     let mut sub = d.client();
     sub.subscribe("pushed").unwrap();
     let mut pusher = d.client();
