@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what jetrt's tests need, then runs them all: formatting, lints,
-# the C++ plugin build, unit tests and end-to-end tests.
+# the C++ plugin build, unit tests and end-to-end tests (jetrtd's among
+# them: real daemons on temporary sockets, GStreamer's videotestsrc, the
+# Python client).
 #
 #   scripts/test.sh
 #
@@ -72,6 +74,14 @@ missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
+# jetrtd's GStreamer source (gstreamer-rs, tested with videotestsrc) and its
+# V4L2 source (the v4l crate generates bindings with libclang).
+pkg-config --exists gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0 2>/dev/null \
+  || missing+=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev)
+dpkg -s gstreamer1.0-plugins-base >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-base)
+dpkg -s gstreamer1.0-plugins-good >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-good)
+dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}"
   apt_install "${missing[@]}"

@@ -1,0 +1,799 @@
+//! Raw config -> [`Config`]: values checked, cross-references resolved,
+//! relative paths taken from the config file's folder. Every problem is
+//! collected, so a user fixes them all in one pass.
+
+use super::error::{ConfigError, Problem};
+use super::raw::*;
+use super::types::*;
+use super::CONFIG_VERSION;
+use crate::postprocess::Registry;
+use jetrt_engine::engine_file::ColorOrder;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// Reads and validates a config file.
+pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path, registry)
+}
+
+/// Validates config text; `path` names it in errors and anchors relative paths.
+pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(vec![toml_problem(text, &e)]))?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut v = Validator {
+        text,
+        base,
+        problems: vec![],
+        lines: BTreeMap::new(),
+    };
+    let config = v.config(raw, path, registry);
+    if v.problems.is_empty() {
+        Ok(config)
+    } else {
+        v.problems.sort_by_key(|p| p.line.unwrap_or(0));
+        Err(invalid(v.problems))
+    }
+}
+
+/// A TOML syntax or shape error, with the dotted key of the line it
+/// points at (the table header above it, then the key on the line).
+fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
+    let Some(span) = e.span() else {
+        return Problem {
+            line: None,
+            key: String::new(),
+            msg: e.message().trim().to_string(),
+        };
+    };
+    let line = line_at(text, span.start);
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line - 1).copied().unwrap_or("").trim();
+    let key = match here.split_once('=') {
+        Some((k, _)) if !here.starts_with('[') => {
+            let k = k.trim().trim_matches('"');
+            let table = lines[..line - 1]
+                .iter()
+                .rev()
+                .map(|l| l.trim())
+                .find(|l| l.starts_with('['))
+                .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+            match table {
+                Some(t) => format!("{t}.{k}"),
+                None => k.to_string(),
+            }
+        }
+        _ => String::new(),
+    };
+    Problem {
+        line: Some(line),
+        key,
+        msg: e.message().trim().to_string(),
+    }
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    base: PathBuf,
+    problems: Vec<Problem>,
+    lines: BTreeMap<String, usize>,
+}
+
+impl Validator<'_> {
+    fn line<T>(&self, s: &Spanned<T>) -> usize {
+        line_at(self.text, s.span().start)
+    }
+
+    /// Records where `key` is, and returns its value.
+    fn at<'s, T>(&mut self, key: &str, s: &'s Spanned<T>) -> &'s T {
+        self.lines.insert(key.to_string(), self.line(s));
+        s.get_ref()
+    }
+
+    fn problem<T>(&mut self, key: &str, s: &Spanned<T>, msg: impl Into<String>) {
+        self.problems.push(Problem {
+            line: Some(self.line(s)),
+            key: key.to_string(),
+            msg: msg.into(),
+        });
+    }
+
+    fn path(&mut self, key: &str, s: &Spanned<PathBuf>) -> PathBuf {
+        let p = self.at(key, s);
+        if p.as_os_str().is_empty() {
+            self.problem(key, s, "is empty; give a path");
+        }
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn count(&mut self, key: &str, s: &Spanned<i64>, min: i64, max: i64) -> usize {
+        let v = *self.at(key, s);
+        if v < min || v > max {
+            self.problem(key, s, format!("must be between {min} and {max}, not {v}"));
+            return min.max(0) as usize;
+        }
+        v as usize
+    }
+
+    fn positive(&mut self, key: &str, s: &Spanned<f64>, max: f64) -> f64 {
+        let v = *self.at(key, s);
+        if !(v > 0.0 && v <= max) {
+            self.problem(
+                key,
+                s,
+                format!("must be above 0 and at most {max}, not {v}"),
+            );
+            return 1.0;
+        }
+        v
+    }
+
+    fn size(&mut self, key: &str, s: &Spanned<Vec<i64>>) -> Option<[usize; 2]> {
+        match self.at(key, s)[..] {
+            [h, w] if (1..=16384).contains(&h) && (1..=16384).contains(&w) => {
+                Some([h as usize, w as usize])
+            }
+            _ => {
+                self.problem(key, s, "must be [height, width], e.g. [224, 224]");
+                None
+            }
+        }
+    }
+
+    fn triple(&mut self, key: &str, s: &Spanned<Vec<f64>>, nonzero: bool) -> Option<[f32; 3]> {
+        match self.at(key, s)[..] {
+            [a, b, c]
+                if [a, b, c]
+                    .iter()
+                    .all(|x| x.is_finite() && (!nonzero || *x != 0.0)) =>
+            {
+                Some([a as f32, b as f32, c as f32])
+            }
+            _ => {
+                let what = if nonzero { "non-zero " } else { "" };
+                self.problem(
+                    key,
+                    s,
+                    format!(
+                        "must be three {what}numbers, one per channel, e.g. [0.485, 0.456, 0.406]"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn color(&mut self, key: &str, s: &Spanned<String>) -> Option<ColorOrder> {
+        match self.at(key, s).as_str() {
+            "rgb" => Some(ColorOrder::Rgb),
+            "bgr" => Some(ColorOrder::Bgr),
+            other => {
+                self.problem(
+                    key,
+                    s,
+                    format!("must be \"rgb\" or \"bgr\", not \"{other}\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn config(&mut self, raw: RawConfig, path: &Path, registry: &Registry) -> Config {
+        let version = *self.at("version", &raw.version);
+        if version != CONFIG_VERSION {
+            self.problem(
+                "version",
+                &raw.version,
+                format!(
+                    "this jetrtd reads config version {CONFIG_VERSION}, the file says {version}"
+                ),
+            );
+        }
+        let daemon = self.daemon(&raw.daemon);
+        let engines = raw
+            .engines
+            .iter()
+            .filter_map(|(name, e)| Some((name.clone(), self.engine(name, e)?)))
+            .collect::<BTreeMap<_, _>>();
+        let sources = raw
+            .sources
+            .iter()
+            .filter_map(|(name, s)| Some((name.clone(), self.source(name, s)?)))
+            .collect::<BTreeMap<_, _>>();
+        let mut pipelines = BTreeMap::new();
+        for (name, p) in &raw.pipelines {
+            if let Some(pc) = self.pipeline(name, p, &raw, registry) {
+                pipelines.insert(name.clone(), pc);
+            }
+        }
+        let names: [(&str, Vec<String>); 3] = [
+            ("engine", raw.engines.keys().cloned().collect()),
+            ("source", raw.sources.keys().cloned().collect()),
+            ("pipeline", raw.pipelines.keys().cloned().collect()),
+        ];
+        for (kind, names) in names {
+            for n in names {
+                if !valid_name(&n) {
+                    self.problems.push(Problem {
+                        line: self.lines.get(&format!("{kind}s.{n}")).copied(),
+                        key: format!("{kind}s.{n}"),
+                        msg: format!("a {kind} name may hold letters, digits, '-' and '_' only"),
+                    });
+                }
+            }
+        }
+        Config {
+            path: path.to_path_buf(),
+            daemon,
+            engines,
+            sources,
+            pipelines,
+            lines: std::mem::take(&mut self.lines),
+        }
+    }
+
+    fn daemon(&mut self, d: &RawDaemon) -> DaemonConfig {
+        let mut c = DaemonConfig::default();
+        if let Some(s) = &d.socket {
+            c.socket = self.path("daemon.socket", s);
+        }
+        if let Some(s) = &d.socket_mode {
+            match u32::from_str_radix(self.at("daemon.socket_mode", s).as_str(), 8) {
+                Ok(m) if m <= 0o777 => c.socket_mode = m,
+                _ => self.problem(
+                    "daemon.socket_mode",
+                    s,
+                    "must be octal permission bits as a string, e.g. \"0660\"",
+                ),
+            }
+        }
+        if let Some(s) = &d.socket_group {
+            let g = self.at("daemon.socket_group", s);
+            if g.is_empty() {
+                self.problem(
+                    "daemon.socket_group",
+                    s,
+                    "is empty; name a group or leave it out",
+                );
+            }
+            c.socket_group = Some(g.clone());
+        }
+        if let Some(s) = &d.state_dir {
+            c.state_dir = self.path("daemon.state_dir", s);
+        }
+        if let Some(s) = &d.log_level {
+            match self.at("daemon.log_level", s).parse::<log::LevelFilter>() {
+                Ok(l) => c.log_level = l,
+                Err(_) => self.problem(
+                    "daemon.log_level",
+                    s,
+                    "must be one of off, error, warn, info, debug, trace",
+                ),
+            }
+        }
+        if let Some(s) = &d.max_clients {
+            c.max_clients = self.count("daemon.max_clients", s, 1, 4096);
+        }
+        if let Some(s) = &d.client_queue {
+            c.client_queue = self.count("daemon.client_queue", s, 1, 65536);
+        }
+        if let Some(s) = &d.max_message_bytes {
+            c.max_message_bytes = self.count("daemon.max_message_bytes", s, 4096, 1 << 30);
+        }
+        c
+    }
+
+    fn engine(&mut self, name: &str, e: &Spanned<RawEngine>) -> Option<EngineConfig> {
+        let k = |f: &str| format!("engines.{name}.{f}");
+        self.at(&format!("engines.{name}"), e);
+        let e = e.get_ref();
+        let origin = match (&e.engine, &e.onnx) {
+            (Some(p), None) => {
+                let build_keys = [
+                    ("input_size", e.input_size.as_ref().map(|s| s.span())),
+                    ("mean", e.mean.as_ref().map(|s| s.span())),
+                    ("std", e.std.as_ref().map(|s| s.span())),
+                    ("color", e.color.as_ref().map(|s| s.span())),
+                    ("labels", e.labels.as_ref().map(|s| s.span())),
+                    ("batch", e.batch.as_ref().map(|s| s.span())),
+                ];
+                for (key, span) in build_keys {
+                    if let Some(span) = span {
+                        self.problems.push(Problem {
+                            line: Some(line_at(self.text, span.start)),
+                            key: k(key),
+                            msg: "is a build option for `onnx` engines; a prebuilt engine records its own (set preprocessing per pipeline in [pipelines.NAME.preprocess])".into(),
+                        });
+                    }
+                }
+                EngineOrigin::Prebuilt(self.path(&k("engine"), p))
+            }
+            (None, Some(p)) => {
+                let model = self.path(&k("onnx"), p);
+                let mut b = BuildSettings {
+                    input_size: e
+                        .input_size
+                        .as_ref()
+                        .and_then(|s| self.size(&k("input_size"), s)),
+                    mean: e
+                        .mean
+                        .as_ref()
+                        .and_then(|s| self.triple(&k("mean"), s, false)),
+                    std: e.std.as_ref().and_then(|s| self.triple(&k("std"), s, true)),
+                    color: e.color.as_ref().and_then(|s| self.color(&k("color"), s)),
+                    labels: e.labels.as_ref().map(|s| self.path(&k("labels"), s)),
+                    batch: None,
+                    shapes: BTreeMap::new(),
+                };
+                if let Some(s) = &e.batch {
+                    let v = self.at(&k("batch"), s);
+                    if v.parse::<engine_builder::convert::BatchProfile>().is_err() {
+                        self.problem(&k("batch"), s, "must be MIN:OPT:MAX, e.g. \"1:1:4\"");
+                    }
+                    b.batch = Some(v.clone());
+                }
+                for (input, dims) in &e.shapes {
+                    if dims.is_empty() || dims.iter().any(|&d| d < 1) {
+                        self.problems.push(Problem {
+                            line: None,
+                            key: format!("engines.{name}.shapes.{input}"),
+                            msg: "must be a list of positive dims, e.g. [1, 3, 224, 224]".into(),
+                        });
+                    } else {
+                        b.shapes
+                            .insert(input.clone(), dims.iter().map(|&d| d as usize).collect());
+                    }
+                }
+                EngineOrigin::Onnx { model, build: b }
+            }
+            (Some(p), Some(_)) => {
+                self.problem(&k("engine"), p, "give either `engine` (a prebuilt .engine file) or `onnx` (a model to build), not both");
+                return None;
+            }
+            (None, None) => {
+                self.problems.push(Problem {
+                    line: self.lines.get(&format!("engines.{name}")).copied(),
+                    key: format!("engines.{name}"),
+                    msg: "needs `engine = \"FILE.engine\"` or `onnx = \"MODEL.onnx\"`".into(),
+                });
+                return None;
+            }
+        };
+        let backend = e.backend.as_ref().and_then(|s| {
+            let v = self.at(&k("backend"), s).clone();
+            match v.as_str() {
+                "auto" => None,
+                "cpu" | "cuda" | "tensorrt" => Some(v),
+                _ => {
+                    self.problem(&k("backend"), s, "must be auto, cpu, cuda or tensorrt");
+                    None
+                }
+            }
+        });
+        let threads = e
+            .threads
+            .as_ref()
+            .map(|s| self.count(&k("threads"), s, 1, 1024));
+        let plugins = e
+            .plugins
+            .iter()
+            .map(|p| self.path(&k("plugins"), p))
+            .collect();
+        Some(EngineConfig {
+            origin,
+            backend,
+            threads,
+            plugins,
+        })
+    }
+
+    fn source(&mut self, name: &str, s: &Spanned<RawSource>) -> Option<SourceConfig> {
+        let k = |f: &str| format!("sources.{name}.{f}");
+        self.at(&format!("sources.{name}"), s);
+        let s = s.get_ref();
+        let kind = self.at(&k("kind"), &s.kind).clone();
+        // Which keys each kind takes; any other is an error.
+        let allowed: &[&str] = match kind.as_str() {
+            "synthetic" => &["width", "height", "fps"],
+            "file" => &["path", "fps", "loop"],
+            "push" => &[],
+            "v4l2" => &["device", "width", "height", "fps", "format"],
+            "gstreamer" => &["pipeline"],
+            other => {
+                self.problem(
+                    &k("kind"),
+                    &s.kind,
+                    format!("unknown source kind \"{other}\"; kinds are synthetic, file, push, v4l2, gstreamer"),
+                );
+                return None;
+            }
+        };
+        let present: [(&str, Option<std::ops::Range<usize>>); 8] = [
+            ("width", s.width.as_ref().map(|v| v.span())),
+            ("height", s.height.as_ref().map(|v| v.span())),
+            ("fps", s.fps.as_ref().map(|v| v.span())),
+            ("path", s.path.as_ref().map(|v| v.span())),
+            ("loop", s.looping.as_ref().map(|v| v.span())),
+            ("device", s.device.as_ref().map(|v| v.span())),
+            ("format", s.format.as_ref().map(|v| v.span())),
+            ("pipeline", s.pipeline.as_ref().map(|v| v.span())),
+        ];
+        for (key, span) in present {
+            if let Some(span) = span {
+                if !allowed.contains(&key) {
+                    self.problems.push(Problem {
+                        line: Some(line_at(self.text, span.start)),
+                        key: k(key),
+                        msg: format!(
+                            "is not a setting of {kind} sources (they take: {})",
+                            if allowed.is_empty() {
+                                "none".to_string()
+                            } else {
+                                allowed.join(", ")
+                            }
+                        ),
+                    });
+                }
+            }
+        }
+        let queue = s
+            .queue
+            .as_ref()
+            .map_or(2, |q| self.count(&k("queue"), q, 1, 8));
+        let dim = |v: &mut Self, key: &str, f: &Option<Spanned<i64>>, d: u32| {
+            f.as_ref()
+                .map_or(d, |x| v.count(&k(key), x, 1, 16384) as u32)
+        };
+        let fps = |v: &mut Self, f: &Option<Spanned<f64>>, d: f64| {
+            f.as_ref().map_or(d, |x| v.positive(&k("fps"), x, 1000.0))
+        };
+        let kind = match kind.as_str() {
+            "synthetic" => SourceKind::Synthetic {
+                width: dim(self, "width", &s.width, 320),
+                height: dim(self, "height", &s.height, 240),
+                fps: fps(self, &s.fps, 30.0),
+            },
+            "file" => {
+                let Some(p) = &s.path else {
+                    self.problem(
+                        &k("kind"),
+                        &s.kind,
+                        "file sources need `path` (an image, a folder of images, or a .y4m video)",
+                    );
+                    return None;
+                };
+                SourceKind::File {
+                    path: self.path(&k("path"), p),
+                    fps: fps(self, &s.fps, 30.0),
+                    looping: s.looping.as_ref().is_none_or(|l| *self.at(&k("loop"), l)),
+                }
+            }
+            "push" => SourceKind::Push,
+            "v4l2" => SourceKind::V4l2 {
+                device: s.device.as_ref().map_or_else(
+                    || PathBuf::from("/dev/video0"),
+                    |d| self.path(&k("device"), d),
+                ),
+                width: dim(self, "width", &s.width, 640),
+                height: dim(self, "height", &s.height, 480),
+                fps: fps(self, &s.fps, 30.0),
+                format: match s.format.as_ref() {
+                    None => CameraFormat::Yuyv,
+                    Some(f) => match self.at(&k("format"), f).as_str() {
+                        "yuyv" => CameraFormat::Yuyv,
+                        "mjpeg" => CameraFormat::Mjpeg,
+                        other => {
+                            self.problem(
+                                &k("format"),
+                                f,
+                                format!("must be \"yuyv\" or \"mjpeg\", not \"{other}\""),
+                            );
+                            CameraFormat::Yuyv
+                        }
+                    },
+                },
+            },
+            _ => {
+                let Some(p) = &s.pipeline else {
+                    self.problem(&k("kind"), &s.kind, "gstreamer sources need `pipeline`, e.g. \"videotestsrc ! video/x-raw,width=640,height=480\"");
+                    return None;
+                };
+                let p = self.at(&k("pipeline"), p).clone();
+                SourceKind::Gstreamer { pipeline: p }
+            }
+        };
+        Some(SourceConfig { kind, queue })
+    }
+
+    fn pipeline(
+        &mut self,
+        name: &str,
+        p: &Spanned<RawPipeline>,
+        raw: &RawConfig,
+        registry: &Registry,
+    ) -> Option<PipelineConfig> {
+        let k = |f: &str| format!("pipelines.{name}.{f}");
+        self.at(&format!("pipelines.{name}"), p);
+        let p = p.get_ref();
+        let source = self.at(&k("source"), &p.source).clone();
+        if !raw.sources.contains_key(&source) {
+            let known = list(raw.sources.keys());
+            self.problem(
+                &k("source"),
+                &p.source,
+                format!("no source named \"{source}\" (sources: {known})"),
+            );
+        }
+        let engine = self.at(&k("engine"), &p.engine).clone();
+        if !raw.engines.contains_key(&engine) {
+            let known = list(raw.engines.keys());
+            self.problem(
+                &k("engine"),
+                &p.engine,
+                format!("no engine named \"{engine}\" (engines: {known})"),
+            );
+        }
+        let mut preprocess = PreprocessOverride::default();
+        if let Some(pre) = &p.preprocess {
+            let pre = pre.get_ref();
+            preprocess.input_size = pre
+                .input_size
+                .as_ref()
+                .and_then(|s| self.size(&k("preprocess.input_size"), s));
+            preprocess.mean = pre
+                .mean
+                .as_ref()
+                .and_then(|s| self.triple(&k("preprocess.mean"), s, false));
+            preprocess.std = pre
+                .std
+                .as_ref()
+                .and_then(|s| self.triple(&k("preprocess.std"), s, true));
+            preprocess.color = pre
+                .color
+                .as_ref()
+                .and_then(|s| self.color(&k("preprocess.color"), s));
+        }
+        let postprocess = match &p.postprocess {
+            None => PostprocessConfig {
+                kind: "raw".into(),
+                params: toml::Table::new(),
+            },
+            Some(pp) => {
+                let line = self.line(pp);
+                let pp = pp.get_ref();
+                let kind = self.at(&k("postprocess.kind"), &pp.kind).clone();
+                if let Err(msg) = registry.check(&kind, &pp.params) {
+                    self.problems.push(Problem {
+                        line: Some(line),
+                        key: k("postprocess"),
+                        msg,
+                    });
+                }
+                PostprocessConfig {
+                    kind,
+                    params: pp.params.clone(),
+                }
+            }
+        };
+        let max_rate = p
+            .max_rate
+            .as_ref()
+            .map(|s| self.positive(&k("max_rate"), s, 10000.0));
+        let stall_timeout = p
+            .stall_timeout
+            .as_ref()
+            .map_or(10.0, |s| self.positive(&k("stall_timeout"), s, 3600.0));
+        Some(PipelineConfig {
+            source,
+            engine,
+            preprocess,
+            postprocess,
+            max_rate,
+            stall_timeout: Duration::from_secs_f64(stall_timeout),
+        })
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none are defined".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(
+            text,
+            Path::new("/etc/jetrtd/test.toml"),
+            &Registry::with_defaults(),
+        )
+    }
+
+    const GOOD: &str = r#"
+version = 1
+[daemon]
+socket_mode = "0600"
+max_clients = 4
+
+[engines.cls]
+onnx = "models/cls.onnx"
+input_size = [224, 224]
+mean = [0.485, 0.456, 0.406]
+std = [0.229, 0.224, 0.225]
+labels = "labels.txt"
+batch = "1:1:1"
+shapes = { input = [1, 3, 224, 224] }
+
+[engines.seg]
+engine = "/opt/seg.engine"
+
+[sources.cam]
+kind = "v4l2"
+format = "mjpeg"
+
+[sources.files]
+kind = "file"
+path = "frames"
+loop = false
+
+[pipelines.a]
+source = "cam"
+engine = "cls"
+postprocess = { kind = "topk", top = 3 }
+max_rate = 10
+
+[pipelines.b]
+source = "files"
+engine = "seg"
+postprocess = { kind = "argmax" }
+[pipelines.b.preprocess]
+color = "bgr"
+"#;
+
+    #[test]
+    fn a_full_config_with_defaults_and_relative_paths() {
+        let c = parse_str(GOOD).unwrap();
+        assert_eq!(c.daemon.socket_mode, 0o600);
+        assert_eq!(c.daemon.max_clients, 4);
+        assert_eq!(c.daemon.socket, PathBuf::from("/run/jetrtd/jetrtd.sock"));
+        match &c.engines["cls"].origin {
+            EngineOrigin::Onnx { model, build } => {
+                assert_eq!(model, Path::new("/etc/jetrtd/models/cls.onnx"));
+                assert_eq!(
+                    build.labels.as_deref(),
+                    Some(Path::new("/etc/jetrtd/labels.txt"))
+                );
+                assert_eq!(build.input_size, Some([224, 224]));
+                assert_eq!(build.shapes["input"], vec![1, 3, 224, 224]);
+            }
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            c.sources["cam"].kind,
+            SourceKind::V4l2 {
+                device: PathBuf::from("/dev/video0"),
+                width: 640,
+                height: 480,
+                fps: 30.0,
+                format: CameraFormat::Mjpeg
+            }
+        );
+        assert!(matches!(
+            c.sources["files"].kind,
+            SourceKind::File { looping: false, .. }
+        ));
+        assert_eq!(c.pipelines["a"].max_rate, Some(10.0));
+        assert_eq!(c.pipelines["b"].preprocess.color, Some(ColorOrder::Bgr));
+        assert_eq!(c.line_of("pipelines.a.engine"), Some(30));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line_and_key() {
+        let text = GOOD
+            .replace("socket_mode = \"0600\"", "socket_mode = \"rw\"")
+            .replace("top = 3", "top = 3, bottom = 1")
+            .replace("engine = \"cls\"", "engine = \"clz\"")
+            .replace("color = \"bgr\"", "color = \"grb\"");
+        let e = parse_str(&text).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = e
+            .problems()
+            .iter()
+            .map(|p| (p.line, p.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(4), "daemon.socket_mode"),
+                (Some(30), "pipelines.a.engine"),
+                (Some(31), "pipelines.a.postprocess"),
+                (Some(39), "pipelines.b.preprocess.color"),
+            ],
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("/etc/jetrtd/test.toml:4: daemon.socket_mode: must be octal"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("no engine named \"clz\" (engines: cls, seg)"),
+            "{msg}"
+        );
+        assert!(msg.contains("unknown field `bottom`"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_and_types_name_the_key() {
+        let e = parse_str("version = 1\n[daemon]\nsockt = \"/x\"\n").unwrap_err();
+        assert_eq!(e.problems()[0].line, Some(3));
+        assert_eq!(e.problems()[0].key, "daemon.sockt");
+        let e = parse_str("version = 1\n[sources.s]\nkind = \"synthetic\"\nwidth = \"wide\"\n")
+            .unwrap_err();
+        assert_eq!(e.problems()[0].key, "sources.s.width");
+        let e = parse_str("[daemon]\n").unwrap_err();
+        assert!(e.to_string().contains("missing field `version`"), "{e}");
+        let e = parse_str("version = 1\n[engines.e]\nengine = \"a.engine\"\nmean = [0, 0, 0]\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("engines.e.mean: is a build option for `onnx` engines"),
+            "{e}"
+        );
+        let e = parse_str("version = 1\n[sources.\"bad name\"]\nkind = \"push\"\n").unwrap_err();
+        assert!(e.to_string().contains("letters, digits"), "{e}");
+    }
+
+    #[test]
+    fn warnings_for_what_this_machine_lacks() {
+        let c = parse_str(GOOD).unwrap();
+        let w: Vec<String> = super::super::check(&c)
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert!(
+            w.iter().any(|w| w.starts_with(
+                "line 8: engines.cls.onnx: model /etc/jetrtd/models/cls.onnx does not exist here"
+            )),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|w| w.contains("sources.files.path")), "{w:?}");
+    }
+}

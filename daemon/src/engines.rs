@@ -1,0 +1,276 @@
+//! Engines for the pipelines: a prebuilt `.engine` file, or an ONNX model
+//! built on first start and cached in the state directory.
+//!
+//! The cache key is a SHA-256 over everything that changes the result:
+//! the model's bytes, the build options (and the labels file's bytes), the
+//! backend and device a plan is built for, the jetrt version and the plugin
+//! libraries. Any change gives a new key, so a stale engine is never used
+//! (a complaint users have of engine caches keyed by name or batch only).
+
+use crate::config::{BuildSettings, EngineConfig, EngineOrigin};
+use crate::error::{Error, Result};
+use engine_builder::build::{build_engine, BackendChoice, BuildOptions};
+use engine_builder::convert::{BatchProfile, Registry};
+use engine_builder::onnx::OnnxModel;
+use jetrt_engine::backend::{self, BackendKind, RunConfig};
+use jetrt_engine::engine::{Context, Engine};
+use jetrt_engine::engine_file::{ColorOrder, Preprocess};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// An engine ready to give contexts to pipelines.
+pub struct LoadedEngine {
+    pub name: String,
+    pub config: EngineConfig,
+    pub engine: Engine,
+    /// The file it was read from (the cache entry for ONNX engines).
+    pub file: Option<PathBuf>,
+    backend: Option<BackendKind>,
+}
+
+impl LoadedEngine {
+    /// A new execution context (each pipeline has its own).
+    pub fn context(&self) -> Result<Context> {
+        let cfg = RunConfig {
+            threads: self.config.threads,
+            ..Default::default()
+        };
+        self.engine
+            .context(self.backend, &cfg)
+            .map_err(|e| self.error(format!("cannot make a context: {e}")))
+    }
+
+    fn error(&self, msg: String) -> Error {
+        Error::Engine {
+            name: self.name.clone(),
+            msg,
+        }
+    }
+}
+
+fn err(name: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Engine {
+        name: name.to_string(),
+        msg: msg.to_string(),
+    }
+}
+
+fn backend_kind(name: &str, cfg: &EngineConfig) -> Result<Option<BackendKind>> {
+    match cfg.backend.as_deref() {
+        None => Ok(None),
+        Some(b) => BackendKind::parse(b)
+            .map(Some)
+            .ok_or_else(|| err(name, format!("unknown backend '{b}'"))),
+    }
+}
+
+/// Loads (or builds and caches) the engine `name`.
+pub fn load(name: &str, cfg: &EngineConfig, state_dir: &Path) -> Result<LoadedEngine> {
+    engine_builder::build::load_plugins(&cfg.plugins).map_err(|e| err(name, e))?;
+    let backend = backend_kind(name, cfg)?;
+    let (engine, file) = match &cfg.origin {
+        EngineOrigin::Prebuilt(path) => {
+            let e = Engine::load(path).map_err(|e| err(name, e))?;
+            (e, Some(path.clone()))
+        }
+        EngineOrigin::Onnx { model, build } => {
+            let (e, f) = cached_build(name, cfg, model, build, backend, state_dir)?;
+            (e, f)
+        }
+    };
+    // A backend named in the engine wins over auto when the config says auto.
+    let backend = backend.or_else(|| BackendKind::parse(&engine.header().build.backend));
+    let loaded = LoadedEngine {
+        name: name.to_string(),
+        config: cfg.clone(),
+        engine,
+        file,
+        backend,
+    };
+    // Making one context now proves the engine runs here before READY.
+    loaded.context()?;
+    Ok(loaded)
+}
+
+fn read(name: &str, path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| err(name, format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// The cache key of an ONNX engine.
+pub fn cache_key(
+    name: &str,
+    cfg: &EngineConfig,
+    model: &Path,
+    build: &BuildSettings,
+    backend: Option<BackendKind>,
+) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut field = |tag: &str, bytes: &[u8]| {
+        // Length-prefixed, so that no two field lists hash alike.
+        h.update((tag.len() as u64).to_le_bytes());
+        h.update(tag.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field("model", &read(name, model, "model")?);
+    field("build", format!("{build:?}").as_bytes());
+    if let Some(l) = &build.labels {
+        field("labels", &read(name, l, "labels file")?);
+    }
+    let b = match backend {
+        Some(k) => backend::backend(k).map_err(|e| err(name, e))?,
+        None => backend::auto(),
+    };
+    let key = b.plan_key();
+    field("backend", key.backend.as_bytes());
+    field("device", key.device.as_bytes());
+    field("version", key.version.as_bytes());
+    field("jetrt", crate::VERSION.as_bytes());
+    for p in &cfg.plugins {
+        field("plugin", &read(name, p, "plugin library")?);
+    }
+    let digest = h.finalize();
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn cached_build(
+    name: &str,
+    cfg: &EngineConfig,
+    model: &Path,
+    build: &BuildSettings,
+    backend: Option<BackendKind>,
+    state_dir: &Path,
+) -> Result<(Engine, Option<PathBuf>)> {
+    let key = cache_key(name, cfg, model, build, backend)?;
+    let dir = state_dir.join("engines");
+    let path = dir.join(format!("{name}-{}.engine", &key[..16]));
+    if path.exists() {
+        match Engine::load(&path) {
+            Ok(e) => {
+                log::info!("engine '{name}': using the cached build {}", path.display());
+                return Ok((e, Some(path)));
+            }
+            Err(e) => log::warn!("engine '{name}': the cached build is unusable ({e}); rebuilding"),
+        }
+    }
+    log::info!(
+        "engine '{name}': building {} (first start with these options; cached afterwards)",
+        model.display()
+    );
+    let t = Instant::now();
+    let opts = build_options(name, cfg, build, backend)?;
+    let onnx = OnnxModel::load(model).map_err(|e| err(name, e))?;
+    let engine = build_engine(&onnx, &Registry::with_defaults(), &opts, &mut |stage| {
+        log::debug!("engine '{name}': {stage}")
+    })
+    .map_err(|e| err(name, e))?;
+    log::info!(
+        "engine '{name}': built in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let saved = std::fs::create_dir_all(&dir)
+        .map_err(|e| e.to_string())
+        .and_then(|_| engine.save(&path).map_err(|e| e.to_string()));
+    match saved {
+        Ok(()) => {
+            remove_stale(&dir, name, &path);
+            Ok((engine, Some(path)))
+        }
+        Err(e) => {
+            log::warn!(
+                "engine '{name}': cannot cache the build in {} ({e}); it will be rebuilt on the next start",
+                dir.display()
+            );
+            Ok((engine, None))
+        }
+    }
+}
+
+/// Removes older cache entries of the same engine name.
+fn remove_stale(dir: &Path, name: &str, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let stem = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let ours = stem
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|r| r.len() == 16 + ".engine".len() && r.ends_with(".engine"));
+        if ours && p != keep {
+            log::info!(
+                "engine '{name}': removing the outdated build {}",
+                p.display()
+            );
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+fn build_options(
+    name: &str,
+    cfg: &EngineConfig,
+    b: &BuildSettings,
+    backend: Option<BackendKind>,
+) -> Result<BuildOptions> {
+    let preprocess =
+        (b.input_size.is_some() || b.mean.is_some() || b.std.is_some() || b.color.is_some()).then(
+            || {
+                let d = Preprocess::default();
+                Preprocess {
+                    input_size: b.input_size,
+                    mean: b.mean.unwrap_or(d.mean),
+                    std: b.std.unwrap_or(d.std),
+                    color: b.color.unwrap_or(ColorOrder::Rgb),
+                }
+            },
+        );
+    let labels = match &b.labels {
+        Some(p) => read_labels(name, p)?,
+        None => vec![],
+    };
+    let mut opts = BuildOptions {
+        backend: backend.map_or(BackendChoice::Auto, BackendChoice::Kind),
+        preprocess,
+        labels,
+        plugins: cfg.plugins.clone(),
+        shape_args: b
+            .shapes
+            .iter()
+            .map(|(n, d)| {
+                let dims: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+                format!("{n}={}", dims.join("x"))
+            })
+            .collect(),
+        ..Default::default()
+    };
+    if let Some(batch) = &b.batch {
+        opts.convert.batch = batch
+            .parse::<BatchProfile>()
+            .map_err(|e| err(name, format!("batch: {e}")))?;
+    }
+    for (input, dims) in &b.shapes {
+        opts.convert
+            .shapes
+            .insert(input.clone(), dims.iter().map(|&d| Some(d)).collect());
+    }
+    Ok(opts)
+}
+
+/// One label per line; trailing blank lines dropped.
+fn read_labels(name: &str, path: &Path) -> Result<Vec<String>> {
+    let text = String::from_utf8(read(name, path, "labels file")?).map_err(|_| {
+        err(
+            name,
+            format!("labels file {} is not UTF-8 text", path.display()),
+        )
+    })?;
+    let mut labels: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+    while labels.last().is_some_and(|l| l.is_empty()) {
+        labels.pop();
+    }
+    Ok(labels)
+}
