@@ -18,6 +18,9 @@ pub struct Args {
     /// Also print the layers that take the most time
     #[arg(long)]
     profile: bool,
+    /// How many layers the profile lists
+    #[arg(long, default_value_t = 20, requires = "profile")]
+    top: usize,
     #[command(flatten)]
     threads: ThreadArgs,
     #[command(flatten)]
@@ -108,7 +111,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         let runs = times.iter().map(|t| t.runs).max().unwrap_or(1).max(1) as f64;
         times.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
         println!("\nlayers by time (mean over {runs} runs, warm-up included):");
-        for t in times.iter().take(20) {
+        for t in times.iter().take(a.top) {
             println!(
                 "  {:>8.3} ms {:>5.1}%  {:<28} {:<32} {}",
                 t.total_ms / runs,

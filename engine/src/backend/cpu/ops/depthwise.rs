@@ -401,3 +401,69 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Development timing: `cargo test --release -p jetrt-engine dw_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn dw_speed() {
+        for &(c, hw, s) in &[
+            (144usize, 56usize, 1usize),
+            (96, 112, 2),
+            (32, 112, 1),
+            (384, 14, 1),
+        ] {
+            let g = Geom {
+                kh: 3,
+                kw: 3,
+                sh: s,
+                sw: s,
+                dh: 1,
+                dw: 1,
+                pt: 1,
+                pl: 1,
+                pb: 1,
+                pr: 1,
+            };
+            let ho = (hw + 2 - 3) / s + 1;
+            let x: Vec<f32> = (0..c * hw * hw).map(|i| (i % 7) as f32).collect();
+            let w: Vec<f32> = (0..c * 9).map(|i| (i % 5) as f32).collect();
+            let mut out = vec![0f32; c * ho * ho];
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(std::env::var("T").map_or(1, |v| v.parse().unwrap()))
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut ts = vec![];
+                for _ in 0..200 {
+                    let t = std::time::Instant::now();
+                    depthwise(
+                        &x,
+                        c,
+                        hw,
+                        hw,
+                        &g,
+                        &w,
+                        ho,
+                        ho,
+                        &mut out,
+                        None,
+                        None,
+                        Act::Identity,
+                    );
+                    ts.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                ts.sort_by(f64::total_cmp);
+                println!(
+                    "c{c} {hw}² s{s}: median {:.3} ms min {:.3} ms, {:.0} ns/plane",
+                    ts[100],
+                    ts[0],
+                    ts[100] * 1e6 / c as f64
+                );
+            });
+        }
+    }
+}

@@ -37,31 +37,50 @@ pub(super) fn prepare(
     out: &mut [f32],
 ) {
     let out = &mut out[..hp * wp];
-    out.fill(0.0);
     let we = wp.div_ceil(2);
+    // Padded columns x0..x0+n hold input columns sx0..sx0+n.
+    let x0 = (pl.max(0) as usize).min(wp);
+    let sx0 = ((-pl).max(0) as usize).min(w);
+    let n = (w - sx0).min(wp - x0);
     for (py, row) in out.chunks_exact_mut(wp).enumerate() {
         let iy = py as i64 - pt;
         if iy < 0 || iy >= h as i64 {
+            row.fill(0.0);
             continue;
         }
         let line = &src[iy as usize * w..(iy as usize + 1) * w];
-        // Padded columns x0..x0+n hold input columns sx0..sx0+n.
-        let x0 = (pl.max(0) as usize).min(wp);
-        let sx0 = ((-pl).max(0) as usize).min(w);
-        let n = (w - sx0).min(wp - x0);
         if !split {
+            // Only the border is zeroed: the rest is overwritten.
+            row[..x0].fill(0.0);
+            row[x0 + n..].fill(0.0);
             row[x0..x0 + n].copy_from_slice(&line[sx0..sx0 + n]);
             continue;
         }
+        row.fill(0.0);
         let (even, odd) = row.split_at_mut(we);
-        for (j, &v) in line[sx0..sx0 + n].iter().enumerate() {
-            let c = x0 + j;
-            if c % 2 == 0 {
-                even[c / 2] = v;
-            } else {
-                odd[c / 2] = v;
-            }
+        // Column x0 + j goes to the half of its parity, at (x0 + j) / 2.
+        let src = &line[sx0..sx0 + n];
+        if x0 % 2 == 0 {
+            split_pairs(src, &mut even[x0 / 2..], &mut odd[x0 / 2..]);
+        } else {
+            split_pairs(src, &mut odd[x0 / 2..], &mut even[x0 / 2 + 1..]);
         }
+    }
+}
+
+/// `first[i] = src[2i]`, `second[i] = src[2i + 1]`, as far as `src` goes;
+/// written over pairs so that the compiler vectorizes it with shuffles.
+#[inline(always)]
+pub(super) fn split_pairs(src: &[f32], first: &mut [f32], second: &mut [f32]) {
+    let pairs = src.chunks_exact(2);
+    let tail = pairs.remainder();
+    let n = pairs.len();
+    for ((a, b), p) in first[..n].iter_mut().zip(&mut second[..n]).zip(pairs) {
+        *a = p[0];
+        *b = p[1];
+    }
+    if let [v] = tail {
+        first[n] = *v;
     }
 }
 
@@ -93,7 +112,32 @@ pub(super) fn conv_taps<
     debug_assert_eq!(T, C * K * K);
     let mut streams: [&[f32]; T] = [&prep[..0]; T];
     let plane = hp * wp;
-    if S == 1 {
+    // Applies the epilogue to a finished output row, in place while it is
+    // in L1.
+    let finish = |oy: usize, out: &mut [f32]| match res {
+        Some(r) => {
+            let r = &r[oy * wo..(oy + 1) * wo];
+            out.iter_mut().zip(r).for_each(|(o, &r)| *o = f(*o + r));
+        }
+        None => out.iter_mut().for_each(|o| *o = f(*o)),
+    };
+    if S == 1 && wo >= 16 {
+        // Rows long enough to vectorize along: each output row straight
+        // from its K*K tap rows.
+        for oy in 0..ho {
+            for c in 0..C {
+                for ki in 0..K {
+                    let row = &prep[c * plane + (oy + ki) * wp..][..wp];
+                    for kj in 0..K {
+                        streams[(c * K + ki) * K + kj] = &row[kj..kj + wo];
+                    }
+                }
+            }
+            let out = &mut dst[oy * wo..(oy + 1) * wo];
+            taps::tap_sum(&streams, w, bias, out);
+            finish(oy, out);
+        }
+    } else if S == 1 {
         // Position j reads plane c at j + ki * wp + kj; the last output is (ho-1, wo-1).
         let len = (ho - 1) * wp + wo;
         for c in 0..C {
@@ -106,21 +150,9 @@ pub(super) fn conv_taps<
         let sums = &mut tmp[..len];
         taps::tap_sum(&streams, w, bias, sums);
         for oy in 0..ho {
-            let row = &sums[oy * wp..oy * wp + wo];
             let out = &mut dst[oy * wo..(oy + 1) * wo];
-            match res {
-                Some(r) => {
-                    let r = &r[oy * wo..(oy + 1) * wo];
-                    for ((o, &v), &r) in out.iter_mut().zip(row).zip(r) {
-                        *o = f(v + r);
-                    }
-                }
-                None => {
-                    for (o, &v) in out.iter_mut().zip(row) {
-                        *o = f(v);
-                    }
-                }
-            }
+            out.copy_from_slice(&sums[oy * wp..oy * wp + wo]);
+            finish(oy, out);
         }
     } else {
         // Column 2 * ox + kj: even kj in the even half at ox + kj/2, odd kj in
@@ -136,15 +168,9 @@ pub(super) fn conv_taps<
                     }
                 }
             }
-            taps::tap_sum(&streams, w, bias, &mut dst[oy * wo..(oy + 1) * wo]);
-        }
-        let out = &mut dst[..ho * wo];
-        match res {
-            Some(r) => out
-                .iter_mut()
-                .zip(&r[..ho * wo])
-                .for_each(|(o, &r)| *o = f(*o + r)),
-            None => out.iter_mut().for_each(|o| *o = f(*o)),
+            let out = &mut dst[oy * wo..(oy + 1) * wo];
+            taps::tap_sum(&streams, w, bias, out);
+            finish(oy, out);
         }
     }
 }
