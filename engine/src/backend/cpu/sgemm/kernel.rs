@@ -16,6 +16,29 @@ pub struct Kernel {
     /// `a` must point to `kc * mr` readable floats, `b` to `kc * nr`, and
     /// `tile` to `mr * nr` writable ones.
     pub run: unsafe fn(kc: usize, a: *const f32, b: *const f32, tile: *mut f32),
+    /// The same sums written (or added) straight into C with the epilogue
+    /// applied in registers, for full tiles; kernels without one go through
+    /// the tile buffer.
+    pub direct: Option<unsafe fn(kc: usize, a: *const f32, b: *const f32, to: &Direct)>,
+}
+
+/// Where a direct kernel puts a full MR x NR tile: row r, column j at
+/// `c + r * ldc + j`.
+pub struct Direct {
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Add to what C holds (a later depth block) rather than overwrite it.
+    pub accumulate: bool,
+    /// Apply the epilogue (the last depth block): add `bias[r]` (when not
+    /// null) and `res[r * ldr + j]` (when not null), then clamp to
+    /// `[lo, hi]` when `clamp`.
+    pub finish: bool,
+    pub bias: *const f32,
+    pub res: *const f32,
+    pub ldr: usize,
+    pub clamp: bool,
+    pub lo: f32,
+    pub hi: f32,
 }
 
 /// The portable kernel body, left to the compiler to vectorize.
@@ -76,6 +99,63 @@ unsafe fn avx512(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
                 $(
                     _mm512_storeu_ps(tile.add($r * 32), c[$r][0]);
                     _mm512_storeu_ps(tile.add($r * 32 + 16), c[$r][1]);
+                )*
+            }
+        }};
+    }
+    kernel!(0, 1, 2, 3, 4, 5, 6, 7)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_direct(kc: usize, a: *const f32, b: *const f32, to: &Direct) {
+    use std::arch::x86_64::*;
+    macro_rules! kernel {
+        ($($r:literal),*) => {{
+            let z = _mm512_setzero_ps();
+            let mut c = [[z; 2]; 8];
+            for k in 0..kc {
+                // SAFETY: the caller guarantees kc*8 floats at a and kc*32 at b.
+                unsafe {
+                    let (bp, ap) = (b.add(k * 32), a.add(k * 8));
+                    let (b0, b1) = (_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16)));
+                    $(
+                        let x = _mm512_set1_ps(*ap.add($r));
+                        c[$r][0] = _mm512_fmadd_ps(x, b0, c[$r][0]);
+                        c[$r][1] = _mm512_fmadd_ps(x, b1, c[$r][1]);
+                    )*
+                }
+            }
+            let (lo, hi) = (_mm512_set1_ps(to.lo), _mm512_set1_ps(to.hi));
+            // SAFETY: the caller guarantees an 8 x 32 tile of C at to.c (row
+            // pitch ldc), 8 biases and an 8 x 32 residual tile where given.
+            unsafe {
+                $(
+                    let row = to.c.add($r * to.ldc);
+                    let (mut v0, mut v1) = (c[$r][0], c[$r][1]);
+                    if to.accumulate {
+                        v0 = _mm512_add_ps(v0, _mm512_loadu_ps(row));
+                        v1 = _mm512_add_ps(v1, _mm512_loadu_ps(row.add(16)));
+                    }
+                    if to.finish {
+                        if !to.bias.is_null() {
+                            let bv = _mm512_set1_ps(*to.bias.add($r));
+                            v0 = _mm512_add_ps(v0, bv);
+                            v1 = _mm512_add_ps(v1, bv);
+                        }
+                        if !to.res.is_null() {
+                            let rp = to.res.add($r * to.ldr);
+                            v0 = _mm512_add_ps(v0, _mm512_loadu_ps(rp));
+                            v1 = _mm512_add_ps(v1, _mm512_loadu_ps(rp.add(16)));
+                        }
+                        if to.clamp {
+                            // max(v, lo) maps NaN to lo, as f32::max does.
+                            v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
+                            v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+                        }
+                    }
+                    _mm512_storeu_ps(row, v0);
+                    _mm512_storeu_ps(row.add(16), v1);
                 )*
             }
         }};
@@ -184,6 +264,7 @@ fn select(forced: Option<&str>) -> Kernel {
         nr: 8,
         kc: 256,
         run: portable,
+        direct: None,
     };
     if forced == Some("portable") {
         return portable;
@@ -197,6 +278,7 @@ fn select(forced: Option<&str>) -> Kernel {
                 nr: 32,
                 kc: 256,
                 run: avx512,
+                direct: Some(avx512_direct),
             };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -207,6 +289,7 @@ fn select(forced: Option<&str>) -> Kernel {
                 nr: 16,
                 kc: 256,
                 run: avx2,
+                direct: None,
             };
         }
     }
@@ -218,6 +301,7 @@ fn select(forced: Option<&str>) -> Kernel {
             nr: 12,
             kc: 256,
             run: neon,
+            direct: None,
         };
     }
     #[allow(unreachable_code)]

@@ -232,6 +232,25 @@ pub fn gemm(
     }
 }
 
+/// The clamp a direct kernel applies for `act`, `Some(None)` for none;
+/// `None` when the activation needs the tile path.
+fn direct_clamp(act: Act) -> Option<Option<(f32, f32)>> {
+    use crate::ir::Activation;
+    match act {
+        Act::Identity => Some(None),
+        Act::Ir(Activation::Relu) => Some(Some((0.0, f32::INFINITY))),
+        Act::Ir(Activation::Clip { min, max }) => Some(Some((min, max))),
+        _ => None,
+    }
+}
+
+/// A task's rows of packed A at most this many bytes per depth block stay
+/// in L2 while its B panels pass under them one by one.
+const A_BLOCK_BYTES: usize = 384 << 10;
+
+/// A B panel at most this many bytes stays in L1 while the row panels use it.
+const B_PANEL_BYTES: usize = 16 << 10;
+
 /// Computes rows of panels `panels` and columns `n0..n0+nc` of C.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -248,43 +267,85 @@ fn tile_block(
 ) {
     let (mr, nr, k) = (kern.mr, kern.nr, a.k);
     let col_panels = nc.div_ceil(nr);
-
-    let mut buf =
-        crate::backend::cpu::simd::Scratch::take(&BPACK, kern.kc.min(k.max(1)) * col_panels * nr);
+    let kc_max = kern.kc.min(k.max(1));
+    // Shallow products: each B panel is packed and used by every row panel
+    // while it is in L1 (up to half of it), A staying in L2. Otherwise the
+    // task's whole B block is packed once and every A panel, in L1, passes
+    // over it.
+    let panel_outer =
+        kc_max * nr * 4 <= B_PANEL_BYTES && panels.len() * mr * kc_max * 4 <= A_BLOCK_BYTES;
+    let packed = if panel_outer { 1 } else { col_panels };
+    let mut buf = crate::backend::cpu::simd::Scratch::take(&BPACK, kc_max * packed * nr);
+    let direct = kern
+        .direct
+        .filter(|_| layout.cs == 1)
+        .zip(direct_clamp(epi.act));
     let mut tile = [0f32; 512];
     let steps = k.div_ceil(kern.kc).max(1);
     for step in 0..steps {
         let k0 = step * kern.kc;
         let kc = kern.kc.min(k - k0.min(k));
-        b.pack(k0, kc, n0, nc, nr, &mut buf[..kc * col_panels * nr]);
         let (first, last) = (step == 0, step + 1 == steps);
-        for p in panels.clone() {
+        // One tile: row panel p, column panel cp, whose packed B is at bp.
+        let mut one = |p: usize, cp: usize, bp: *const f32| {
             let rows = mr.min(a.m - p * mr);
-            for cp in 0..col_panels {
-                let cols = nr.min(nc - cp * nr);
-                // SAFETY: the A panel holds kc*mr floats from k0, the B panel
-                // kc*nr, and the tile buffer (512) holds mr*nr <= 8*32 floats.
-                unsafe {
-                    (kern.run)(
-                        kc,
-                        a.panel(p, k0),
-                        buf[cp * kc * nr..].as_ptr(),
-                        tile.as_mut_ptr(),
-                    )
+            let c0 = n0 + cp * nr;
+            let cols = nr.min(n0 + nc - c0);
+            let m0 = p * mr;
+            if let (Some((run, clamp)), true) = (direct, rows == mr && cols == nr) {
+                let at = m0 * layout.rs + c0;
+                let (lo, hi) = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+                let to = kernel::Direct {
+                    // SAFETY: the full tile (rows m0.., columns c0..) lies
+                    // inside C (checked in gemm) and belongs to this task.
+                    c: unsafe { out.0.add(at) },
+                    ldc: layout.rs,
+                    accumulate: !first,
+                    finish: last,
+                    bias: epi.bias.map_or(std::ptr::null(), |b| b[m0..].as_ptr()),
+                    res: epi.residual.map_or(std::ptr::null(), |r| r[at..].as_ptr()),
+                    ldr: layout.rs,
+                    clamp: clamp.is_some(),
+                    lo,
+                    hi,
                 };
-                store(
-                    &tile[..mr * nr],
-                    nr,
-                    out,
-                    layout,
-                    epi,
-                    p * mr,
-                    rows,
-                    n0 + cp * nr,
-                    cols,
-                    first,
-                    last,
-                );
+                // SAFETY: the A panel holds kc*mr floats from k0, the B
+                // panel kc*nr, and `to` describes a full tile of C.
+                unsafe { run(kc, a.panel(p, k0), bp, &to) };
+                return;
+            }
+            // SAFETY: the A panel holds kc*mr floats from k0, the B panel
+            // kc*nr, and the tile buffer (512) holds mr*nr <= 8*32 floats.
+            unsafe { (kern.run)(kc, a.panel(p, k0), bp, tile.as_mut_ptr()) };
+            store(
+                &tile[..mr * nr],
+                nr,
+                out,
+                layout,
+                epi,
+                m0,
+                rows,
+                c0,
+                cols,
+                first,
+                last,
+            );
+        };
+        if panel_outer {
+            let panel = &mut buf[..kc * nr];
+            for cp in 0..col_panels {
+                let c0 = n0 + cp * nr;
+                b.pack(k0, kc, c0, nr.min(n0 + nc - c0), nr, panel);
+                for p in panels.clone() {
+                    one(p, cp, panel.as_ptr());
+                }
+            }
+        } else {
+            b.pack(k0, kc, n0, nc, nr, &mut buf[..kc * col_panels * nr]);
+            for p in panels.clone() {
+                for cp in 0..col_panels {
+                    one(p, cp, buf[cp * kc * nr..].as_ptr());
+                }
             }
         }
     }
