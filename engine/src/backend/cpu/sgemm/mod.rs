@@ -506,6 +506,53 @@ mod tests {
     }
 
     #[test]
+    fn epilogue_over_full_and_partial_tiles() {
+        // Full tiles take the direct kernels where there are any; a depth of
+        // 300 spans two depth blocks.
+        for &(m, k, n) in &[(16, 300, 70), (24, 40, 64), (9, 5, 33)] {
+            let (a, b) = (values(m * k, 9), values(k * n, 10));
+            let bias = values(m, 11);
+            let res = values(m * n, 12);
+            let pa = PackedA::pack(&a, m, k);
+            let plain = naive(&a, &b, m, k, n);
+            for act in [
+                Act::Identity,
+                Act::Ir(crate::ir::Activation::Relu),
+                Act::Ir(crate::ir::Activation::Clip {
+                    min: -0.3,
+                    max: 0.4,
+                }),
+                Act::HardSwish {
+                    alpha: 1.0 / 6.0,
+                    beta: 0.5,
+                },
+            ] {
+                let epi = Epilogue {
+                    bias: Some(&bias),
+                    residual: Some(&res),
+                    act,
+                };
+                let mut c = vec![f32::NAN; m * n];
+                gemm(
+                    &pa,
+                    &DenseB { data: &b, k, n },
+                    &mut c,
+                    Layout::row_major(n),
+                    &epi,
+                    2,
+                );
+                for (i, (x, y)) in c.iter().zip(&plain).enumerate() {
+                    let want = act.apply(y + bias[i / n] + res[i]);
+                    assert!(
+                        (x - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{m}x{k}x{n} {act:?} at {i}: {x} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn epilogue_and_transposed_layouts() {
         let (m, k, n) = (7, 33, 9);
         let (a, b) = (values(m * k, 3), values(k * n, 4));
