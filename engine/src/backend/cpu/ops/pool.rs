@@ -99,24 +99,27 @@ impl Op for Pool {
                 crate::fast!({
                     let src = &xv[i * h * w..(i + 1) * h * w];
 
-                    let mut buf = Scratch::take(&PADDED, hp * wp);
-                    let pad = &mut buf[..hp * wp];
-                    pad.fill(fill);
-                    for y in 0..h.min(hp.saturating_sub(pt)) {
-                        let n = w.min(wp.saturating_sub(pl));
-                        pad[(y + pt) * wp + pl..(y + pt) * wp + pl + n]
-                            .copy_from_slice(&src[y * w..y * w + n]);
-                    }
-                    match (kh, kw, sh, sw, max) {
-                        (3, 3, 2, 2, true) => {
-                            pool_fixed::<3, 2, true>(pad, wp, ho, wo, dst, &cx, &cy)
+                    // Windows inside the input read it as is (row pitch w).
+                    let inside = pt == 0 && pl == 0 && hp <= h && wp <= w;
+                    let mut buf = Scratch::take(&PADDED, if inside { 0 } else { hp * wp });
+                    let (pad, wp) = if inside {
+                        (src, w)
+                    } else {
+                        let pad = &mut buf[..hp * wp];
+                        pad.fill(fill);
+                        for y in 0..h.min(hp.saturating_sub(pt)) {
+                            let n = w.min(wp.saturating_sub(pl));
+                            pad[(y + pt) * wp + pl..(y + pt) * wp + pl + n]
+                                .copy_from_slice(&src[y * w..y * w + n]);
                         }
+                        (&*pad, wp)
+                    };
+                    match (kh, kw, sh, sw, max) {
+                        (3, 3, 2, 2, true) => max_s2::<3>(pad, wp, ho, wo, dst),
                         (3, 3, 1, 1, true) => {
                             pool_fixed::<3, 1, true>(pad, wp, ho, wo, dst, &cx, &cy)
                         }
-                        (2, 2, 2, 2, true) => {
-                            pool_fixed::<2, 2, true>(pad, wp, ho, wo, dst, &cx, &cy)
-                        }
+                        (2, 2, 2, 2, true) => max_s2::<2>(pad, wp, ho, wo, dst),
                         (3, 3, 2, 2, false) => {
                             pool_fixed::<3, 2, false>(pad, wp, ho, wo, dst, &cx, &cy)
                         }
@@ -142,10 +145,59 @@ impl Op for Pool {
 /// The larger of two values, NaN winning, as ONNX max pooling propagates it.
 #[inline(always)]
 fn nan_max(a: f32, b: f32) -> f32 {
-    if b > a || b.is_nan() {
+    // Two selects, which vectorize, rather than a short-circuit.
+    let m = if b > a { b } else { a };
+    if b.is_nan() {
         b
     } else {
-        a
+        m
+    }
+}
+
+thread_local! {
+    /// Each thread's column maxima of a window row, and their even and odd
+    /// halves.
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Max pooling, KxK (K = 2 or 3) at stride 2, over a bordered plane, in two
+/// vectorized passes per output row: the maximum down each column of the
+/// window rows, then across each window's columns, read from the column
+/// maxima split into even and odd columns so that both are contiguous.
+#[inline(always)]
+fn max_s2<const K: usize>(pad: &[f32], wp: usize, ho: usize, wo: usize, dst: &mut [f32]) {
+    let span = (wo - 1) * 2 + K;
+    let half = span.div_ceil(2);
+    let mut buf = Scratch::take(&COLUMNS, span + 2 * half);
+    let (col, rest) = buf.split_at_mut(span);
+    let (even, odd) = rest.split_at_mut(half);
+    for oy in 0..ho {
+        // Written whole from the window rows, not updated in place: an
+        // in-place maximum compiles to masked stores, slow on some CPUs.
+        let row = |ki: usize| &pad[(oy * 2 + ki) * wp..][..span];
+        let top = col.iter_mut().zip(row(0)).zip(row(1));
+        if K == 3 {
+            for (((c, &a), &b), &d) in top.zip(row(2)) {
+                *c = nan_max(nan_max(a, b), d);
+            }
+        } else {
+            for ((c, &a), &b) in top {
+                *c = nan_max(a, b);
+            }
+        }
+        super::stream_conv::split_pairs(col, even, odd);
+        let line = &mut dst[oy * wo..(oy + 1) * wo];
+        // Window ox covers columns 2ox, 2ox + 1 (and 2ox + 2 when K = 3).
+        let pairs = line.iter_mut().zip(&even[..wo]).zip(&odd[..wo]);
+        if K == 3 {
+            for ((o, &e), (&d, &n)) in pairs.zip(&even[1..=wo]).map(|(p, n)| (p.0, (p.1, n))) {
+                *o = nan_max(nan_max(e, d), n);
+            }
+        } else {
+            for ((o, &e), &d) in pairs {
+                *o = nan_max(e, d);
+            }
+        }
     }
 }
 
@@ -204,5 +256,24 @@ fn pool_generic(
             }
             dst[oy * wo + ox] = if max { acc } else { acc / (cx[ox] * cy[oy]) };
         }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    #[test]
+    #[ignore]
+    fn max_s2_speed() {
+        let (wp, ho, wo) = (111usize, 55usize, 55usize);
+        let pad: Vec<f32> = (0..wp * wp).map(|i| (i % 13) as f32).collect();
+        let mut dst = vec![0f32; ho * wo];
+        let mut ts = vec![];
+        for _ in 0..2000 {
+            let t = std::time::Instant::now();
+            crate::fast!(super::max_s2::<3>(&pad, wp, ho, wo, &mut dst));
+            ts.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        ts.sort_by(f64::total_cmp);
+        println!("max_s2 plane 111: median {:.2} us", ts[1000]);
     }
 }
