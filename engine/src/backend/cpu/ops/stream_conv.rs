@@ -224,9 +224,12 @@ pub(super) fn few_channels(
             crate::fast!({
                 let c0 = grp * M;
                 let nc = dst.len() / plane;
-                // Sums of M planes, at the stride-1 pitch wp or as finished rows.
+                // A full group at stride 2 is summed straight into its output
+                // rows; otherwise into M planes (at the stride-1 pitch wp, where
+                // the whole plane is one stream) and copied out.
+                let direct = g.sh == 2 && nc == M;
                 let pitch = if g.sh == 1 { wp } else { wo };
-                let mut sums = Scratch::take(&SUMS, M * ho * pitch);
+                let mut sums = Scratch::take(&SUMS, if direct { 0 } else { M * ho * pitch });
                 let b: [f32; M] = std::array::from_fn(|m| {
                     if m < nc {
                         bias.map_or(0.0, |b| b[c0 + m])
@@ -234,56 +237,106 @@ pub(super) fn few_channels(
                         0.0
                     }
                 });
-                macro_rules! go {
-                    ($c:literal, $t:literal) => {{
-                        let wt: [[f32; M]; $t] = std::array::from_fn(|t| {
-                            std::array::from_fn(|m| {
-                                if m < nc {
-                                    weights[(c0 + m) * $t + t]
-                                } else {
-                                    0.0
-                                }
-                            })
-                        });
-                        if g.sh == 1 {
-                            sums_m::<$c, 1, $t>(prep, geo, &wt, &b, &mut sums)
-                        } else {
-                            sums_m::<$c, 2, $t>(prep, geo, &wt, &b, &mut sums)
-                        }
-                    }};
-                }
-                match cin {
-                    1 => go!(1, 9),
-                    2 => go!(2, 18),
-                    3 => go!(3, 27),
-                    _ => go!(4, 36),
-                }
-                let sums = &sums[..];
                 crate::with_act!(act, |f| {
-                    for (m, o) in dst.chunks_exact_mut(plane).enumerate() {
-                        let s = &sums[m * ho * pitch..];
-                        let r = residual.map(|r| &r[(c0 + m) * plane..(c0 + m + 1) * plane]);
-                        for oy in 0..ho {
-                            let row = &s[oy * pitch..oy * pitch + wo];
+                    // The epilogue of output row oy of the group's planes, in
+                    // place, while the row is in L1.
+                    let finish = |dst: &mut [f32], oy: usize| {
+                        for (m, o) in dst.chunks_exact_mut(plane).enumerate() {
                             let out = &mut o[oy * wo..(oy + 1) * wo];
-                            match r {
+                            match residual {
                                 Some(r) => {
-                                    let r = &r[oy * wo..(oy + 1) * wo];
-                                    for ((o, &v), &r) in out.iter_mut().zip(row).zip(r) {
-                                        *o = f(v + r);
-                                    }
+                                    let r = &r[(c0 + m) * plane + oy * wo..][..wo];
+                                    out.iter_mut().zip(r).for_each(|(o, &r)| *o = f(*o + r));
                                 }
-                                None => {
-                                    for (o, &v) in out.iter_mut().zip(row) {
-                                        *o = f(v);
-                                    }
-                                }
+                                None => out.iter_mut().for_each(|o| *o = f(*o)),
                             }
                         }
+                    };
+                    macro_rules! go {
+                        ($c:literal, $t:literal) => {{
+                            let wt: [[f32; M]; $t] = std::array::from_fn(|t| {
+                                std::array::from_fn(|m| {
+                                    if m < nc {
+                                        weights[(c0 + m) * $t + t]
+                                    } else {
+                                        0.0
+                                    }
+                                })
+                            });
+                            if direct {
+                                rows_s2::<$c, $t>(prep, geo, &wt, &b, dst, |d, oy| finish(d, oy))
+                            } else {
+                                if g.sh == 1 {
+                                    sums_m::<$c, 1, $t>(prep, geo, &wt, &b, &mut sums)
+                                } else {
+                                    sums_m::<$c, 2, $t>(prep, geo, &wt, &b, &mut sums)
+                                }
+                                for (m, o) in dst.chunks_exact_mut(plane).enumerate() {
+                                    let s = &sums[m * ho * pitch..];
+                                    for oy in 0..ho {
+                                        o[oy * wo..(oy + 1) * wo]
+                                            .copy_from_slice(&s[oy * pitch..oy * pitch + wo]);
+                                    }
+                                }
+                                for oy in 0..ho {
+                                    finish(dst, oy);
+                                }
+                            }
+                        }};
+                    }
+                    match cin {
+                        1 => go!(1, 9),
+                        2 => go!(2, 18),
+                        3 => go!(3, 27),
+                        _ => go!(4, 36),
                     }
                 })
             })
         });
+}
+
+/// The [`M`] output planes (`dst`, each ho x wo) of a 3x3 window at stride
+/// 2 over `C` prepared planes, row by row, calling `done(dst, oy)` as each
+/// output row is summed.
+#[inline(always)]
+fn rows_s2<const C: usize, const T: usize>(
+    prep: &[f32],
+    (hp, wp, ho, wo): (usize, usize, usize, usize),
+    w: &[[f32; M]; T],
+    bias: &[f32; M],
+    dst: &mut [f32],
+    mut done: impl FnMut(&mut [f32], usize),
+) {
+    let mut streams: [&[f32]; T] = [&prep[..0]; T];
+    for oy in 0..ho {
+        s2_streams::<C, T>(prep, (hp, wp), oy, wo, &mut streams);
+        let [a, b, c, d] = planes_m(dst, ho * wo, oy * wo, wo);
+        tap_sum_m(&streams, w, bias, [a, b, c, d]);
+        done(dst, oy);
+    }
+}
+
+/// Points `streams` at the tap rows of output row `oy` of a 3x3 window at
+/// stride 2 over `C` prepared (split) planes.
+#[inline(always)]
+fn s2_streams<'a, const C: usize, const T: usize>(
+    prep: &'a [f32],
+    (hp, wp): (usize, usize),
+    oy: usize,
+    wo: usize,
+    streams: &mut [&'a [f32]; T],
+) {
+    const K: usize = 3;
+    let we = wp.div_ceil(2);
+    for c in 0..C {
+        for ki in 0..K {
+            let row = &prep[c * hp * wp + (oy * 2 + ki) * wp..][..wp];
+            for kj in 0..K {
+                let at = if kj % 2 == 0 { kj / 2 } else { we + kj / 2 };
+                streams[(c * K + ki) * K + kj] = &row[at..at + wo];
+            }
+        }
+    }
 }
 
 /// The raw sums (bias and taps) of [`M`] output planes of a 3x3 window over
@@ -312,17 +365,8 @@ fn sums_m<const C: usize, const S: usize, const T: usize>(
         let [a, b, c, d] = planes_m(sums, ho * wp, 0, len);
         tap_sum_m(&streams, w, bias, [a, b, c, d]);
     } else {
-        let we = wp.div_ceil(2);
         for oy in 0..ho {
-            for c in 0..C {
-                for ki in 0..K {
-                    let row = &prep[c * plane + (oy * S + ki) * wp..][..wp];
-                    for kj in 0..K {
-                        let at = if kj % 2 == 0 { kj / 2 } else { we + kj / 2 };
-                        streams[(c * K + ki) * K + kj] = &row[at..at + wo];
-                    }
-                }
-            }
+            s2_streams::<C, T>(prep, (hp, wp), oy, wo, &mut streams);
             let [a, b, c, d] = planes_m(sums, ho * wo, oy * wo, wo);
             tap_sum_m(&streams, w, bias, [a, b, c, d]);
         }
