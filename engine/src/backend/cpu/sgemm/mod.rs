@@ -178,6 +178,19 @@ unsafe impl Send for Out {}
 // SAFETY: as above.
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// Element `i` of C; a method, so that closures capture the whole
+    /// (Send) value rather than its raw pointer field.
+    ///
+    /// # Safety
+    /// `i` must lie inside C.
+    #[inline(always)]
+    unsafe fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.0.add(i) }
+    }
+}
+
 /// `c = epilogue(a · b)`. `c` must hold every (m, n) under `layout`.
 pub fn gemm(
     a: &PackedA,
@@ -201,6 +214,9 @@ pub fn gemm(
         assert!(last < r.len(), "residual is too small for C's layout");
     }
 
+    if n == 1 {
+        return gemv(a, b, c, layout, epi, threads);
+    }
     let kern = kernel::kernel();
     debug_assert_eq!(kern.mr, a.mr);
     let (mr, nr) = (kern.mr, kern.nr);
@@ -230,6 +246,77 @@ pub fn gemm(
     } else {
         tasks.par_iter().for_each(run);
     }
+}
+
+/// Row panels per task of a matrix-vector product.
+const GEMV_PANELS: usize = 8;
+
+/// `gemm` for a single column (a 1x1 convolution of a 1x1 image, as
+/// squeeze-and-excitation blocks have): A is read once, panel by panel, its
+/// MR rows summed in as many lanes, rather than as tiles 31/32 empty.
+fn gemv(
+    a: &PackedA,
+    b: &dyn BSource,
+    c: &mut [f32],
+    layout: Layout,
+    epi: &Epilogue<'_>,
+    threads: usize,
+) {
+    let (m, k, mr) = (a.m, a.k, a.mr);
+    let mut x = crate::backend::cpu::simd::Scratch::take(&BPACK, k);
+    b.pack(0, k, 0, 1, 1, &mut x[..k]);
+    let x = &x[..k];
+    let out = Out(c.as_mut_ptr());
+    let run = |chunk: usize| {
+        let p0 = chunk * GEMV_PANELS;
+        let p1 = (p0 + GEMV_PANELS).min(m.div_ceil(mr));
+        crate::fast!({
+            for p in p0..p1 {
+                let panel = &a.data[p * mr * k..(p + 1) * mr * k];
+                let mut acc = [0f32; 16];
+                match mr {
+                    8 => sum_panel::<8>(panel, x, &mut acc),
+                    6 => sum_panel::<6>(panel, x, &mut acc),
+                    4 => sum_panel::<4>(panel, x, &mut acc),
+                    _ => {
+                        for (col, &xv) in panel.chunks_exact(mr).zip(x) {
+                            for (s, &w) in acc.iter_mut().zip(col) {
+                                *s += w * xv;
+                            }
+                        }
+                    }
+                }
+                for (r, &v) in acc.iter().enumerate().take(mr.min(m - p * mr)) {
+                    let row = p * mr + r;
+                    let at = row * layout.rs;
+                    let v = v
+                        + epi.bias.map_or(0.0, |b| b[row])
+                        + epi.residual.map_or(0.0, |res| res[at]);
+                    // SAFETY: element (row, 0) lies inside C (checked in
+                    // gemm) and belongs to this task's panels alone.
+                    unsafe { *out.at(at) = epi.act.apply(v) };
+                }
+            }
+        })
+    };
+    let chunks = m.div_ceil(mr).div_ceil(GEMV_PANELS);
+    if threads <= 1 || chunks == 1 {
+        (0..chunks).for_each(run);
+    } else {
+        (0..chunks).into_par_iter().for_each(run);
+    }
+}
+
+/// The MR sums of one packed panel times `x`, in MR lanes.
+#[inline(always)]
+fn sum_panel<const MR: usize>(panel: &[f32], x: &[f32], acc: &mut [f32; 16]) {
+    let mut s = [0f32; MR];
+    for (col, &xv) in panel.chunks_exact(MR).zip(x) {
+        for r in 0..MR {
+            s[r] = col[r].mul_add(xv, s[r]);
+        }
+    }
+    acc[..MR].copy_from_slice(&s);
 }
 
 /// The clamp a direct kernel applies for `act`, `Some(None)` for none;
@@ -509,7 +596,13 @@ mod tests {
     fn epilogue_over_full_and_partial_tiles() {
         // Full tiles take the direct kernels where there are any; a depth of
         // 300 spans two depth blocks.
-        for &(m, k, n) in &[(16, 300, 70), (24, 40, 64), (9, 5, 33)] {
+        for &(m, k, n) in &[
+            (16, 300, 70),
+            (24, 40, 64),
+            (9, 5, 33),
+            (75, 130, 1),
+            (3, 7, 1),
+        ] {
             let (a, b) = (values(m * k, 9), values(k * n, 10));
             let bias = values(m, 11);
             let res = values(m * n, 12);
