@@ -11,6 +11,7 @@ pub mod ops;
 pub mod sgemm;
 pub mod simd;
 pub(crate) mod taps;
+mod transpose8;
 pub mod util;
 
 pub use exec::CpuExecutor;

@@ -9,6 +9,7 @@ use super::stream_conv::{conv_taps, padded_extent, prepare};
 use crate::backend::cpu::act::Act;
 use crate::backend::cpu::simd::Scratch;
 use crate::backend::cpu::taps::{self, C8};
+use crate::backend::cpu::transpose8::{deinterleave8, interleave8};
 use rayon::prelude::*;
 
 thread_local! {
@@ -174,18 +175,27 @@ pub(super) fn depthwise_c8(
                 let (blk, rows) = buf.split_at_mut(hp * wp * C8);
                 let rows = &mut rows[..plane * C8];
                 blk.fill(0.0);
-                // Group by group, reading the block's planes side by side: the
-                // stores stay contiguous.
-                let planes: Vec<&[f32]> = (0..nc)
-                    .map(|l| &x[(c0 + l) * h * w..(c0 + l + 1) * h * w])
-                    .collect();
+                // A missing channel (the last group's) reads as zeros.
+                let zeros = [0f32; 0];
+                let plane_in = |l: usize| {
+                    if l < nc {
+                        &x[(c0 + l) * h * w..(c0 + l + 1) * h * w]
+                    } else {
+                        &zeros[..]
+                    }
+                };
                 let n = w.min(wp.saturating_sub(pl));
                 for iy in 0..h.min(hp.saturating_sub(pt)) {
                     let at = ((iy + pt) * wp + pl) * C8;
+                    if nc == C8 {
+                        let rows = std::array::from_fn(|l| &plane_in(l)[iy * w..(iy + 1) * w]);
+                        interleave8(rows, n, &mut blk[at..at + n * C8]);
+                        continue;
+                    }
                     let groups = blk[at..at + n * C8].chunks_exact_mut(C8);
                     for (ix, grp) in groups.enumerate() {
-                        for (d, p) in grp.iter_mut().zip(&planes) {
-                            *d = p[iy * w + ix];
+                        for (l, d) in grp.iter_mut().enumerate().take(nc) {
+                            *d = plane_in(l)[iy * w + ix];
                         }
                     }
                 }
@@ -204,14 +214,27 @@ pub(super) fn depthwise_c8(
                     _ => c8_rows::<5, 2, 25>(blk, wp, ho, wo, &tap_w, &b8, rows),
                 }
                 let rows = &*rows;
-                // Position by position, writing the planes side by side: the
-                // loads stay contiguous.
-                let mut outs: Vec<&mut [f32]> = dst.chunks_exact_mut(plane).collect();
+                // The sums back into their planes, then the epilogue plane by
+                // plane, contiguous.
+                if nc == C8 {
+                    let mut outs = dst.chunks_exact_mut(plane);
+                    let outs = std::array::from_fn(|_| outs.next().expect("eight planes"));
+                    deinterleave8(rows, plane, outs);
+                } else {
+                    for (l, o) in dst.chunks_exact_mut(plane).enumerate() {
+                        for (pos, v) in o.iter_mut().enumerate() {
+                            *v = rows[pos * C8 + l];
+                        }
+                    }
+                }
                 crate::with_act!(act, |f| {
-                    for (pos, sums) in rows.chunks_exact(C8).enumerate() {
-                        for (l, (o, &v)) in outs.iter_mut().zip(sums).enumerate() {
-                            let r = residual.map_or(0.0, |r| r[(c0 + l) * plane + pos]);
-                            o[pos] = f(v + r);
+                    for (l, o) in dst.chunks_exact_mut(plane).enumerate() {
+                        match residual {
+                            Some(r) => {
+                                let r = &r[(c0 + l) * plane..(c0 + l + 1) * plane];
+                                o.iter_mut().zip(r).for_each(|(o, &r)| *o = f(*o + r));
+                            }
+                            None => o.iter_mut().for_each(|o| *o = f(*o)),
                         }
                     }
                 })
