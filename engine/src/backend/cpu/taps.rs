@@ -333,7 +333,43 @@ unsafe fn window8_avx2<const T: usize>(
         let wv: [__m256; T] = std::array::from_fn(|t| _mm256_loadu_ps(w[t].as_ptr()));
         let b = _mm256_loadu_ps(bias.as_ptr());
         let xp = x.as_ptr();
-        for p in 0..out.len() / C8 {
+        let n = out.len() / C8;
+        // Q positions at a time: Q independent accumulator chains keep both
+        // FMA units busy despite their latency.
+        #[inline(always)]
+        unsafe fn block<const Q: usize, const T: usize>(
+            xp: *const f32,
+            offs: &[usize; T],
+            step: usize,
+            wv: &[__m256; T],
+            b: __m256,
+            p: usize,
+            out: *mut f32,
+        ) {
+            // SAFETY: as for window8_avx2, for positions p..p + Q.
+            unsafe {
+                let mut acc = [b; Q];
+                for t in 0..T {
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        let g = _mm256_loadu_ps(xp.add(((p + q) * step + offs[t]) * C8));
+                        *a = _mm256_fmadd_ps(wv[t], g, *a);
+                    }
+                }
+                for (q, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(out.add((p + q) * C8), *a);
+                }
+            }
+        }
+        let mut p = 0;
+        while p + 8 <= n {
+            block::<8, T>(xp, offs, step, &wv, b, p, out.as_mut_ptr());
+            p += 8;
+        }
+        if p + 4 <= n {
+            block::<4, T>(xp, offs, step, &wv, b, p, out.as_mut_ptr());
+            p += 4;
+        }
+        for p in p..n {
             let base = p * step;
             let (mut a0, mut a1) = (b, _mm256_setzero_ps());
             let mut t = 0;

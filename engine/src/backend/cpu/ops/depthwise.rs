@@ -204,8 +204,9 @@ pub(super) fn depthwise_c8(
                     _ => 0.0,
                 });
                 let blk = &*blk;
-                let tap_w = |t: usize| -> [f32; C8] {
-                    std::array::from_fn(|l| if l < nc { wt[t * c + c0 + l] } else { 0.0 })
+                // Tap t's weights for the group's channels (zero past nc).
+                let tap_w = |t: usize, dst: &mut [f32; C8]| {
+                    dst[..nc].copy_from_slice(&wt[t * c + c0..t * c + c0 + nc]);
                 };
                 match (k, s) {
                     (3, 1) => c8_rows::<3, 1, 9>(blk, wp, ho, wo, &tap_w, &b8, rows),
@@ -249,12 +250,15 @@ fn c8_rows<const K: usize, const S: usize, const T: usize>(
     wp: usize,
     ho: usize,
     wo: usize,
-    tap_w: &impl Fn(usize) -> [f32; C8],
+    tap_w: &impl Fn(usize, &mut [f32; C8]),
     bias: &[f32; C8],
     rows: &mut [f32],
 ) {
     debug_assert_eq!(T, K * K);
-    let w: [[f32; C8]; T] = std::array::from_fn(tap_w);
+    let mut w = [[0f32; C8]; T];
+    for (t, wt) in w.iter_mut().enumerate() {
+        tap_w(t, wt);
+    }
     for (oy, row) in rows.chunks_exact_mut(wo * C8).enumerate().take(ho) {
         let offs: [usize; T] = std::array::from_fn(|t| (oy * S + t / K) * wp + t % K);
         taps::window8(blk, &offs, S, &w, bias, row);
