@@ -88,3 +88,46 @@ impl Drop for Scratch {
         self.key.with(|c| *c.borrow_mut() = buf);
     }
 }
+
+/// Copies a run of any length without a library call for short ones
+/// (padding and im2col copy many short rows): whole vectors, the last one
+/// overlapping the one before where the length is not a multiple of 8.
+///
+/// # Panics
+/// If `s` is shorter than `d`.
+#[inline(always)]
+pub fn copy_run(d: &mut [f32], s: &[f32]) {
+    let n = d.len();
+    let s = &s[..n];
+    if n >= 256 {
+        d.copy_from_slice(s);
+    } else if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            d[i..i + 8].copy_from_slice(&s[i..i + 8]);
+            i += 8;
+        }
+        if i < n {
+            d[n - 8..].copy_from_slice(&s[n - 8..]);
+        }
+    } else {
+        for (a, b) in d.iter_mut().zip(s) {
+            *a = *b;
+        }
+    }
+}
+
+/// Zeroes the first `lead` and the last `trail` values of `row` without a
+/// library call when both are at most 8 and the row holds 8 (the border of
+/// a padded row, before its interior is written over the rest).
+#[inline(always)]
+pub fn zero_ends(row: &mut [f32], lead: usize, trail: usize) {
+    let n = row.len();
+    if n >= 8 && lead <= 8 && trail <= 8 {
+        row[..8].copy_from_slice(&[0.0; 8]);
+        row[n - 8..].copy_from_slice(&[0.0; 8]);
+    } else {
+        row[..lead].fill(0.0);
+        row[n - trail..].fill(0.0);
+    }
+}

@@ -58,6 +58,26 @@ unsafe fn avx2<const T: usize>(rows: &[&[f32]; T], w: &[f32; T], bias: f32, out:
     let wv: [__m256; T] = std::array::from_fn(|t| _mm256_set1_ps(w[t]));
     let b = _mm256_set1_ps(bias);
     let mut j = 0;
+    // Four vectors at a time: four independent accumulator chains keep both
+    // FMA units busy despite their latency.
+    while j + 32 <= n {
+        let mut acc = [b; 4];
+        for t in 0..T {
+            for (q, a) in acc.iter_mut().enumerate() {
+                // SAFETY: j + 32 <= n <= every row's length.
+                let x = unsafe { _mm256_loadu_ps(rows[t].as_ptr().add(j + 8 * q)) };
+                *a = _mm256_fmadd_ps(wv[t], x, *a);
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            // SAFETY: j + 32 <= n = out.len().
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j + 8 * q), *a) };
+        }
+        j += 32;
+    }
+    if j >= n {
+        return;
+    }
     loop {
         // The last vector ends at n, overlapping the one before if n % 8 != 0.
         let at = j.min(n - 8);

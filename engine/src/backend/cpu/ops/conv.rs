@@ -12,6 +12,7 @@ use super::stream_conv::{few_channels, few_channels_handles};
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::act::Act;
 use crate::backend::cpu::sgemm::{gemm, BSource, DenseB, Epilogue, Layout, PackedA};
+use crate::backend::cpu::simd::copy_run;
 use crate::backend::cpu::taps::C8;
 use crate::ir::{ConvParams, Layer, Network};
 use crate::tensor::Tensor;
@@ -121,25 +122,6 @@ fn deinterleave(x: &[f32], planes: usize, h: usize, w: usize, s: usize, out: &mu
                 }
             }
         });
-}
-
-/// Copies a run of any length without a library call per run: im2col of
-/// small planes copies many short runs.
-#[inline(always)]
-fn copy_run(d: &mut [f32], s: &[f32]) {
-    if d.len() >= 32 {
-        d.copy_from_slice(s);
-        return;
-    }
-    let n = d.len();
-    let (mut d, mut s) = (d, &s[..n]);
-    while d.len() >= 8 {
-        d[..8].copy_from_slice(&s[..8]);
-        (d, s) = (&mut d[8..], &s[8..]);
-    }
-    for (a, b) in d.iter_mut().zip(s) {
-        *a = *b;
-    }
 }
 
 impl BSource for Im2col<'_> {

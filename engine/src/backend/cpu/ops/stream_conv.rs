@@ -10,7 +10,7 @@
 use super::conv::Geom;
 use super::Ctx;
 use crate::backend::cpu::act::Act;
-use crate::backend::cpu::simd::Scratch;
+use crate::backend::cpu::simd::{copy_run, zero_ends, Scratch};
 use crate::backend::cpu::taps::{self, tap_sum_m, M};
 use rayon::prelude::*;
 
@@ -50,10 +50,10 @@ pub(super) fn prepare(
         }
         let line = &src[iy as usize * w..(iy as usize + 1) * w];
         if !split {
-            // Only the border is zeroed: the rest is overwritten.
-            row[..x0].fill(0.0);
-            row[x0 + n..].fill(0.0);
-            row[x0..x0 + n].copy_from_slice(&line[sx0..sx0 + n]);
+            // Only the border is zeroed (before the interior is written over
+            // what else that touches); no library calls for short rows.
+            zero_ends(row, x0, wp - x0 - n);
+            copy_run(&mut row[x0..x0 + n], &line[sx0..sx0 + n]);
             continue;
         }
         row.fill(0.0);
