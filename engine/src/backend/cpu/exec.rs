@@ -240,7 +240,11 @@ impl CpuExecutor {
 
 impl Executor for CpuExecutor {
     fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
-        self.pool.install(|| self.run_layers(inputs))
+        let others = self.threads - 1;
+        self.pool.install(|| {
+            let _warm = (others > 0).then(|| super::keep_warm::KeepWarm::start(others));
+            self.run_layers(inputs)
+        })
     }
 
     fn layer_times(&self) -> Option<Vec<crate::backend::LayerTime>> {

@@ -7,6 +7,7 @@ mod buffers;
 mod exec;
 mod fuse;
 pub mod gemm;
+mod keep_warm;
 pub mod ops;
 pub mod sgemm;
 pub mod simd;

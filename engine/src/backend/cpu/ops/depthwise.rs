@@ -437,12 +437,17 @@ mod speed {
     #[test]
     #[ignore]
     fn dw_speed() {
-        for &(c, hw, s) in &[
-            (144usize, 56usize, 1usize),
-            (96, 112, 2),
-            (32, 112, 1),
-            (384, 14, 1),
-        ] {
+        // DW=C,HW,S picks one shape.
+        let one: Option<(usize, usize, usize)> = std::env::var("DW").ok().map(|v| {
+            let p: Vec<usize> = v.split(',').map(|x| x.parse().unwrap()).collect();
+            (p[0], p[1], p[2])
+        });
+        let all = [(144, 56, 1), (96, 112, 2), (32, 112, 1), (384, 14, 1)];
+        for &(c, hw, s) in one
+            .as_slice()
+            .iter()
+            .chain(all.iter().filter(|_| one.is_none()))
+        {
             let g = Geom {
                 kh: 3,
                 kw: 3,
