@@ -58,22 +58,38 @@ unsafe fn avx2<const T: usize>(rows: &[&[f32]; T], w: &[f32; T], bias: f32, out:
     let wv: [__m256; T] = std::array::from_fn(|t| _mm256_set1_ps(w[t]));
     let b = _mm256_set1_ps(bias);
     let mut j = 0;
-    // Four vectors at a time: four independent accumulator chains keep both
-    // FMA units busy despite their latency.
-    while j + 32 <= n {
-        let mut acc = [b; 4];
+    // Q vectors at a time: Q independent accumulator chains keep both FMA
+    // units busy despite their latency.
+    #[inline(always)]
+    unsafe fn block<const Q: usize, const T: usize>(
+        rows: &[&[f32]; T],
+        wv: &[__m256; T],
+        b: __m256,
+        j: usize,
+        out: *mut f32,
+    ) {
+        let mut acc = [b; Q];
         for t in 0..T {
             for (q, a) in acc.iter_mut().enumerate() {
-                // SAFETY: j + 32 <= n <= every row's length.
+                // SAFETY: the caller guarantees j + 8Q <= every row's length.
                 let x = unsafe { _mm256_loadu_ps(rows[t].as_ptr().add(j + 8 * q)) };
                 *a = _mm256_fmadd_ps(wv[t], x, *a);
             }
         }
         for (q, a) in acc.iter().enumerate() {
-            // SAFETY: j + 32 <= n = out.len().
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j + 8 * q), *a) };
+            // SAFETY: the caller guarantees j + 8Q <= the output's length.
+            unsafe { _mm256_storeu_ps(out.add(j + 8 * q), *a) };
         }
+    }
+    while j + 32 <= n {
+        // SAFETY: j + 32 <= n <= every row's length and out's.
+        unsafe { block::<4, T>(rows, &wv, b, j, out.as_mut_ptr()) };
         j += 32;
+    }
+    if j + 16 <= n {
+        // SAFETY: j + 16 <= n, as above.
+        unsafe { block::<2, T>(rows, &wv, b, j, out.as_mut_ptr()) };
+        j += 16;
     }
     if j >= n {
         return;

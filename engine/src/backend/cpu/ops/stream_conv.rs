@@ -56,8 +56,13 @@ pub(super) fn prepare(
             copy_run(&mut row[x0..x0 + n], &line[sx0..sx0 + n]);
             continue;
         }
-        row.fill(0.0);
         let (even, odd) = row.split_at_mut(we);
+        // The columns no input lands on are the first and last few of each
+        // half: zero those ends only.
+        let (lead, trail) = (x0.div_ceil(2), (wp - x0 - n).div_ceil(2) + 1);
+        let (ne, no) = (even.len(), odd.len());
+        zero_ends(even, lead.min(ne), trail.min(ne));
+        zero_ends(odd, lead.min(no), trail.min(no));
         // Column x0 + j goes to the half of its parity, at (x0 + j) / 2.
         let src = &line[sx0..sx0 + n];
         if x0 % 2 == 0 {
