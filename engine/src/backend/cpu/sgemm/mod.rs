@@ -225,12 +225,7 @@ pub fn gemm(
     // B, so the split follows whichever costs more.
     let col_panels = n.div_ceil(nr);
     let row_panels = m.div_ceil(mr);
-    let want = if threads > 1 { threads * 3 } else { 1 };
-    let ratio = (b.pack_cost() * n as f64 / m as f64).max(1e-3);
-    let col_blocks = ((want as f64 * ratio).sqrt().round() as usize).clamp(1, col_panels.min(want));
-    let row_blocks = want.div_ceil(col_blocks).clamp(1, row_panels);
-    let cpb = col_panels.div_ceil(col_blocks);
-    let rpb = row_panels.div_ceil(row_blocks);
+    let (rpb, cpb) = split(row_panels, col_panels, (mr, nr), b.pack_cost(), threads);
     let tasks: Vec<(usize, usize)> = (0..row_panels.div_ceil(rpb))
         .flat_map(|r| (0..col_panels.div_ceil(cpb)).map(move |cb| (r, cb)))
         .collect();
@@ -337,6 +332,47 @@ const A_BLOCK_BYTES: usize = 384 << 10;
 
 /// A B panel at most this many bytes stays in L1 while the row panels use it.
 const B_PANEL_BYTES: usize = 16 << 10;
+
+/// Row and column panels per task: the split whose busiest thread has the
+/// least to do, counting each task's tiles and its B packing (repeated by
+/// every row block) and a fixed cost per task. A split into fewer tasks
+/// than threads, or into a count that leaves a thread with an extra one,
+/// loses to one that balances.
+#[allow(clippy::needless_range_loop)]
+fn split(
+    row_panels: usize,
+    col_panels: usize,
+    (mr, nr): (usize, usize),
+    pack_cost: f64,
+    threads: usize,
+) -> (usize, usize) {
+    if threads <= 1 {
+        return (row_panels, col_panels);
+    }
+    // In units of one k step of one vector FMA (16 lanes).
+    let tile = (mr * nr) as f64 / 16.0;
+    let pack = nr as f64 * pack_cost / 8.0;
+    const PER_TASK: f64 = 200.0;
+    let mut best = (f64::INFINITY, row_panels, col_panels);
+    for rb in 1..=row_panels.min(8 * threads) {
+        let rpb = row_panels.div_ceil(rb);
+        for cb in 1..=col_panels.min(8 * threads) {
+            let cpb = col_panels.div_ceil(cb);
+            let tasks = row_panels.div_ceil(rpb) * col_panels.div_ceil(cpb);
+            // At least two tasks per thread where there are as many panels:
+            // some slack for a thread that runs slow.
+            if tasks < (2 * threads).min(row_panels * col_panels) {
+                continue;
+            }
+            let cost = (rpb * cpb) as f64 * tile + cpb as f64 * pack + PER_TASK;
+            let span = tasks.div_ceil(threads) as f64 * cost;
+            if span < best.0 {
+                best = (span, rpb, cpb);
+            }
+        }
+    }
+    (best.1, best.2)
+}
 
 /// Computes rows of panels `panels` and columns `n0..n0+nc` of C.
 #[allow(clippy::too_many_arguments)]
