@@ -36,7 +36,7 @@ impl KeepWarm {
                     idle += 1;
                     // Now and then let the OS run something else: other
                     // pipelines' threads may be waiting for this core.
-                    if idle % 64 == 0 {
+                    if idle.is_multiple_of(64) {
                         std::thread::yield_now();
                     } else {
                         std::hint::spin_loop();
