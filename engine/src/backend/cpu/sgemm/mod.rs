@@ -338,7 +338,6 @@ const B_PANEL_BYTES: usize = 16 << 10;
 /// every row block) and a fixed cost per task. A split into fewer tasks
 /// than threads, or into a count that leaves a thread with an extra one,
 /// loses to one that balances.
-#[allow(clippy::needless_range_loop)]
 fn split(
     row_panels: usize,
     col_panels: usize,
