@@ -1,8 +1,8 @@
-//! Depthwise convolution (one filter per channel), computed directly: plane
-//! by plane from a zero-bordered copy (3x3 and 5x5 windows at strides 1 and
-//! 2, the shapes mobile networks use, as sums of shifted streams; any other
-//! geometry one output at a time), or eight channels at a time for small
-//! planes, whose rows are too short to vectorize along.
+//! Depthwise convolution (one filter per channel), computed directly: the
+//! shapes mobile networks use (3x3 and 5x5 windows at strides 1 and 2)
+//! eight channels at a time, across the channels of an interleaved block;
+//! fewer than eight channels plane by plane from a zero-bordered copy, as
+//! sums of shifted streams; any other geometry one output at a time.
 
 use super::conv::Geom;
 use super::stream_conv::{conv_taps, padded_extent, prepare};
