@@ -117,15 +117,19 @@ pub fn copy_run(d: &mut [f32], s: &[f32]) {
     }
 }
 
-/// Zeroes the first `lead` and the last `trail` values of `row` without a
-/// library call when both are at most 8 and the row holds 8 (the border of
-/// a padded row, before its interior is written over the rest).
+/// Zeroes the first `lead` and the last `trail` values of `row`, without a
+/// library call when both are at most 16 and the row holds 16 (the border
+/// of a padded row, before its interior is written over the rest; it may
+/// zero more than asked).
 #[inline(always)]
 pub fn zero_ends(row: &mut [f32], lead: usize, trail: usize) {
     let n = row.len();
     if n >= 8 && lead <= 8 && trail <= 8 {
         row[..8].copy_from_slice(&[0.0; 8]);
         row[n - 8..].copy_from_slice(&[0.0; 8]);
+    } else if n >= 16 && lead <= 16 && trail <= 16 {
+        row[..16].copy_from_slice(&[0.0; 16]);
+        row[n - 16..].copy_from_slice(&[0.0; 16]);
     } else {
         row[..lead].fill(0.0);
         row[n - trail..].fill(0.0);

@@ -7,7 +7,7 @@
 use super::conv::Geom;
 use super::stream_conv::{conv_taps, padded_extent, prepare};
 use crate::backend::cpu::act::Act;
-use crate::backend::cpu::simd::Scratch;
+use crate::backend::cpu::simd::{zero_ends, Scratch};
 use crate::backend::cpu::taps::{self, C8};
 use crate::backend::cpu::transpose8::{deinterleave8, interleave8};
 use rayon::prelude::*;
@@ -174,7 +174,16 @@ pub(super) fn depthwise_c8(
                 let mut buf = Scratch::take(&BLOCK, (hp * wp + plane) * C8);
                 let (blk, rows) = buf.split_at_mut(hp * wp * C8);
                 let rows = &mut rows[..plane * C8];
-                blk.fill(0.0);
+                // Only the border is zeroed: every interior row is written over.
+                let (rows_in, n_in) = (h.min(hp.saturating_sub(pt)), w.min(wp.saturating_sub(pl)));
+                for (py, row) in blk.chunks_exact_mut(wp * C8).enumerate() {
+                    // A partial group leaves lanes unwritten: zero it all.
+                    if py < pt || py >= pt + rows_in || nc < C8 {
+                        row.fill(0.0);
+                    } else {
+                        zero_ends(row, pl * C8, (wp - pl - n_in) * C8);
+                    }
+                }
                 // A missing channel (the last group's) reads as zeros.
                 let zeros = [0f32; 0];
                 let plane_in = |l: usize| {
