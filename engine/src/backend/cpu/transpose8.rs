@@ -10,6 +10,8 @@
 #[inline(always)]
 pub fn interleave8(src: [&[f32]; 8], n: usize, dst: &mut [f32]) {
     assert!(src.iter().all(|s| s.len() >= n) && dst.len() >= 8 * n);
+    // Advanced by the vector loop where there is one.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
     {
@@ -38,6 +40,8 @@ pub fn interleave8(src: [&[f32]; 8], n: usize, dst: &mut [f32]) {
 pub fn deinterleave8(src: &[f32], n: usize, dst: [&mut [f32]; 8]) {
     assert!(src.len() >= 8 * n && dst.iter().all(|d| d.len() >= n));
     let mut dst = dst;
+    // Advanced by the vector loop where there is one.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
     {
