@@ -73,43 +73,31 @@ unsafe fn micro<const MR: usize, const NR: usize>(
     }
 }
 
+/// The tile kernel: the direct one writing a plain 8 x 32 tile.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
-    use std::arch::x86_64::*;
-    // 8 rows x 2 vectors of 16: 16 accumulators, 2 B vectors, 1 broadcast.
-    macro_rules! kernel {
-        ($($r:literal),*) => {{
-            let z = _mm512_setzero_ps();
-            let mut c = [[z; 2]; 8];
-            for k in 0..kc {
-                // SAFETY: the caller guarantees kc*8 floats at a and kc*32 at b.
-                unsafe {
-                    let (bp, ap) = (b.add(k * 32), a.add(k * 8));
-                    let (b0, b1) = (_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16)));
-                    $(
-                        let x = _mm512_set1_ps(*ap.add($r));
-                        c[$r][0] = _mm512_fmadd_ps(x, b0, c[$r][0]);
-                        c[$r][1] = _mm512_fmadd_ps(x, b1, c[$r][1]);
-                    )*
-                }
-            }
-            // SAFETY: the caller guarantees 8*32 writable floats at tile.
-            unsafe {
-                $(
-                    _mm512_storeu_ps(tile.add($r * 32), c[$r][0]);
-                    _mm512_storeu_ps(tile.add($r * 32 + 16), c[$r][1]);
-                )*
-            }
-        }};
-    }
-    kernel!(0, 1, 2, 3, 4, 5, 6, 7)
+    let to = Direct {
+        c: tile,
+        ldc: 32,
+        accumulate: false,
+        finish: false,
+        bias: std::ptr::null(),
+        res: std::ptr::null(),
+        ldr: 0,
+        clamp: false,
+        lo: 0.0,
+        hi: 0.0,
+    };
+    // SAFETY: forwarded contract; `to` is a full 8 x 32 tile at pitch 32.
+    unsafe { avx512_direct(kc, a, b, &to) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_direct(kc: usize, a: *const f32, b: *const f32, to: &Direct) {
     use std::arch::x86_64::*;
+    // 8 rows x 2 vectors of 16: 16 accumulators, 2 B vectors, 1 broadcast.
     macro_rules! kernel {
         ($($r:literal),*) => {{
             let z = _mm512_setzero_ps();
