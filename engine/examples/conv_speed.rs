@@ -19,17 +19,7 @@ fn main() {
     let threads = a.get(5).copied().unwrap_or(1);
     let groups = a.get(6).copied().unwrap_or(1);
     let mut net = Network::new("conv");
-    let x = net.add_input(
-        "x",
-        DataType::F32,
-        vec![
-            Dim::Known(1),
-            Dim::Known(cin),
-            Dim::Known(hw),
-            Dim::Known(hw),
-        ],
-        None,
-    );
+    let x = image_input(&mut net, cin, hw);
     let cg = cin / groups;
     let w = net.add_weights(
         Tensor::from_f32(
@@ -66,17 +56,7 @@ fn main() {
     // The same input through the cheap layer alone: what handing the input
     // in and dropping it costs, subtracted from the timing.
     let mut bare = Network::new("bare");
-    let bx = bare.add_input(
-        "x",
-        DataType::F32,
-        vec![
-            Dim::Known(1),
-            Dim::Known(cin),
-            Dim::Known(hw),
-            Dim::Known(hw),
-        ],
-        None,
-    );
+    let bx = image_input(&mut bare, cin, hw);
     let br = bare.add("shape", LayerKind::Shape, vec![bx]).unwrap();
     bare.mark_output("y", br);
     let cfg = RunConfig {
@@ -117,6 +97,12 @@ fn main() {
         cpu * 1e3,
         macs / best / 1e9
     );
+}
+
+/// A 1 x cin x hw x hw float input named x.
+fn image_input(net: &mut Network, cin: usize, hw: usize) -> jetrt_engine::ir::TensorRef {
+    let dims = [1, cin, hw, hw].map(Dim::Known).to_vec();
+    net.add_input("x", DataType::F32, dims, None)
 }
 
 /// CPU time this process has used, from /proc (no extra dependencies).
