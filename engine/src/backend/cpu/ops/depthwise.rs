@@ -60,47 +60,26 @@ pub(super) fn depthwise(
                 ($f:expr) => {{
                     let f = $f;
                     let geo = (hp, wp, ho, wo);
+                    // One call per (window, stride) the tap streams handle.
+                    macro_rules! streams {
+                        ($k:literal, $s:literal, $t:literal) => {
+                            conv_taps::<1, $k, $s, $t, _>(
+                                pad,
+                                geo,
+                                &taps::<$t>(k),
+                                b,
+                                dst,
+                                res,
+                                &f,
+                                tmp,
+                            )
+                        };
+                    }
                     match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
-                        (3, 3, 1, 1, 1, 1) => conv_taps::<1, 3, 1, 9, _>(
-                            pad,
-                            geo,
-                            &taps::<9>(k),
-                            b,
-                            dst,
-                            res,
-                            &f,
-                            tmp,
-                        ),
-                        (3, 3, 2, 2, 1, 1) => conv_taps::<1, 3, 2, 9, _>(
-                            pad,
-                            geo,
-                            &taps::<9>(k),
-                            b,
-                            dst,
-                            res,
-                            &f,
-                            tmp,
-                        ),
-                        (5, 5, 1, 1, 1, 1) => conv_taps::<1, 5, 1, 25, _>(
-                            pad,
-                            geo,
-                            &taps::<25>(k),
-                            b,
-                            dst,
-                            res,
-                            &f,
-                            tmp,
-                        ),
-                        (5, 5, 2, 2, 1, 1) => conv_taps::<1, 5, 2, 25, _>(
-                            pad,
-                            geo,
-                            &taps::<25>(k),
-                            b,
-                            dst,
-                            res,
-                            &f,
-                            tmp,
-                        ),
+                        (3, 3, 1, 1, 1, 1) => streams!(3, 1, 9),
+                        (3, 3, 2, 2, 1, 1) => streams!(3, 2, 9),
+                        (5, 5, 1, 1, 1, 1) => streams!(5, 1, 25),
+                        (5, 5, 2, 2, 1, 1) => streams!(5, 2, 25),
                         _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
                     }
                 }};
