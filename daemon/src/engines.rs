@@ -123,7 +123,7 @@ pub fn cache_key(
         Some(k) => backend::backend(k).map_err(|e| err(name, e))?,
         None => backend::auto(),
     };
-    let key = b.plan_key();
+    let key = b.plan_key().map_err(|e| err(name, e))?;
     field("backend", key.backend.as_bytes());
     field("device", key.device.as_bytes());
     field("version", key.version.as_bytes());

@@ -5,7 +5,7 @@ use crate::convert::{self, ConvertOptions, Registry};
 use crate::error::{Error, Result};
 use crate::onnx::OnnxModel;
 use crate::optimize;
-use jetrt_engine::backend::{self, BackendKind, BuildConfig};
+use jetrt_engine::backend::{self, BackendKind, BuildConfig, Precision};
 use jetrt_engine::engine::Engine;
 use jetrt_engine::engine_file::{
     BuildRecord, EngineHeader, IoDesc, Plan, PluginRequirement, Preprocess,
@@ -27,7 +27,11 @@ pub enum BackendChoice {
 pub struct BuildOptions {
     pub backend: BackendChoice,
     pub convert: ConvertOptions,
-    pub fp16: bool,
+    pub precision: Precision,
+    /// The most scratch memory one layer may use on a device, in bytes.
+    pub workspace: Option<usize>,
+    /// Which GPU to build for.
+    pub device: usize,
     /// Preprocessing hints recorded in the engine.
     pub preprocess: Option<Preprocess>,
     pub labels: Vec<String>,
@@ -102,24 +106,36 @@ pub fn build_engine(
 ) -> Result<Engine> {
     load_plugins(&opts.plugins)?;
     let b = match opts.backend {
-        BackendChoice::Auto => backend::auto(),
+        BackendChoice::Auto => backend::auto_on(opts.device),
         BackendChoice::Kind(k) => {
-            let b = backend::backend(k)?;
+            let b = backend::backend_on(k, opts.device)?;
             b.probe()?;
             b
         }
     };
-    if opts.fp16 && b.kind() == BackendKind::Cpu {
-        return Err(Error::Options(
-            "the cpu backend computes in float32 and cannot build --fp16 engines; drop --fp16, or build with a GPU backend"
-                .into(),
-        ));
+    if !b.capabilities().precisions.contains(&opts.precision) {
+        return Err(Error::Options(format!(
+            "the {} backend cannot build {} engines (it computes in {}); drop --fp16, or build with a GPU backend",
+            b.kind(),
+            opts.precision,
+            b.capabilities()
+                .precisions
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     let net = network(model, registry, &opts.convert, progress)?;
     progress(Stage::Planning { backend: b.kind() });
-    let data = b.build(&net, &BuildConfig { fp16: opts.fp16 })?;
+    let cfg = BuildConfig {
+        precision: opts.precision,
+        workspace: opts.workspace,
+        device: opts.device,
+    };
+    let data = b.build(&net, &cfg)?;
     let plan = Plan {
-        key: b.plan_key(),
+        key: b.plan_key()?,
         data,
     };
     let io = |name: &str, info: &jetrt_engine::ir::TensorInfo, profile| IoDesc {
@@ -135,10 +151,11 @@ pub fn build_engine(
         source_hash: model.hash.clone(),
         build: BuildRecord {
             backend: b.kind().to_string(),
-            precision: if opts.fp16 { "fp16" } else { "fp32" }.into(),
+            precision: opts.precision.name().into(),
             batch: opts.convert.batch.to_string(),
             shapes: opts.shape_args.clone(),
             plugins: libraries_needed(&plugins),
+            workspace: opts.workspace.map(|w| w as u64),
         },
         inputs: net
             .inputs

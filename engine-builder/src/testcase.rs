@@ -7,7 +7,7 @@ use crate::compare::{compare, Metrics, Tolerance};
 use crate::convert::{BatchProfile, Registry};
 use crate::error::{Error, Result};
 use crate::onnx::{read_pb, OnnxModel};
-use jetrt_engine::backend::{BackendKind, RunConfig};
+use jetrt_engine::backend::{BackendKind, Precision, RunConfig};
 use jetrt_engine::engine::Engine;
 use jetrt_engine::shape::Dim;
 use jetrt_engine::Tensor;
@@ -161,10 +161,29 @@ pub struct CaseResult {
 }
 
 /// Options for running cases.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CaseOptions {
     pub plugins: Vec<PathBuf>,
     pub threads: Option<usize>,
+    /// What each case is built for and run on.
+    pub backend: build::BackendChoice,
+    pub precision: Precision,
+    pub workspace: Option<usize>,
+    pub device: usize,
+}
+
+impl Default for CaseOptions {
+    /// The cpu backend in fp32: the reference every other run is held to.
+    fn default() -> Self {
+        CaseOptions {
+            plugins: Vec::new(),
+            threads: None,
+            backend: build::BackendChoice::Kind(BackendKind::Cpu),
+            precision: Precision::Fp32,
+            workspace: None,
+            device: 0,
+        }
+    }
 }
 
 /// The graph's inputs that are not initializers, in order.
@@ -283,7 +302,8 @@ fn declared_dims(input: &crate::onnx::proto::ValueInfoProto) -> Option<Vec<Optio
     )
 }
 
-/// Builds a case's model for the cpu backend and checks every data set.
+/// Builds a case's model for the backend the options name and checks
+/// every data set.
 pub fn run_case(dir: &Path, registry: &Registry, opts: &CaseOptions) -> CaseResult {
     let name = dir
         .file_name()
@@ -323,13 +343,17 @@ fn run_case_inner(
         .collect::<Result<_>>()
         .map_err(|e| e.to_string())?;
     res.data_sets = sets.len();
-    let tol = read_meta(dir)
-        .map_err(|e| e.to_string())?
-        .and_then(|m| m.fp32)
-        .unwrap_or(Tolerance::ELEMENTWISE);
+    let meta = read_meta(dir).map_err(|e| e.to_string())?;
+    let tol = match opts.precision {
+        Precision::Fp32 => meta.and_then(|m| m.fp32).unwrap_or(Tolerance::ELEMENTWISE),
+        Precision::Fp16 => meta.and_then(|m| m.fp16).unwrap_or(Tolerance::FP16),
+    };
     let (shapes, batch) = shapes_for(&model, &sets)?;
     let mut bo = BuildOptions {
-        backend: build::BackendChoice::Kind(BackendKind::Cpu),
+        backend: opts.backend,
+        precision: opts.precision,
+        workspace: opts.workspace,
+        device: opts.device,
         plugins: opts.plugins.clone(),
         ..Default::default()
     };
@@ -382,11 +406,13 @@ fn run_case_inner(
     // A round trip through the file format, as a user's engine takes.
     let engine = Engine::from_bytes(&engine.to_bytes(), dir.join("model.engine"))
         .map_err(|e| e.to_string())?;
+    let backend = BackendKind::parse(&engine.header().build.backend);
     let mut ctx = engine
         .context(
-            Some(BackendKind::Cpu),
+            backend,
             &RunConfig {
                 threads: opts.threads,
+                device: opts.device,
                 ..Default::default()
             },
         )

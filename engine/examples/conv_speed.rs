@@ -2,8 +2,7 @@
 //! jetrt-engine --example conv_speed -- CIN COUT HW K STRIDE [threads [groups]]`.
 //! A development aid, not a test.
 
-use jetrt_engine::backend::cpu::CpuExecutor;
-use jetrt_engine::backend::{Executor, RunConfig};
+use jetrt_engine::backend::{self, BackendKind, Executor, RunConfig};
 use jetrt_engine::ir::{ConvParams, LayerKind, Network};
 use jetrt_engine::shape::Dim;
 use jetrt_engine::{DataType, Tensor};
@@ -63,15 +62,21 @@ fn main() {
         threads: Some(threads),
         ..Default::default()
     };
-    let mut ex = CpuExecutor::new(Arc::new(net), &cfg).unwrap();
-    let mut bare = CpuExecutor::new(Arc::new(bare), &cfg).unwrap();
+    let cpu = backend::backend(BackendKind::Cpu).unwrap();
+    let load = |net: Network| {
+        let net = Arc::new(net);
+        let plan = cpu.build(&net, &Default::default()).unwrap();
+        cpu.load(net, &plan, &cfg).unwrap()
+    };
+    let mut ex = load(net);
+    let mut bare = load(bare);
     let input = Tensor::from_f32(
         &[1, cin, hw, hw],
         (0..cin * hw * hw).map(|i| (i % 7) as f32).collect(),
     )
     .unwrap();
     let runs = 300;
-    let time = |ex: &mut CpuExecutor| {
+    let time = |ex: &mut Box<dyn Executor>| {
         let mut times = Vec::with_capacity(runs);
         for _ in 0..runs {
             let batch = vec![input.clone()];

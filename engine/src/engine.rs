@@ -1,10 +1,10 @@
 //! An engine: the header, the network and its backend plans, as loaded from
 //! or saved to an `.engine` file; and contexts that run it.
 
-use crate::backend::{self, BackendKind, Executor, RunConfig};
+use crate::backend::{self, BackendKind, BuildConfig, Executor, Precision, RunConfig};
 use crate::engine_file::{self, EngineData, EngineHeader, Plan};
 use crate::error::{Error, Result};
-use crate::ir::Network;
+use crate::ir::{Input, Network};
 use crate::shape::{format_dims, format_shape, Dim};
 use crate::tensor::Tensor;
 use std::io::Write;
@@ -108,46 +108,72 @@ impl Engine {
         &self.data.plans
     }
 
-    /// A context on `backend` (or the best available one). A missing or
-    /// stale plan for it is rebuilt in memory.
+    /// The build options the engine records: what a plan rebuilt from it
+    /// for another device is built with.
+    pub fn build_config(&self, device: usize) -> BuildConfig {
+        let b = &self.data.header.build;
+        BuildConfig {
+            precision: Precision::parse(&b.precision).unwrap_or_default(),
+            workspace: b.workspace.and_then(|w| usize::try_from(w).ok()),
+            device,
+        }
+    }
+
+    /// A context on `backend` (or the best available one) on device
+    /// `cfg.device`. A missing or stale plan for it is rebuilt in memory
+    /// with the build options the engine records.
     pub fn context(&self, backend: Option<BackendKind>, cfg: &RunConfig) -> Result<Context> {
         // Every plugin the network uses must be registered (built in, or
         // from a library loaded before this call); all missing ones at once.
         crate::plugin::registry::check_network(&self.data.network)?;
         let b = match backend {
             Some(k) => {
-                let b = backend::backend(k)?;
+                let b = backend::backend_on(k, cfg.device)?;
                 b.probe()?;
                 b
             }
-            None => backend::auto(),
+            None => backend::auto_on(cfg.device),
         };
-        let key = b.plan_key();
+        let key = b.plan_key()?;
         let rebuilt;
         let plan = match self.data.plans.iter().find(|p| p.key == key) {
             Some(p) => &p.data,
             None => {
+                let mut build = self.build_config(cfg.device);
+                if !b.capabilities().precisions.contains(&build.precision) {
+                    log::warn!(
+                        "the engine was built for {}; the {} backend runs it in {}",
+                        build.precision,
+                        key.backend,
+                        Precision::Fp32
+                    );
+                    build.precision = Precision::Fp32;
+                }
                 log::info!(
-                    "no {} plan for this device and version in the engine; building one",
-                    key.backend
+                    "no {} plan for this device ({}) and version in the engine; building one ({})",
+                    key.backend,
+                    key.device,
+                    build.precision
                 );
-                rebuilt = b.build(&self.data.network, &Default::default())?;
+                rebuilt = b.build(&self.data.network, &build)?;
                 &rebuilt
             }
         };
         let executor = b.load(self.data.network.clone(), plan, cfg)?;
         Ok(Context {
-            network: self.data.network.clone(),
+            inputs: self.data.network.inputs.clone(),
             backend: b.kind(),
             executor,
         })
     }
 }
 
-/// Runs an engine's network; owns its buffers and threads. Checks every
-/// input against the engine's input types before running.
+/// Runs an engine's network; owns its buffers, stream and threads. Checks
+/// every input against the engine's input types before running. It holds
+/// no reference to the engine's weights: once a GPU context has uploaded
+/// them, dropping the [`Engine`] frees the host copy.
 pub struct Context {
-    network: Arc<Network>,
+    inputs: Vec<Input>,
     backend: BackendKind,
     executor: Box<dyn Executor>,
 }
@@ -159,30 +185,62 @@ impl Context {
 
     /// Runs on `inputs`, given in the order of the network's inputs.
     pub fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
-        check_inputs(&self.network, &inputs)?;
+        check_inputs(&self.inputs, &inputs)?;
         self.executor.run(inputs)
+    }
+
+    /// Sets every input's dims for the runs that follow (see [`Executor`]);
+    /// checked against the engine's inputs and profiles.
+    pub fn set_input_dims(&mut self, dims: &[Vec<usize>]) -> Result<()> {
+        check_dims(&self.inputs, dims)?;
+        self.executor.set_input_dims(dims)
+    }
+
+    /// The executor, for binding inputs and outputs to buffers and running
+    /// asynchronously; set the input dims through [`Context::set_input_dims`].
+    pub fn executor(&mut self) -> &mut dyn Executor {
+        self.executor.as_mut()
     }
 
     /// Per-layer times, when made with `RunConfig::profile`.
     pub fn layer_times(&self) -> Option<Vec<crate::backend::LayerTime>> {
         self.executor.layer_times()
     }
+
+    /// Device memory the context holds (GPU backends), in bytes.
+    pub fn device_memory(&self) -> Option<u64> {
+        self.executor.device_memory()
+    }
 }
 
 /// Checks count, type and dims of run-time inputs against the network's.
-pub fn check_inputs(net: &Network, inputs: &[Tensor]) -> Result<()> {
-    if inputs.len() != net.inputs.len() {
-        let names: Vec<&str> = net.inputs.iter().map(|i| i.name.as_str()).collect();
+pub fn check_inputs(decls: &[Input], inputs: &[Tensor]) -> Result<()> {
+    for (decl, t) in decls.iter().zip(inputs) {
+        if t.dtype() != decl.info.dtype {
+            return Err(Error::Input {
+                name: decl.name.clone(),
+                msg: format!("expected {} data, got {}", decl.info.dtype, t.dtype()),
+            });
+        }
+    }
+    let dims: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+    check_dims(decls, &dims)
+}
+
+/// Checks count and dims of run-time input dims against the network's.
+pub fn check_dims(decls: &[Input], dims: &[Vec<usize>]) -> Result<()> {
+    if dims.len() != decls.len() {
+        let names: Vec<&str> = decls.iter().map(|i| i.name.as_str()).collect();
         return Err(Error::Input {
             name: names.join(", "),
             msg: format!(
                 "the engine takes {} input(s), {} were given",
                 names.len(),
-                inputs.len()
+                dims.len()
             ),
         });
     }
-    for (decl, t) in net.inputs.iter().zip(inputs) {
+    for (decl, dims) in decls.iter().zip(dims) {
         let bad = |msg: String| {
             Err(Error::Input {
                 name: decl.name.clone(),
@@ -190,10 +248,6 @@ pub fn check_inputs(net: &Network, inputs: &[Tensor]) -> Result<()> {
             })
         };
         let want = &decl.info;
-        if t.dtype() != want.dtype {
-            return bad(format!("expected {} data, got {}", want.dtype, t.dtype()));
-        }
-        let dims = t.shape();
         let fits = dims.len() == want.shape.len()
             && dims.iter().zip(&want.shape).all(|(d, w)| match w {
                 Dim::Known(n) => d == n,

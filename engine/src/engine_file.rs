@@ -101,6 +101,9 @@ pub struct BuildRecord {
     /// that provided a plugin its layers use.
     #[serde(default)]
     pub plugins: Vec<String>,
+    /// The per-layer scratch limit given (`--workspace`), in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

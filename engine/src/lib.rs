@@ -9,9 +9,11 @@ pub mod dtype;
 pub mod engine;
 pub mod engine_file;
 pub mod error;
+pub mod eval;
 pub mod ir;
 pub mod plugin;
 pub mod preprocess;
+pub mod resolve;
 pub mod shape;
 pub mod tensor;
 
@@ -21,3 +23,8 @@ pub use tensor::{Tensor, TensorData};
 
 /// The version of jetrt that wrote an engine; part of every plan key.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// Tensors cross to devices, files and plugins as their in-memory bytes,
+// which the formats define as little-endian.
+#[cfg(not(target_endian = "little"))]
+compile_error!("jetrt supports little-endian targets only");

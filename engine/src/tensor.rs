@@ -217,6 +217,68 @@ impl Tensor {
         }
     }
 
+    /// This tensor's elements converted to `to`, with the IR's Cast
+    /// semantics every backend follows: floats to integers truncate toward
+    /// zero and saturate (NaN becomes 0), integers narrow by wrapping, and
+    /// anything becomes bool as `!= 0`.
+    pub fn cast(&self, to: DataType) -> Tensor {
+        if self.dtype() == to {
+            return self.clone();
+        }
+        let data = match (&self.data, to) {
+            (TensorData::I64(v), DataType::I32) => {
+                TensorData::I32(v.iter().map(|&a| a as i32).collect())
+            }
+            (TensorData::I64(v), DataType::F32) => {
+                TensorData::F32(v.iter().map(|&a| a as f32).collect())
+            }
+            (_, DataType::I64) => TensorData::I64(match &self.data {
+                TensorData::F32(v) => v.iter().map(|&a| a as i64).collect(),
+                TensorData::F16(v) => v.iter().map(|a| a.to_f32() as i64).collect(),
+                _ => self.to_i64_vec(),
+            }),
+            (_, DataType::F32) => self.to_f32().data,
+            (_, DataType::F16) => {
+                TensorData::F16(self.to_f64_vec().into_iter().map(f16::from_f64).collect())
+            }
+            (_, DataType::I32) => TensorData::I32(match &self.data {
+                TensorData::F32(v) => v.iter().map(|&a| a as i32).collect(),
+                _ => self.to_f64_vec().into_iter().map(|a| a as i32).collect(),
+            }),
+            (_, DataType::U8) => TensorData::U8(match &self.data {
+                TensorData::I64(v) => v.iter().map(|&a| a as u8).collect(),
+                TensorData::I32(v) => v.iter().map(|&a| a as u8).collect(),
+                _ => self
+                    .to_f64_vec()
+                    .into_iter()
+                    .map(|a| a as i64 as u8)
+                    .collect(),
+            }),
+            (_, DataType::Bool) => {
+                TensorData::Bool(self.to_f64_vec().into_iter().map(|a| a != 0.0).collect())
+            }
+        };
+        Tensor {
+            shape: self.shape.clone(),
+            data,
+        }
+    }
+
+    /// The elements as they lie in memory: little-endian (every target
+    /// jetrt builds for is), bools one byte each, 0 or 1.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.data {
+            TensorData::F32(v) => bytemuck::cast_slice(v),
+            TensorData::F16(v) => bytemuck::cast_slice(v),
+            TensorData::I32(v) => bytemuck::cast_slice(v),
+            TensorData::I64(v) => bytemuck::cast_slice(v),
+            TensorData::U8(v) => v,
+            // SAFETY: a bool is one byte holding 0 or 1, so a slice of them
+            // is a valid slice of as many bytes, borrowed for as long.
+            TensorData::Bool(v) => unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) },
+        }
+    }
+
     /// Element bytes, little-endian (bools as one byte 0 or 1).
     pub fn to_le_bytes(&self) -> Vec<u8> {
         match &self.data {

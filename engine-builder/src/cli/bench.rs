@@ -1,6 +1,6 @@
 //! `engine-builder bench`.
 
-use super::common::{open_engine_with, PluginArgs, ThreadArgs};
+use super::common::{open_engine_with, DeviceArgs, PluginArgs, ThreadArgs};
 use anyhow::{bail, Result};
 use jetrt_engine::shape::Dim;
 use jetrt_engine::{DataType, Tensor, TensorData};
@@ -23,6 +23,8 @@ pub struct Args {
     top: usize,
     #[command(flatten)]
     threads: ThreadArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
     #[command(flatten)]
     plugins: PluginArgs,
 }
@@ -50,7 +52,7 @@ fn sample_input(dtype: DataType, dims: &[usize]) -> Tensor {
 pub fn run(a: Args) -> Result<ExitCode> {
     let mut cfg = a.threads.config();
     cfg.profile = a.profile;
-    let (engine, mut ctx) = open_engine_with(&a.engine, &a.plugins, &cfg)?;
+    let (engine, mut ctx) = open_engine_with(&a.engine, &a.plugins, &a.device, &cfg)?;
     let mut inputs = Vec::new();
     for i in &engine.network().inputs {
         let dims: Option<Vec<usize>> = i

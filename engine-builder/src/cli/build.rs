@@ -1,13 +1,12 @@
 //! `engine-builder build`.
 
 use super::common::{
-    human_bytes, parse_hw, parse_shape, parse_triple, read_labels, spinner, PluginArgs,
+    human_bytes, parse_hw, parse_shape, parse_triple, read_labels, spinner, PluginArgs, TargetArgs,
 };
 use anyhow::{Context, Result};
-use engine_builder::build::{build_engine, BackendChoice, BuildOptions};
+use engine_builder::build::{build_engine, BuildOptions};
 use engine_builder::convert::{BatchProfile, Registry};
 use engine_builder::onnx::OnnxModel;
-use jetrt_engine::backend::BackendKind;
 use jetrt_engine::engine_file::{ColorOrder, Preprocess};
 use jetrt_engine::shape::format_shape;
 use std::path::PathBuf;
@@ -21,18 +20,14 @@ pub struct Args {
     /// Where to write the engine
     #[arg(short, long, value_name = "OUT.engine")]
     output: PathBuf,
-    /// Backend to build for: auto picks the best one compiled in and present
-    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda", "tensorrt"])]
-    backend: String,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Profile of a dynamic batch dim
     #[arg(long, default_value = "1:1:1", value_name = "MIN:OPT:MAX")]
     batch: BatchProfile,
     /// Fix all dims of an input; repeatable
     #[arg(long = "shape", value_name = "NAME=D0xD1x...", value_parser = parse_shape)]
     shapes: Vec<(String, Vec<usize>)>,
-    /// Build in half precision (GPU backends)
-    #[arg(long)]
-    fp16: bool,
     /// Preprocessing: the image size the model takes
     #[arg(long, value_name = "HxW", value_parser = parse_hw)]
     input_size: Option<[usize; 2]>,
@@ -54,10 +49,6 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let t0 = Instant::now();
-    let backend = match a.backend.as_str() {
-        "auto" => BackendChoice::Auto,
-        other => BackendChoice::Kind(BackendKind::parse(other).expect("clap checked the value")),
-    };
     if let Some(std) = a.std {
         if std.contains(&0.0) {
             anyhow::bail!("--std values must not be zero");
@@ -83,8 +74,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
         None => vec![],
     };
     let mut opts = BuildOptions {
-        backend,
-        fp16: a.fp16,
+        backend: a.target.backend(),
+        precision: a.target.precision(),
+        workspace: a.target.workspace_bytes(),
+        device: a.target.device,
         preprocess,
         labels,
         plugins: a.plugins.plugins.clone(),

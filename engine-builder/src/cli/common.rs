@@ -2,8 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use engine_builder::build::load_plugins;
+use engine_builder::build::BackendChoice;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use jetrt_engine::backend::{BackendKind, RunConfig};
+use jetrt_engine::backend::{BackendKind, Precision, RunConfig};
 use jetrt_engine::engine::{Context as RunContext, Engine};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,26 +41,97 @@ impl ThreadArgs {
     }
 }
 
+/// The backend names `--backend` takes.
+pub const BACKENDS: [&str; 4] = ["auto", "cpu", "cuda", "tensorrt"];
+
+/// `None` for auto, else the backend named.
+fn backend_choice(name: &str) -> Option<BackendKind> {
+    match name {
+        "auto" => None,
+        other => BackendKind::parse(other),
+    }
+}
+
+/// `--backend` and `--device` for subcommands that run an engine.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct DeviceArgs {
+    /// Backend to run on (default: the one the engine was built for; auto
+    /// picks the best one compiled in and usable here)
+    #[arg(long, value_parser = BACKENDS)]
+    pub backend: Option<String>,
+    /// Which GPU to use, as an index among the machine's GPUs
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub device: usize,
+}
+
+/// What `build` and `test` build for: backend, device, precision, scratch.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TargetArgs {
+    /// Backend to build for: auto picks the best one compiled in and usable
+    /// here (tensorrt, then cuda, then cpu)
+    #[arg(long, default_value = "auto", value_parser = BACKENDS)]
+    pub backend: String,
+    /// Which GPU to build for, as an index among the machine's GPUs
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub device: usize,
+    /// Store float tensors in half precision (GPU backends)
+    #[arg(long)]
+    pub fp16: bool,
+    /// The most scratch memory one layer may use on the GPU, in MiB
+    #[arg(long, value_name = "MiB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub workspace: Option<u64>,
+}
+
+impl TargetArgs {
+    pub fn backend(&self) -> BackendChoice {
+        match backend_choice(&self.backend) {
+            None => BackendChoice::Auto,
+            Some(k) => BackendChoice::Kind(k),
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        if self.fp16 {
+            Precision::Fp16
+        } else {
+            Precision::Fp32
+        }
+    }
+
+    pub fn workspace_bytes(&self) -> Option<usize> {
+        self.workspace.map(|m| (m as usize) << 20)
+    }
+}
+
 /// Loads an engine file, with its plugins, and makes a context for it.
 pub fn open_engine(
     path: &Path,
     plugins: &PluginArgs,
     threads: &ThreadArgs,
+    device: &DeviceArgs,
 ) -> Result<(Engine, RunContext)> {
-    open_engine_with(path, plugins, &threads.config())
+    open_engine_with(path, plugins, device, &threads.config())
 }
 
 /// As [`open_engine`], with every run option.
 pub fn open_engine_with(
     path: &Path,
     plugins: &PluginArgs,
+    device: &DeviceArgs,
     cfg: &RunConfig,
 ) -> Result<(Engine, RunContext)> {
     plugins.load()?;
     let engine = Engine::load(path)?;
-    let backend = BackendKind::parse(&engine.header().build.backend);
+    let backend = match &device.backend {
+        Some(name) => backend_choice(name),
+        None => BackendKind::parse(&engine.header().build.backend),
+    };
+    let cfg = RunConfig {
+        device: device.device,
+        ..cfg.clone()
+    };
     let ctx = engine
-        .context(backend, cfg)
+        .context(backend, &cfg)
         .with_context(|| format!("cannot run {} here", path.display()))?;
     Ok((engine, ctx))
 }

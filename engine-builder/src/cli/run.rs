@@ -1,6 +1,6 @@
 //! `engine-builder run`.
 
-use super::common::{open_engine, PluginArgs, ThreadArgs};
+use super::common::{open_engine, DeviceArgs, PluginArgs, ThreadArgs};
 use anyhow::{bail, Context, Result};
 use engine_builder::onnx::{read_pb, write_pb};
 use engine_builder::testcase::order_inputs;
@@ -31,6 +31,8 @@ pub struct Args {
     top: usize,
     #[command(flatten)]
     threads: ThreadArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
     #[command(flatten)]
     plugins: PluginArgs,
 }
@@ -157,7 +159,7 @@ pub fn summarize(name: &str, t: &Tensor, labels: &[String], top: usize) {
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let (engine, mut ctx) = open_engine(&a.engine, &a.plugins, &a.threads)?;
+    let (engine, mut ctx) = open_engine(&a.engine, &a.plugins, &a.threads, &a.device)?;
     let inputs = match &a.image {
         Some(img) => vec![image_input(&engine, img)?],
         None => {

@@ -1,6 +1,6 @@
 //! `engine-builder test`.
 
-use super::common::{PluginArgs, ThreadArgs};
+use super::common::{PluginArgs, TargetArgs, ThreadArgs};
 use anyhow::Result;
 use engine_builder::convert::Registry;
 use engine_builder::testcase::{run_case, CaseOptions};
@@ -13,6 +13,8 @@ pub struct Args {
     /// Case folders (model.onnx + test_data_set_K/), or folders of them
     #[arg(required = true, value_name = "CASE_DIR")]
     cases: Vec<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
     #[command(flatten)]
     threads: ThreadArgs,
     #[command(flatten)]
@@ -53,6 +55,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let opts = CaseOptions {
         plugins: a.plugins.plugins.clone(),
         threads: a.threads.config().threads,
+        backend: a.target.backend(),
+        precision: a.target.precision(),
+        workspace: a.target.workspace_bytes(),
+        device: a.target.device,
     };
     let cases: Vec<PathBuf> = a.cases.iter().flat_map(|c| expand(c)).collect();
     let width = cases

@@ -1,6 +1,6 @@
 //! `engine-builder verify`.
 
-use super::common::{open_engine, PluginArgs, ThreadArgs};
+use super::common::{open_engine, DeviceArgs, PluginArgs, ThreadArgs};
 use anyhow::{bail, Result};
 use engine_builder::compare::Tolerance;
 use engine_builder::testcase::{judge, order_inputs, read_data_set, read_meta};
@@ -16,11 +16,13 @@ pub struct Args {
     #[command(flatten)]
     threads: ThreadArgs,
     #[command(flatten)]
+    device: DeviceArgs,
+    #[command(flatten)]
     plugins: PluginArgs,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
-    let (engine, mut ctx) = open_engine(&a.engine, &a.plugins, &a.threads)?;
+    let (engine, mut ctx) = open_engine(&a.engine, &a.plugins, &a.threads, &a.device)?;
     let set = read_data_set(&a.data_dir)?;
     if set.outputs.is_empty() {
         bail!(

@@ -5,7 +5,7 @@
 use super::ConvertError;
 use crate::onnx::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
 use crate::onnx::tensor_from_proto;
-use jetrt_engine::backend::cpu::eval_layer;
+use jetrt_engine::eval::eval_layer;
 use jetrt_engine::ir::{LayerKind, Network, ShuffleParams, TensorInfo, TensorRef};
 use jetrt_engine::shape::{known_dims, Dim};
 use jetrt_engine::{DataType, Tensor};

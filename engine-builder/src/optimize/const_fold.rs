@@ -1,8 +1,9 @@
 //! Constant folding: layers whose inputs are all known at build time are
-//! computed once, with the cpu kernels, and replaced by Constant layers.
+//! computed once, with the IR's reference evaluator, and replaced by
+//! Constant layers.
 
 use super::rewrite::Rewriter;
-use jetrt_engine::backend::cpu::eval_layer;
+use jetrt_engine::eval::eval_layer;
 use jetrt_engine::ir::{LayerKind, Network, TensorRef};
 use jetrt_engine::shape::known_dims;
 use jetrt_engine::{Result, Tensor};

@@ -101,7 +101,7 @@ fn fold(net: &mut Network, p: &ConvParams, a: &Affine, deconv: bool) -> Option<C
         .collect();
     let kernel = Tensor::from_f32(&shape, w).ok()?;
     let kernel = if dtype == jetrt_engine::DataType::F16 {
-        jetrt_engine::backend::cpu::ops::cast_tensor(&kernel, dtype).ok()?
+        kernel.cast(dtype)
     } else {
         kernel
     };

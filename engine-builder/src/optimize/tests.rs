@@ -2,8 +2,6 @@
 //! network computes the same outputs before and after (cpu backend).
 
 use super::*;
-use jetrt_engine::backend::cpu::CpuExecutor;
-use jetrt_engine::backend::{Executor, RunConfig};
 use jetrt_engine::ir::*;
 use jetrt_engine::shape::Dim;
 use jetrt_engine::{DataType, Tensor};
@@ -27,15 +25,7 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 }
 
 fn run(net: &Network, inputs: &[Tensor]) -> Vec<Tensor> {
-    let mut ex = CpuExecutor::new(
-        Arc::new(net.clone()),
-        &RunConfig {
-            threads: Some(2),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    ex.run(inputs.to_vec()).unwrap()
+    jetrt_engine::eval::eval_network(Arc::new(net.clone()), inputs.to_vec(), Some(2)).unwrap()
 }
 
 fn assert_same(a: &Network, b: &Network, inputs: &[Tensor]) {

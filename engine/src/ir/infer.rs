@@ -19,24 +19,78 @@ pub fn constant_info(t: &Tensor) -> TensorInfo {
         t.dtype(),
         t.shape().iter().map(|&d| Dim::Known(d)).collect(),
     );
-    if matches!(t.dtype(), DataType::I32 | DataType::I64)
-        && t.rank() <= 1
-        && t.len() <= MAX_TRACKED_VALUE
-    {
+    if is_tracked(t.dtype(), t.shape()) {
         info.value = Some(t.to_i64_vec().into_iter().map(SymInt::Int).collect());
     }
     info
+}
+
+/// Whether a tensor of this type is small enough to have its value tracked.
+fn is_tracked(dtype: DataType, dims: &[usize]) -> bool {
+    matches!(dtype, DataType::I32 | DataType::I64)
+        && dims.len() <= 1
+        && dims.iter().product::<usize>() <= MAX_TRACKED_VALUE
+}
+
+/// What shape inference reads of the weights: each blob's type and dims,
+/// and the values of those small enough to be shape constants. A network's
+/// weights table is one; a device backend that dropped its host copies of
+/// large weights after uploading them keeps a [`WeightShapes`].
+pub trait WeightsTable {
+    fn dtype_dims(&self, id: WeightsId) -> Option<(DataType, &[usize])>;
+    /// The values, where they are kept.
+    fn tensor(&self, id: WeightsId) -> Option<&Tensor>;
+}
+
+impl WeightsTable for Vec<Arc<Tensor>> {
+    fn dtype_dims(&self, id: WeightsId) -> Option<(DataType, &[usize])> {
+        self.get(id.0).map(|t| (t.dtype(), t.shape()))
+    }
+
+    fn tensor(&self, id: WeightsId) -> Option<&Tensor> {
+        self.get(id.0).map(|t| t.as_ref())
+    }
+}
+
+/// A weights table without the values of large blobs.
+#[derive(Clone, Debug, Default)]
+pub struct WeightShapes(Vec<(DataType, Vec<usize>, Option<Arc<Tensor>>)>);
+
+impl WeightShapes {
+    /// Types and dims of `weights`, keeping the values of blobs of at most
+    /// `keep` elements.
+    pub fn of(weights: &[Arc<Tensor>], keep: usize) -> Self {
+        WeightShapes(
+            weights
+                .iter()
+                .map(|t| {
+                    let small = (t.len() <= keep).then(|| t.clone());
+                    (t.dtype(), t.shape().to_vec(), small)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl WeightsTable for WeightShapes {
+    fn dtype_dims(&self, id: WeightsId) -> Option<(DataType, &[usize])> {
+        self.0.get(id.0).map(|(d, s, _)| (*d, s.as_slice()))
+    }
+
+    fn tensor(&self, id: WeightsId) -> Option<&Tensor> {
+        self.0.get(id.0).and_then(|(_, _, t)| t.as_deref())
+    }
 }
 
 /// Output types of a layer of `kind` reading `inputs`.
 pub fn infer_outputs(
     kind: &LayerKind,
     inputs: &[&TensorInfo],
-    weights: &[Arc<Tensor>],
+    weights: &dyn WeightsTable,
 ) -> R<Vec<TensorInfo>> {
-    let w = |id: WeightsId| -> R<&Arc<Tensor>> {
+    let w = |id: WeightsId| -> R<(DataType, &[usize])> {
         weights
-            .get(id.0)
+            .dtype_dims(id)
             .ok_or_else(|| format!("weights {} do not exist", id.0))
     };
     let arity = |n: usize| -> R<()> {
@@ -47,23 +101,35 @@ pub fn infer_outputs(
         }
     };
     let out = match kind {
-        LayerKind::Constant { weights } => {
+        LayerKind::Constant { weights: id } => {
             arity(0)?;
-            constant_info(w(*weights)?)
+            match weights.tensor(*id) {
+                Some(t) => constant_info(t),
+                None => {
+                    let (dtype, dims) = w(*id)?;
+                    TensorInfo::new(dtype, dims.iter().map(|&d| Dim::Known(d)).collect())
+                }
+            }
         }
         LayerKind::Convolution(p) => {
             arity(1)?;
             conv(
                 inputs[0],
                 p,
-                w(p.kernel)?,
-                p.bias.map(w).transpose()?,
+                w(p.kernel)?.1,
+                p.bias.map(w).transpose()?.map(|b| b.1),
                 false,
             )?
         }
         LayerKind::Deconvolution(p) => {
             arity(1)?;
-            conv(inputs[0], p, w(p.kernel)?, p.bias.map(w).transpose()?, true)?
+            conv(
+                inputs[0],
+                p,
+                w(p.kernel)?.1,
+                p.bias.map(w).transpose()?.map(|b| b.1),
+                true,
+            )?
         }
         LayerKind::Pooling(p) => {
             arity(1)?;
@@ -322,11 +388,12 @@ fn spatial_params(rank: usize, lens: &[usize]) -> R<usize> {
     Ok(k)
 }
 
+/// `kernel` and `bias` are the dims of the layer's weights.
 fn conv(
     x: &TensorInfo,
     p: &ConvParams,
-    kernel: &Tensor,
-    bias: Option<&Arc<Tensor>>,
+    kernel: &[usize],
+    bias: Option<&[usize]>,
     deconv: bool,
 ) -> R<TensorInfo> {
     float_input(x)?;
@@ -343,7 +410,7 @@ fn conv(
     if p.groups == 0 || p.stride.contains(&0) || p.dilation.contains(&0) {
         return Err("groups, strides and dilations must be positive".into());
     }
-    let ks = kernel.shape();
+    let ks = kernel;
     if ks.len() != k + 2 || ks[2..] != p.kernel_size[..] {
         return Err(format!(
             "kernel weights of shape {ks:?} do not match kernel size {:?}",
@@ -373,10 +440,10 @@ fn conv(
         }
     }
     if let Some(b) = bias {
-        if b.len() != p.out_channels {
+        let n: usize = b.iter().product();
+        if n != p.out_channels {
             return Err(format!(
-                "bias has {} values for {} output channels",
-                b.len(),
+                "bias has {n} values for {} output channels",
                 p.out_channels
             ));
         }
@@ -571,7 +638,7 @@ fn elementwise_value(a: &[SymInt], b: &[SymInt], op: ElementWiseOp) -> Option<Ve
     )
 }
 
-fn scale(x: &TensorInfo, p: &ScaleParams, weights: &[Arc<Tensor>]) -> R<TensorInfo> {
+fn scale(x: &TensorInfo, p: &ScaleParams, weights: &dyn WeightsTable) -> R<TensorInfo> {
     float_input(x)?;
     if p.channel_axis >= x.rank() && p.mode != ScaleMode::Uniform {
         return Err(format!("channel axis {} is out of range", p.channel_axis));
@@ -585,13 +652,13 @@ fn scale(x: &TensorInfo, p: &ScaleParams, weights: &[Arc<Tensor>]) -> R<TensorIn
             .product::<Option<usize>>(),
     };
     for id in [p.shift, p.scale, p.power].into_iter().flatten() {
-        let t = weights.get(id.0).ok_or("missing scale weights")?;
+        let (_, dims) = weights.dtype_dims(id).ok_or("missing scale weights")?;
+        let len: usize = dims.iter().product();
         if let Some(n) = want {
-            if t.len() != n {
+            if len != n {
                 return Err(format!(
-                    "{:?} scale weights hold {} values, need {n}",
-                    p.mode,
-                    t.len()
+                    "{:?} scale weights hold {len} values, need {n}",
+                    p.mode
                 ));
             }
         }
@@ -1012,7 +1079,7 @@ mod tests {
     #[test]
     fn shape_values_flow_through_gather_and_concat() {
         let x = info(&[Dim::Named("n".into()), Dim::Known(8)]);
-        let shape = infer_outputs(&LayerKind::Shape, &[&x], &[])
+        let shape = infer_outputs(&LayerKind::Shape, &[&x], &Vec::new())
             .unwrap()
             .remove(0);
         let mut idx = TensorInfo::new(DataType::I64, vec![]);

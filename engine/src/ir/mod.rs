@@ -5,13 +5,14 @@
 //! are inferred when it is added, so a builder can ask for any tensor's dims
 //! while converting, as TensorRT's `ITensor::getDimensions` allows.
 
+pub mod axis_map;
 pub mod einsum;
 pub mod infer;
 pub mod layer;
 mod nonfinite;
 pub mod plugin;
 
-pub use infer::infer_outputs;
+pub use infer::{infer_outputs, WeightShapes, WeightsTable};
 pub use layer::*;
 pub use plugin::{FieldValue, PluginDim, PluginField, PluginOutput, PluginParams};
 
@@ -151,7 +152,8 @@ impl Network {
                     .ok_or_else(|| layer_err(format!("input {t:?} does not exist (yet)")))?,
             );
         }
-        let outputs = infer_outputs(&kind, &infos, &self.weights).map_err(layer_err)?;
+        let outputs =
+            infer_outputs(&kind, &infos, &self.weights).map_err(layer_err)?;
         self.layers.push(Layer {
             name,
             kind,

@@ -19,6 +19,7 @@ pub const DTYPE_U8: i32 = 5;
 pub const DTYPE_BOOL: i32 = 6;
 
 pub const DEVICE_CPU: i32 = 0;
+pub const DEVICE_CUDA: i32 = 1;
 
 pub const FIELD_INT: i32 = 1;
 pub const FIELD_FLOAT: i32 = 2;

@@ -464,8 +464,9 @@ impl PluginInstance {
             .collect()
     }
 
-    /// Scratch bytes a CPU run on inputs of these dims needs.
-    fn cpu_workspace(&self, descs: &[ffi::TensorDesc]) -> Result<usize> {
+    /// Scratch bytes a run on `device` (an `ffi::DEVICE_*`) with inputs of
+    /// these dims needs.
+    fn workspace(&self, descs: &[ffi::TensorDesc], device: i32) -> Result<usize> {
         let Some(f) = self.entry.entry.workspace else {
             return Ok(0);
         };
@@ -478,7 +479,7 @@ impl PluginInstance {
                 self.raw,
                 descs.as_ptr(),
                 descs.len() as i32,
-                ffi::DEVICE_CPU,
+                device,
                 &mut size,
                 &mut e,
             )
@@ -493,18 +494,10 @@ impl PluginInstance {
         Ok(size as usize)
     }
 
-    /// Runs the CPU kernel; returns the outputs at the dims it produced.
-    pub fn run_cpu(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-        let descs: Vec<InputDesc> = inputs
-            .iter()
-            .map(|t| InputDesc {
-                dtype: t.dtype(),
-                dims: t.shape().iter().map(|&d| Some(d)).collect(),
-            })
-            .collect();
-        let outs = self.infer(&descs)?;
-        let bad = |m: String| self.fail("run_cpu", m);
-        // Allocated dims: each output dim, data-dependent ones at their bound.
+    /// The dims each output is allocated at for inputs of known dims:
+    /// data-dependent dims at their bound.
+    fn allocation(&self, outs: &[InferredOutput], what: &str) -> Result<Vec<Vec<usize>>> {
+        let bad = |m: String| self.fail(what, m);
         let mut alloc: Vec<Vec<usize>> = Vec::with_capacity(outs.len());
         for (k, o) in outs.iter().enumerate() {
             let dims = o
@@ -533,8 +526,58 @@ impl PluginInstance {
                 })?;
             alloc.push(dims);
         }
+        Ok(alloc)
+    }
+
+    /// The dims a kernel reported for its outputs, checked against what was
+    /// allocated: equal, or at most the bound for data-dependent dims.
+    fn reported(
+        &self,
+        outs: &[InferredOutput],
+        alloc: &[Vec<usize>],
+        c_outputs: &[ffi::Tensor],
+        what: &str,
+    ) -> Result<Vec<Vec<usize>>> {
+        let bad = |m: String| self.fail(what, m);
+        let mut result = Vec::with_capacity(outs.len());
+        for (k, ((o, dims), c)) in outs.iter().zip(alloc).zip(c_outputs).enumerate() {
+            if c.rank as usize != dims.len() || c.dtype != dtype_to_c(o.dtype) {
+                return Err(bad(format!(
+                    "output {k} came back with its rank or type changed"
+                )));
+            }
+            let mut actual = Vec::with_capacity(dims.len());
+            for (d, (&allocated, &reported)) in dims.iter().zip(&c.dims).enumerate() {
+                let ok = match o.dims[d] {
+                    InferredDim::DataDependent { .. } => (0..=allocated as i64).contains(&reported),
+                    _ => reported == allocated as i64,
+                };
+                if !ok {
+                    return Err(bad(format!(
+                        "output {k} came back with dim {d} = {reported}, where {allocated} was allocated"
+                    )));
+                }
+                actual.push(reported as usize);
+            }
+            result.push(actual);
+        }
+        Ok(result)
+    }
+
+    /// Runs the CPU kernel; returns the outputs at the dims it produced.
+    pub fn run_cpu(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let descs: Vec<InputDesc> = inputs
+            .iter()
+            .map(|t| InputDesc {
+                dtype: t.dtype(),
+                dims: t.shape().iter().map(|&d| Some(d)).collect(),
+            })
+            .collect();
+        let outs = self.infer(&descs)?;
+        let bad = |m: String| self.fail("run_cpu", m);
+        let alloc = self.allocation(&outs, "run_cpu")?;
         let c_in_descs = c_descs(&descs).map_err(|m| self.fail("run_cpu", m))?;
-        let mut workspace = vec![0u8; self.cpu_workspace(&c_in_descs)?];
+        let mut workspace = vec![0u8; self.workspace(&c_in_descs, ffi::DEVICE_CPU)?];
         let c_inputs: Vec<ffi::Tensor> = inputs
             .iter()
             .map(|t| c_tensor(t.dtype(), t.shape(), data_ptr(t)))
@@ -569,39 +612,112 @@ impl PluginInstance {
             )
         };
         Self::status(&self.entry, "run_cpu", s, &e)?;
+        let actual = self.reported(&outs, &alloc, &c_outputs, "run_cpu")?;
         let mut result = Vec::with_capacity(outs.len());
-        for (k, ((o, dims), (buf, c))) in outs
-            .iter()
-            .zip(&alloc)
-            .zip(bufs.into_iter().zip(&c_outputs))
-            .enumerate()
-        {
-            if c.rank as usize != dims.len() || c.dtype != dtype_to_c(o.dtype) {
-                return Err(bad(format!(
-                    "output {k} came back with its rank or type changed"
-                )));
-            }
-            let mut actual = Vec::with_capacity(dims.len());
-            for (d, (&allocated, &reported)) in dims.iter().zip(&c.dims).enumerate() {
-                let ok = match o.dims[d] {
-                    InferredDim::DataDependent { .. } => (0..=allocated as i64).contains(&reported),
-                    _ => reported == allocated as i64,
-                };
-                if !ok {
-                    return Err(bad(format!(
-                        "output {k} came back with dim {d} = {reported}, where {allocated} was allocated"
-                    )));
-                }
-                actual.push(reported as usize);
-            }
-            let n = actual.iter().product();
+        for (k, (buf, dims)) in bufs.into_iter().zip(actual).enumerate() {
+            let n = dims.iter().product();
             let data = buf
                 .into_data(n)
                 .map_err(|m| bad(format!("output {k}: {m}")))?;
-            result.push(Tensor::new(actual, data).map_err(|e| bad(format!("output {k}: {e}")))?);
+            result.push(Tensor::new(dims, data).map_err(|e| bad(format!("output {k}: {e}")))?);
         }
         Ok(result)
     }
+
+    /// Whether the plugin has a CUDA kernel.
+    pub fn has_cuda(&self) -> bool {
+        self.entry.has_cuda()
+    }
+
+    /// What a CUDA run on inputs of these (known) dims needs: the outputs'
+    /// types, the dims to allocate each at, and the scratch bytes.
+    pub fn cuda_plan(&self, inputs: &[InputDesc]) -> Result<CudaPlan> {
+        let outputs = self.infer(inputs)?;
+        let alloc = self.allocation(&outputs, "run_cuda")?;
+        let descs = c_descs(inputs).map_err(|m| self.fail("run_cuda", m))?;
+        let workspace = self.workspace(&descs, ffi::DEVICE_CUDA)?;
+        Ok(CudaPlan {
+            outputs,
+            alloc,
+            workspace,
+        })
+    }
+
+    /// Runs the CUDA kernel on `stream` over device memory; returns the
+    /// dims each output came back with (data-dependent ones as produced).
+    ///
+    /// # Safety
+    /// Every input's `ptr` is device memory of the current context holding
+    /// its type and dims; every output's has room for the dims `plan`
+    /// allocates; `workspace` has `plan.workspace` bytes; `stream` is a
+    /// stream of that context. All stay valid until the stream has run the
+    /// work (the plugin only enqueues it).
+    pub unsafe fn run_cuda(
+        &mut self,
+        plan: &CudaPlan,
+        inputs: &[DeviceTensor],
+        outputs: &[u64],
+        workspace: u64,
+        stream: *mut c_void,
+    ) -> Result<Vec<Vec<usize>>> {
+        let Some(run) = self.entry.entry.run_cuda else {
+            return Err(self.fail("run_cuda", "the plugin has no CUDA kernel"));
+        };
+        if outputs.len() != plan.outputs.len() {
+            return Err(self.fail(
+                "run_cuda",
+                format!("{} output buffers for {} outputs", outputs.len(), plan.outputs.len()),
+            ));
+        }
+        let c_inputs: Vec<ffi::Tensor> = inputs
+            .iter()
+            .map(|t| c_tensor(t.dtype, &t.dims, t.ptr as usize as *mut c_void))
+            .collect();
+        let mut c_outputs: Vec<ffi::Tensor> = plan
+            .outputs
+            .iter()
+            .zip(&plan.alloc)
+            .zip(outputs)
+            .map(|((o, dims), &p)| c_tensor(o.dtype, dims, p as usize as *mut c_void))
+            .collect();
+        let mut e = ffi::ErrorBuf::new();
+        // SAFETY: the ABI's signature; the caller guarantees every pointer
+        // is device memory of the sizes described, and the descriptor
+        // arrays and `e` are alive and valid for the call.
+        let s = unsafe {
+            run(
+                self.raw,
+                c_inputs.as_ptr(),
+                c_inputs.len() as i32,
+                c_outputs.as_mut_ptr(),
+                c_outputs.len() as i32,
+                workspace as usize as *mut c_void,
+                plan.workspace as u64,
+                stream,
+                &mut e,
+            )
+        };
+        Self::status(&self.entry, "run_cuda", s, &e)?;
+        self.reported(&plan.outputs, &plan.alloc, &c_outputs, "run_cuda")
+    }
+}
+
+/// A tensor in device memory, as a plugin's CUDA kernel is handed it.
+#[derive(Clone, Debug)]
+pub struct DeviceTensor {
+    pub dtype: DataType,
+    pub dims: Vec<usize>,
+    pub ptr: u64,
+}
+
+/// What one CUDA run of a plugin needs, from [`PluginInstance::cuda_plan`].
+#[derive(Clone, Debug)]
+pub struct CudaPlan {
+    pub outputs: Vec<InferredOutput>,
+    /// The dims each output is allocated at.
+    pub alloc: Vec<Vec<usize>>,
+    /// Scratch bytes on the device.
+    pub workspace: usize,
 }
 
 impl Drop for PluginInstance {

@@ -13,10 +13,12 @@ mod builtin;
 mod ffi;
 mod instance;
 mod library;
+mod record;
 pub mod registry;
 
-pub use instance::{InferredDim, InferredOutput, InputDesc, PluginInstance};
+pub use instance::{CudaPlan, DeviceTensor, InferredDim, InferredOutput, InputDesc, PluginInstance};
 pub use library::PluginLibrary;
+pub use record::check_outputs;
 pub use registry::{PluginEntry, PluginSource};
 
 /// The C ABI version this build of jetrt speaks (`JETRT_PLUGIN_ABI_VERSION`).

@@ -164,11 +164,7 @@ fn group_norm(ctx: &mut NodeCtx<'_>) -> R {
             }
             let per: Vec<f64> = t.to_f64_vec();
             let v: Vec<f32> = (0..c).map(|ch| per[ch / (c / groups)] as f32).collect();
-            let t = jetrt_engine::backend::cpu::ops::cast_tensor(
-                &Tensor::from_f32(&[c], v)?,
-                ctx.dtype(x),
-            )
-            .map_err(ConvertError::new)?;
+            let t = Tensor::from_f32(&[c], v)?.cast(ctx.dtype(x));
             ctx.constant(t)
         } else {
             ctx.input(i)?

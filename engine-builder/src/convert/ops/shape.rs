@@ -109,8 +109,7 @@ fn range(ctx: &mut NodeCtx<'_>) -> R {
     };
     let mut t = Tensor::new(vec![n], data)?;
     if start.dtype() == DataType::F16 {
-        t = jetrt_engine::backend::cpu::ops::cast_tensor(&t, DataType::F16)
-            .map_err(ConvertError::new)?;
+        t = t.cast(DataType::F16);
     }
     let y = ctx.constant(t);
     ctx.set_output(0, y)

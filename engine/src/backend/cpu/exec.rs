@@ -22,6 +22,17 @@ pub struct CpuExecutor {
     threads: usize,
     /// Per step, (total seconds, runs), when profiling.
     times: Option<std::sync::Mutex<Vec<(f64, usize)>>>,
+    /// The bound-I/O state (see [`Executor`]).
+    io: BoundIo,
+}
+
+/// Inputs bound as bytes and the outputs of the last run on them.
+#[derive(Default)]
+struct BoundIo {
+    dims: Option<Vec<Vec<usize>>>,
+    inputs: Vec<Vec<u8>>,
+    /// The last run's outputs, while the dims it ran on are the bound ones.
+    outputs: Option<Vec<Tensor>>,
 }
 
 enum Kernel {
@@ -134,6 +145,7 @@ impl CpuExecutor {
             pool,
             threads,
             times,
+            io: BoundIo::default(),
         })
     }
 
@@ -238,13 +250,116 @@ impl CpuExecutor {
     }
 }
 
-impl Executor for CpuExecutor {
-    fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+impl CpuExecutor {
+    fn run_in_pool(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let others = self.threads - 1;
         self.pool.install(|| {
             let _warm = (others > 0).then(|| super::keep_warm::KeepWarm::start(others));
             self.run_layers(inputs)
         })
+    }
+
+    fn output_decl(&self, o: usize) -> Result<&crate::ir::Output> {
+        self.net
+            .outputs
+            .get(o)
+            .ok_or_else(|| Error::Network(format!("the network has no output {o}")))
+    }
+}
+
+impl Executor for CpuExecutor {
+    fn set_input_dims(&mut self, dims: &[Vec<usize>]) -> Result<()> {
+        let mut bufs = Vec::with_capacity(dims.len());
+        for (decl, d) in self.net.inputs.iter().zip(dims) {
+            let bytes = crate::resolve::tensor_bytes(decl.info.dtype, d).ok_or_else(|| {
+                Error::Input {
+                    name: decl.name.clone(),
+                    msg: format!("dims {} are too large", crate::shape::format_dims(d)),
+                }
+            })?;
+            bufs.push(vec![0u8; bytes as usize]);
+        }
+        self.io = BoundIo {
+            dims: Some(dims.to_vec()),
+            inputs: bufs,
+            outputs: None,
+        };
+        Ok(())
+    }
+
+    fn input_dims(&self) -> Option<&[Vec<usize>]> {
+        self.io.dims.as_deref()
+    }
+
+    fn input_host(&mut self, i: usize) -> Result<&mut [u8]> {
+        self.io
+            .inputs
+            .get_mut(i)
+            .map(|v| v.as_mut_slice())
+            .ok_or_else(|| Error::Network(format!("input {i} is not bound (set the input dims first)")))
+    }
+
+    fn enqueue(&mut self) -> Result<()> {
+        let dims = self
+            .io
+            .dims
+            .clone()
+            .ok_or_else(|| Error::Network("no input dims are set".into()))?;
+        let inputs = self
+            .net
+            .inputs
+            .iter()
+            .zip(&dims)
+            .zip(&self.io.inputs)
+            .map(|((decl, d), bytes)| Tensor::from_le_bytes(decl.info.dtype, d, bytes))
+            .collect::<Result<Vec<_>>>()?;
+        self.io.outputs = None;
+        let outs = self.run_in_pool(inputs)?;
+        self.io.outputs = Some(outs);
+        Ok(())
+    }
+
+    fn synchronize(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn output_count(&self) -> usize {
+        self.net.outputs.len()
+    }
+
+    fn output_dtype(&self, o: usize) -> crate::dtype::DataType {
+        self.net
+            .outputs
+            .get(o)
+            .map_or(crate::dtype::DataType::F32, |d| self.net.info(d.tensor).dtype)
+    }
+
+    fn output_dims(&self, o: usize) -> Result<Vec<usize>> {
+        let decl = self.output_decl(o)?;
+        if let Some(outs) = &self.io.outputs {
+            return Ok(outs[o].shape().to_vec());
+        }
+        let dims = self
+            .io
+            .dims
+            .as_ref()
+            .ok_or_else(|| Error::Network("no input dims are set".into()))?;
+        let host = crate::resolve::host_layers(&self.net);
+        let r = crate::resolve::resolve(&self.net, &self.net.weights, &host, dims)?;
+        Ok(r.dims(decl.tensor).to_vec())
+    }
+
+    fn output_host(&self, o: usize) -> Result<&[u8]> {
+        self.output_decl(o)?;
+        self.io
+            .outputs
+            .as_ref()
+            .map(|outs| outs[o].as_bytes())
+            .ok_or_else(|| Error::Network("no run has finished on the bound inputs".into()))
+    }
+
+    fn run(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        self.run_in_pool(inputs)
     }
 
     fn layer_times(&self) -> Option<Vec<crate::backend::LayerTime>> {

@@ -2,22 +2,22 @@
 //! the oracle other backends are tested against. It computes in float32
 //! (float16 tensors are stored as such and widened for arithmetic).
 
-pub mod act;
+pub(crate) mod act;
 mod buffers;
 mod exec;
 mod fuse;
-pub mod gemm;
+mod gemm;
 mod keep_warm;
-pub mod ops;
-pub mod sgemm;
-pub mod simd;
-pub(crate) mod taps;
+mod ops;
+mod sgemm;
+mod simd;
+mod taps;
 mod transpose8;
-pub mod util;
+mod util;
 
 pub use exec::CpuExecutor;
 
-use super::{Backend, BackendKind, BuildConfig, Executor, RunConfig};
+use super::{Backend, BackendKind, BuildConfig, Capabilities, Executor, Precision, RunConfig};
 use crate::engine_file::PlanKey;
 use crate::error::{Error, Result};
 use crate::ir::Network;
@@ -44,22 +44,25 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn plan_key(&self) -> PlanKey {
-        PlanKey {
-            backend: "cpu".into(),
-            device: std::env::consts::ARCH.into(),
-            version: crate::VERSION.into(),
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            precisions: &[Precision::Fp32],
+            max_rank: usize::MAX,
+            device_io: false,
         }
     }
 
+    fn plan_key(&self) -> Result<PlanKey> {
+        Ok(PlanKey {
+            backend: "cpu".into(),
+            device: std::env::consts::ARCH.into(),
+            version: crate::VERSION.into(),
+        })
+    }
+
     fn build(&self, net: &Network, cfg: &BuildConfig) -> Result<Vec<u8>> {
-        if cfg.fp16 {
-            return Err(Error::Unsupported {
-                backend: "cpu",
-                what: "--fp16 (it computes in float32); build without --fp16, or for a GPU backend"
-                    .into(),
-            });
-        }
+        self.capabilities()
+            .check_precision("cpu", cfg.precision)?;
         // Preparing every kernel once checks the network runs here.
         CpuExecutor::new(
             Arc::new(net.clone()),
@@ -88,9 +91,8 @@ impl Backend for CpuBackend {
 }
 
 /// Evaluates one layer of `net` on concrete inputs: how the builder folds
-/// constants with the same kernels the engine runs.
-pub fn eval_layer(net: &Network, layer: usize, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-    let l = &net.layers[layer];
+/// constants with the same kernels the engine runs (see [`crate::eval`]).
+pub fn eval_layer(net: &Network, l: &crate::ir::Layer, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
     let err = |msg: String| Error::Layer {
         layer: l.name.clone(),
         kind: l.kind.name(),

@@ -4,7 +4,6 @@
 
 pub mod activation;
 mod cast;
-pub use cast::cast as cast_tensor;
 mod concat;
 pub mod conv;
 mod depthwise;

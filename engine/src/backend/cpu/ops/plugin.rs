@@ -1,8 +1,9 @@
 //! Plugin layers on the cpu backend: the plugin's CPU kernel, through the C
-//! ABI, with its results checked against the types the layer records.
+//! ABI, with its results checked against the types the layer records
+//! ([`crate::plugin::check_outputs`]).
 
 use super::{Ctx, Op, OpResult};
-use crate::ir::{PluginDim, PluginParams};
+use crate::ir::PluginParams;
 use crate::plugin::{registry, PluginInstance};
 use crate::tensor::Tensor;
 use std::sync::Mutex;
@@ -34,37 +35,10 @@ impl Op for PluginOp {
             .unwrap_or_else(|e| e.into_inner())
             .run_cpu(inputs)
             .map_err(|e| e.to_string())?;
-        let spec = &self.params.outputs;
-        if outs.len() != spec.len() {
-            return Err(format!(
-                "plugin {} produced {} outputs where the engine records {}",
-                self.params.describe(),
-                outs.len(),
-                spec.len()
-            ));
-        }
-        for (k, (t, o)) in outs.iter().zip(spec).enumerate() {
-            let fits = t.shape().len() == o.dims.len()
-                && t.shape().iter().zip(&o.dims).all(|(&n, d)| match d {
-                    PluginDim::Known(m) => n == *m,
-                    PluginDim::SameAs { input, axis } => inputs
-                        .get(*input)
-                        .and_then(|i| i.shape().get(*axis))
-                        .is_some_and(|&m| m == n),
-                    PluginDim::DataDependent { bound: Some(b) } => n <= *b,
-                    PluginDim::DataDependent { bound: None } | PluginDim::Unknown => true,
-                });
-            if !fits || t.dtype() != o.dtype {
-                return Err(format!(
-                    "plugin {} produced output {k} as {} {}, which does not fit the engine's record {:?} {:?}",
-                    self.params.describe(),
-                    t.dtype(),
-                    crate::shape::format_dims(t.shape()),
-                    o.dtype,
-                    o.dims
-                ));
-            }
-        }
+        let produced: Vec<(crate::dtype::DataType, &[usize])> =
+            outs.iter().map(|t| (t.dtype(), t.shape())).collect();
+        let dims: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+        crate::plugin::check_outputs(&self.params, &produced, &dims)?;
         Ok(outs)
     }
 }

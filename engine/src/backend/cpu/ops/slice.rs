@@ -2,39 +2,12 @@
 
 use super::{Ctx, Op, OpResult};
 use crate::backend::cpu::util::{for_each_offset, strides};
-use crate::ir::{SliceMode, SliceParams};
+use crate::ir::axis_map::slice_source;
+use crate::ir::SliceParams;
 use crate::tensor::{Tensor, TensorData};
 use crate::with_data;
 
 pub struct Slice(pub SliceParams);
-
-/// Where output coordinate `i` of one dim reads from, or `None` to fill.
-fn source(
-    mode: SliceMode,
-    start: i64,
-    stride: i64,
-    i: usize,
-    n: usize,
-) -> Result<Option<usize>, String> {
-    let pos = start + i as i64 * stride;
-    let n = n as i64;
-    if (0..n).contains(&pos) {
-        return Ok(Some(pos as usize));
-    }
-    Ok(match mode {
-        SliceMode::StrictBounds => return Err(format!("slice reads index {pos} of a dim of {n}")),
-        SliceMode::Fill => None,
-        SliceMode::Clamp if n > 0 => Some(pos.clamp(0, n - 1) as usize),
-        SliceMode::Wrap if n > 0 => Some(pos.rem_euclid(n) as usize),
-        SliceMode::Reflect if n == 1 => Some(0),
-        SliceMode::Reflect if n > 1 => {
-            let period = 2 * (n - 1);
-            let m = pos.rem_euclid(period);
-            Some(if m < n { m } else { period - m } as usize)
-        }
-        _ => None,
-    })
-}
 
 impl Op for Slice {
     fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
@@ -72,7 +45,7 @@ impl Op for Slice {
         let mut maps = Vec::with_capacity(dims.len());
         for (d, &n) in dims.iter().enumerate() {
             let m: Result<Vec<Option<usize>>, String> = (0..p.size[d])
-                .map(|i| source(p.mode, p.start[d], p.stride[d], i, n))
+                .map(|i| slice_source(p.mode, p.start[d], p.stride[d], i, n))
                 .collect();
             maps.push(m?);
         }

@@ -241,7 +241,9 @@ pub fn kernel() -> &'static Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
     K.get_or_init(|| {
         let forced = std::env::var("JETRT_CPU_KERNEL").ok();
-        select(forced.as_deref())
+        let k = select(forced.as_deref());
+        log::debug!("cpu GEMM micro-kernel: {} ({}x{})", k.name, k.mr, k.nr);
+        k
     })
 }
 
@@ -297,6 +299,7 @@ fn select(forced: Option<&str>) -> Kernel {
 }
 
 /// Every kernel this CPU can run, for tests.
+#[cfg(test)]
 pub fn all() -> Vec<Kernel> {
     let mut v = vec![select(Some("portable"))];
     #[cfg(target_arch = "x86_64")]
