@@ -6,6 +6,7 @@
 //! [`optimize`] rewrites the IR, and [`build`] ties it all to a backend and
 //! produces an [`jetrt_engine::engine::Engine`].
 
+pub mod allowlist;
 pub mod build;
 pub mod compare;
 pub mod convert;

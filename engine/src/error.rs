@@ -33,6 +33,10 @@ pub enum Error {
     BackendNotCompiled(String),
     #[error("{0}")]
     Plugin(String),
+    /// A GPU library call that failed, or a GPU that cannot be used, with
+    /// what was being done.
+    #[error("{0}")]
+    Device(String),
     /// A tensor operation on mismatched shapes or types.
     #[error("{0}")]
     Tensor(String),

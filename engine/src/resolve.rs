@@ -119,8 +119,7 @@ pub fn resolve(
             LayerKind::Constant { weights: id } => {
                 if host.get(i).copied().unwrap_or(false) {
                     if let Some(t) = weights.tensor(*id) {
-                        r.values
-                            .insert(TensorRef::Layer(i, 0), Arc::new(t.clone()));
+                        r.values.insert(TensorRef::Layer(i, 0), Arc::new(t.clone()));
                     }
                 }
                 let d = known_dims(&l.outputs[0].shape)

@@ -275,7 +275,9 @@ impl Tensor {
             TensorData::U8(v) => v,
             // SAFETY: a bool is one byte holding 0 or 1, so a slice of them
             // is a valid slice of as many bytes, borrowed for as long.
-            TensorData::Bool(v) => unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) },
+            TensorData::Bool(v) => unsafe {
+                std::slice::from_raw_parts(v.as_ptr().cast(), v.len())
+            },
         }
     }
 

@@ -2,8 +2,10 @@
 
 use super::common::{PluginArgs, TargetArgs, ThreadArgs};
 use anyhow::Result;
+use engine_builder::allowlist;
 use engine_builder::convert::Registry;
 use engine_builder::testcase::{run_case, CaseOptions};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +15,10 @@ pub struct Args {
     /// Case folders (model.onnx + test_data_set_K/), or folders of them
     #[arg(required = true, value_name = "CASE_DIR")]
     cases: Vec<PathBuf>,
+    /// Skip the cases this allow-list excludes (one rule per line: op,
+    /// domain, dtype or case, each with its reason); repeatable
+    #[arg(long = "allow-list", value_name = "FILE")]
+    allow_lists: Vec<PathBuf>,
     #[command(flatten)]
     target: TargetArgs,
     #[command(flatten)]
@@ -60,7 +66,24 @@ pub fn run(a: Args) -> Result<ExitCode> {
         workspace: a.target.workspace_bytes(),
         device: a.target.device,
     };
-    let cases: Vec<PathBuf> = a.cases.iter().flat_map(|c| expand(c)).collect();
+    let mut rules = Vec::new();
+    for f in &a.allow_lists {
+        rules.extend(allowlist::read(f).map_err(anyhow::Error::msg)?);
+    }
+    let mut excluded: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut cases: Vec<PathBuf> = Vec::new();
+    for c in a.cases.iter().flat_map(|c| expand(c)) {
+        if !rules.is_empty() {
+            // A case that cannot be read is not excluded: it fails below.
+            if let Ok(info) = allowlist::case_info(&c) {
+                if let Some(r) = allowlist::exclusion(&info, &rules) {
+                    *excluded.entry(&r.reason).or_default() += 1;
+                    continue;
+                }
+            }
+        }
+        cases.push(c);
+    }
     let width = cases
         .iter()
         .map(|c| c.file_name().map_or(0, |n| n.len()))
@@ -88,6 +111,17 @@ pub fn run(a: Args) -> Result<ExitCode> {
         } else {
             failed += 1;
             println!("{}  {:<width$}  {}", paint("FAIL", "31"), r.name, r.detail);
+        }
+    }
+    if !rules.is_empty() {
+        println!(
+            "excluded by the allow-list: {}",
+            excluded.values().sum::<usize>()
+        );
+        let mut reasons: Vec<_> = excluded.into_iter().collect();
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+        for (reason, n) in reasons {
+            println!("  {n:>5}  {reason}");
         }
     }
     println!("{passed} passed, {failed} failed");

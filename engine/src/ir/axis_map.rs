@@ -201,4 +201,3 @@ fn ratios(input: &[usize], output: &[usize]) -> Vec<f64> {
         .map(|(&i, &o)| if i == 0 { 1.0 } else { o as f64 / i as f64 })
         .collect()
 }
-

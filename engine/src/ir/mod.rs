@@ -152,8 +152,7 @@ impl Network {
                     .ok_or_else(|| layer_err(format!("input {t:?} does not exist (yet)")))?,
             );
         }
-        let outputs =
-            infer_outputs(&kind, &infos, &self.weights).map_err(layer_err)?;
+        let outputs = infer_outputs(&kind, &infos, &self.weights).map_err(layer_err)?;
         self.layers.push(Layer {
             name,
             kind,

@@ -666,7 +666,11 @@ impl PluginInstance {
         if outputs.len() != plan.outputs.len() {
             return Err(self.fail(
                 "run_cuda",
-                format!("{} output buffers for {} outputs", outputs.len(), plan.outputs.len()),
+                format!(
+                    "{} output buffers for {} outputs",
+                    outputs.len(),
+                    plan.outputs.len()
+                ),
             ));
         }
         let c_inputs: Vec<ffi::Tensor> = inputs

@@ -16,7 +16,9 @@ mod library;
 mod record;
 pub mod registry;
 
-pub use instance::{CudaPlan, DeviceTensor, InferredDim, InferredOutput, InputDesc, PluginInstance};
+pub use instance::{
+    CudaPlan, DeviceTensor, InferredDim, InferredOutput, InputDesc, PluginInstance,
+};
 pub use library::PluginLibrary;
 pub use record::check_outputs;
 pub use registry::{PluginEntry, PluginSource};

@@ -271,12 +271,11 @@ impl Executor for CpuExecutor {
     fn set_input_dims(&mut self, dims: &[Vec<usize>]) -> Result<()> {
         let mut bufs = Vec::with_capacity(dims.len());
         for (decl, d) in self.net.inputs.iter().zip(dims) {
-            let bytes = crate::resolve::tensor_bytes(decl.info.dtype, d).ok_or_else(|| {
-                Error::Input {
+            let bytes =
+                crate::resolve::tensor_bytes(decl.info.dtype, d).ok_or_else(|| Error::Input {
                     name: decl.name.clone(),
                     msg: format!("dims {} are too large", crate::shape::format_dims(d)),
-                }
-            })?;
+                })?;
             bufs.push(vec![0u8; bytes as usize]);
         }
         self.io = BoundIo {
@@ -296,7 +295,9 @@ impl Executor for CpuExecutor {
             .inputs
             .get_mut(i)
             .map(|v| v.as_mut_slice())
-            .ok_or_else(|| Error::Network(format!("input {i} is not bound (set the input dims first)")))
+            .ok_or_else(|| {
+                Error::Network(format!("input {i} is not bound (set the input dims first)"))
+            })
     }
 
     fn enqueue(&mut self) -> Result<()> {
@@ -331,7 +332,9 @@ impl Executor for CpuExecutor {
         self.net
             .outputs
             .get(o)
-            .map_or(crate::dtype::DataType::F32, |d| self.net.info(d.tensor).dtype)
+            .map_or(crate::dtype::DataType::F32, |d| {
+                self.net.info(d.tensor).dtype
+            })
     }
 
     fn output_dims(&self, o: usize) -> Result<Vec<usize>> {

@@ -61,8 +61,7 @@ impl Backend for CpuBackend {
     }
 
     fn build(&self, net: &Network, cfg: &BuildConfig) -> Result<Vec<u8>> {
-        self.capabilities()
-            .check_precision("cpu", cfg.precision)?;
+        self.capabilities().check_precision("cpu", cfg.precision)?;
         // Preparing every kernel once checks the network runs here.
         CpuExecutor::new(
             Arc::new(net.clone()),

@@ -51,7 +51,10 @@ impl Op for Resize {
             if in_dims[a] == 0 && out_dims[a] > 0 {
                 return Err(format!("cannot resize an empty dim {a} to {}", out_dims[a]));
             }
-            maps.push((a, resize_axis_map(p, a, r, in_dims[a], out_dims[a], scales[a])));
+            maps.push((
+                a,
+                resize_axis_map(p, a, r, in_dims[a], out_dims[a], scales[a]),
+            ));
         }
         let outside_any = maps.iter().any(|(_, m)| m.outside.iter().any(|&o| o));
         let data = match (p.mode, x.data()) {

@@ -1,0 +1,415 @@
+//! Convolutions through cuDNN's convolution API: forward for Convolution
+//! layers, backward-data for Deconvolution layers; one handle per execution
+//! context on its stream. float32 convolutions use FMA math only (no TF32),
+//! so they agree with the cpu backend to float32 rounding.
+
+use super::device::Gpu;
+use super::probe;
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use cudarc::cudnn::sys;
+use cudarc::driver::sys::CUstream;
+use std::ffi::{c_int, c_void};
+use std::sync::Arc;
+
+/// cuDNN entry points the backend calls.
+pub const SYMBOLS: &[&str] = &[
+    "cudnnGetVersion",
+    "cudnnGetErrorString",
+    "cudnnCreate",
+    "cudnnDestroy",
+    "cudnnSetStream",
+    "cudnnCreateTensorDescriptor",
+    "cudnnSetTensorNdDescriptor",
+    "cudnnDestroyTensorDescriptor",
+    "cudnnCreateFilterDescriptor",
+    "cudnnSetFilterNdDescriptor",
+    "cudnnDestroyFilterDescriptor",
+    "cudnnCreateConvolutionDescriptor",
+    "cudnnSetConvolutionNdDescriptor",
+    "cudnnSetConvolutionGroupCount",
+    "cudnnSetConvolutionMathType",
+    "cudnnDestroyConvolutionDescriptor",
+    "cudnnGetConvolutionForwardAlgorithm_v7",
+    "cudnnGetConvolutionForwardWorkspaceSize",
+    "cudnnConvolutionForward",
+    "cudnnGetConvolutionBackwardDataAlgorithm_v7",
+    "cudnnGetConvolutionBackwardDataWorkspaceSize",
+    "cudnnConvolutionBackwardData",
+];
+
+fn check(what: &str, s: sys::cudnnStatus_t) -> Result<()> {
+    if s == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
+        return Ok(());
+    }
+    // SAFETY: cudnnGetErrorString returns a static string for any status.
+    let text = probe::c_text(unsafe { sys::cudnnGetErrorString(s) });
+    Err(Error::Device(format!("cuDNN: {what}: {text} ({s:?})")))
+}
+
+pub struct Dnn {
+    gpu: Arc<Gpu>,
+    handle: sys::cudnnHandle_t,
+}
+
+// SAFETY: a cuDNN handle may be used from any thread, one call at a time;
+// its owner (one executor) is not shared.
+unsafe impl Send for Dnn {}
+
+impl Dnn {
+    pub fn new(gpu: &Arc<Gpu>, stream: CUstream) -> Result<Self> {
+        gpu.bind()?;
+        let mut handle = std::ptr::null_mut();
+        // SAFETY: `handle` is valid for writes; the context is bound.
+        check("creating a handle", unsafe {
+            sys::cudnnCreate(&mut handle)
+        })?;
+        let d = Dnn {
+            gpu: gpu.clone(),
+            handle,
+        };
+        // SAFETY: a live handle and a stream of the same context.
+        check("setting the stream", unsafe {
+            sys::cudnnSetStream(d.handle, stream as sys::cudaStream_t)
+        })?;
+        Ok(d)
+    }
+}
+
+impl Drop for Dnn {
+    fn drop(&mut self) {
+        if self.gpu.bind().is_ok() {
+            // SAFETY: created in `new` and destroyed once.
+            let _ = unsafe { sys::cudnnDestroy(self.handle) };
+        }
+    }
+}
+
+/// A convolution's geometry, spatial dims already at least 2 (the caller
+/// gives 1-D convolutions a height of 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvShape {
+    /// The forward convolution's input (N, C, spatial...).
+    pub x: Vec<usize>,
+    /// Filter dims as stored: [K, C/groups, k...] (for a deconvolution,
+    /// the kernel as stored, [in, out/groups, k...]).
+    pub w: Vec<usize>,
+    /// The forward convolution's output.
+    pub y: Vec<usize>,
+    pub pad: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub dilation: Vec<usize>,
+    pub groups: usize,
+}
+
+struct TensorDesc(sys::cudnnTensorDescriptor_t);
+struct FilterDesc(sys::cudnnFilterDescriptor_t);
+struct ConvDesc(sys::cudnnConvolutionDescriptor_t);
+
+impl Drop for TensorDesc {
+    fn drop(&mut self) {
+        // SAFETY: created by cudnnCreateTensorDescriptor, destroyed once.
+        let _ = unsafe { sys::cudnnDestroyTensorDescriptor(self.0) };
+    }
+}
+impl Drop for FilterDesc {
+    fn drop(&mut self) {
+        // SAFETY: created by cudnnCreateFilterDescriptor, destroyed once.
+        let _ = unsafe { sys::cudnnDestroyFilterDescriptor(self.0) };
+    }
+}
+impl Drop for ConvDesc {
+    fn drop(&mut self) {
+        // SAFETY: created by cudnnCreateConvolutionDescriptor, destroyed once.
+        let _ = unsafe { sys::cudnnDestroyConvolutionDescriptor(self.0) };
+    }
+}
+
+fn ints(v: &[usize]) -> Result<Vec<c_int>> {
+    v.iter()
+        .map(|&d| {
+            c_int::try_from(d)
+                .map_err(|_| Error::Device(format!("cuDNN: dim {d} exceeds its 32-bit range")))
+        })
+        .collect()
+}
+
+fn data_type(dt: DataType) -> Result<sys::cudnnDataType_t> {
+    match dt {
+        DataType::F32 => Ok(sys::cudnnDataType_t::CUDNN_DATA_FLOAT),
+        DataType::F16 => Ok(sys::cudnnDataType_t::CUDNN_DATA_HALF),
+        other => Err(Error::Unsupported {
+            backend: "cuda",
+            what: format!("convolutions of {other}"),
+        }),
+    }
+}
+
+fn tensor(dims: &[usize], dt: DataType) -> Result<TensorDesc> {
+    let d = ints(dims)?;
+    let mut s = vec![1 as c_int; d.len()];
+    for i in (0..d.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1]
+            .checked_mul(d[i + 1])
+            .ok_or_else(|| Error::Device("cuDNN: a tensor exceeds its 32-bit strides".into()))?;
+    }
+    let mut t = std::ptr::null_mut();
+    // SAFETY: `t` is valid for writes.
+    check("creating a tensor descriptor", unsafe {
+        sys::cudnnCreateTensorDescriptor(&mut t)
+    })?;
+    let t = TensorDesc(t);
+    // SAFETY: a live descriptor; `d` and `s` hold nbDims values each.
+    check("describing a tensor", unsafe {
+        sys::cudnnSetTensorNdDescriptor(
+            t.0,
+            data_type(dt)?,
+            d.len() as c_int,
+            d.as_ptr(),
+            s.as_ptr(),
+        )
+    })?;
+    Ok(t)
+}
+
+/// A convolution planned for one geometry: descriptors, the algorithm the
+/// heuristics rank first within the workspace limit, and its scratch size.
+pub struct Conv {
+    x: TensorDesc,
+    w: FilterDesc,
+    y: TensorDesc,
+    conv: ConvDesc,
+    fwd: sys::cudnnConvolutionFwdAlgo_t,
+    bwd: sys::cudnnConvolutionBwdDataAlgo_t,
+    pub workspace: usize,
+    backward: bool,
+}
+
+// SAFETY: descriptors are plain host objects used by one executor at a time.
+unsafe impl Send for Conv {}
+
+impl Conv {
+    /// Plans `shape` in `dt` storage; `backward` plans the backward-data
+    /// pass (a deconvolution: reads `y`, writes `x`).
+    pub fn plan(
+        dnn: &Dnn,
+        shape: &ConvShape,
+        dt: DataType,
+        backward: bool,
+        workspace_limit: usize,
+    ) -> Result<Conv> {
+        dnn.gpu.bind()?;
+        let x = tensor(&shape.x, dt)?;
+        let y = tensor(&shape.y, dt)?;
+        let wd = ints(&shape.w)?;
+        let mut w = std::ptr::null_mut();
+        // SAFETY: `w` is valid for writes.
+        check("creating a filter descriptor", unsafe {
+            sys::cudnnCreateFilterDescriptor(&mut w)
+        })?;
+        let w = FilterDesc(w);
+        // SAFETY: a live descriptor and `wd.len()` dims.
+        check("describing the filter", unsafe {
+            sys::cudnnSetFilterNdDescriptor(
+                w.0,
+                data_type(dt)?,
+                sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW,
+                wd.len() as c_int,
+                wd.as_ptr(),
+            )
+        })?;
+        let (pad, stride, dil) = (
+            ints(&shape.pad)?,
+            ints(&shape.stride)?,
+            ints(&shape.dilation)?,
+        );
+        let mut c = std::ptr::null_mut();
+        // SAFETY: `c` is valid for writes.
+        check("creating a convolution descriptor", unsafe {
+            sys::cudnnCreateConvolutionDescriptor(&mut c)
+        })?;
+        let conv = ConvDesc(c);
+        // SAFETY: a live descriptor; the three arrays hold arrayLength values.
+        // Accumulation is float32 for both storage types.
+        check("describing the convolution", unsafe {
+            sys::cudnnSetConvolutionNdDescriptor(
+                conv.0,
+                pad.len() as c_int,
+                pad.as_ptr(),
+                stride.as_ptr(),
+                dil.as_ptr(),
+                sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
+                sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
+            )
+        })?;
+        let groups = c_int::try_from(shape.groups)
+            .map_err(|_| Error::Device("cuDNN: too many groups".into()))?;
+        // SAFETY: a live descriptor.
+        check("setting the group count", unsafe {
+            sys::cudnnSetConvolutionGroupCount(conv.0, groups)
+        })?;
+        let math = if dt == DataType::F16 {
+            sys::cudnnMathType_t::CUDNN_TENSOR_OP_MATH
+        } else {
+            sys::cudnnMathType_t::CUDNN_FMA_MATH
+        };
+        // SAFETY: a live descriptor.
+        check("setting the math type", unsafe {
+            sys::cudnnSetConvolutionMathType(conv.0, math)
+        })?;
+        let mut plan = Conv {
+            x,
+            w,
+            y,
+            conv,
+            fwd: sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+            bwd: sys::cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+            workspace: 0,
+            backward,
+        };
+        const ASK: usize = 8;
+        let mut n: c_int = 0;
+        if backward {
+            // SAFETY: the perf structs are plain data cuDNN fills in.
+            let mut perf: [sys::cudnnConvolutionBwdDataAlgoPerf_t; ASK] =
+                unsafe { std::mem::zeroed() };
+            // SAFETY: live descriptors; `perf` holds ASK results.
+            check("choosing a backward-data algorithm", unsafe {
+                sys::cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                    dnn.handle,
+                    plan.w.0,
+                    plan.y.0,
+                    plan.conv.0,
+                    plan.x.0,
+                    ASK as c_int,
+                    &mut n,
+                    perf.as_mut_ptr(),
+                )
+            })?;
+            let pick = perf[..(n.max(0) as usize).min(ASK)]
+                .iter()
+                .find(|p| {
+                    p.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS
+                        && p.memory <= workspace_limit
+                })
+                .ok_or_else(|| no_algorithm(shape, workspace_limit))?;
+            plan.bwd = pick.algo;
+            let mut ws = 0usize;
+            // SAFETY: live descriptors; `ws` is valid for writes.
+            check("sizing the workspace", unsafe {
+                sys::cudnnGetConvolutionBackwardDataWorkspaceSize(
+                    dnn.handle,
+                    plan.w.0,
+                    plan.y.0,
+                    plan.conv.0,
+                    plan.x.0,
+                    plan.bwd,
+                    &mut ws,
+                )
+            })?;
+            plan.workspace = ws;
+        } else {
+            // SAFETY: the perf structs are plain data cuDNN fills in.
+            let mut perf: [sys::cudnnConvolutionFwdAlgoPerf_t; ASK] = unsafe { std::mem::zeroed() };
+            // SAFETY: live descriptors; `perf` holds ASK results.
+            check("choosing a forward algorithm", unsafe {
+                sys::cudnnGetConvolutionForwardAlgorithm_v7(
+                    dnn.handle,
+                    plan.x.0,
+                    plan.w.0,
+                    plan.conv.0,
+                    plan.y.0,
+                    ASK as c_int,
+                    &mut n,
+                    perf.as_mut_ptr(),
+                )
+            })?;
+            let pick = perf[..(n.max(0) as usize).min(ASK)]
+                .iter()
+                .find(|p| {
+                    p.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS
+                        && p.memory <= workspace_limit
+                })
+                .ok_or_else(|| no_algorithm(shape, workspace_limit))?;
+            plan.fwd = pick.algo;
+            let mut ws = 0usize;
+            // SAFETY: live descriptors; `ws` is valid for writes.
+            check("sizing the workspace", unsafe {
+                sys::cudnnGetConvolutionForwardWorkspaceSize(
+                    dnn.handle,
+                    plan.x.0,
+                    plan.w.0,
+                    plan.conv.0,
+                    plan.y.0,
+                    plan.fwd,
+                    &mut ws,
+                )
+            })?;
+            plan.workspace = ws;
+        }
+        Ok(plan)
+    }
+
+    /// Forward: `y = conv(x, w)`; backward-data: `x = conv^T(y, w)`.
+    ///
+    /// # Safety
+    /// `x`, `w` and `y` are device memory of the planned dims and type,
+    /// `ws` holds at least `self.workspace` bytes, all alive until the
+    /// stream has run the work.
+    pub unsafe fn run(&self, dnn: &Dnn, x: u64, w: u64, y: u64, ws: u64) -> Result<()> {
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let (a, b) = (
+            (&alpha as *const f32).cast::<c_void>(),
+            (&beta as *const f32).cast::<c_void>(),
+        );
+        let p = |v: u64| v as usize as *mut c_void;
+        dnn.gpu.bind()?;
+        if self.backward {
+            // SAFETY: the caller guarantees the buffers; alpha/beta are
+            // float32, as the float compute type reads them.
+            check("a transposed convolution", unsafe {
+                sys::cudnnConvolutionBackwardData(
+                    dnn.handle,
+                    a,
+                    self.w.0,
+                    p(w),
+                    self.y.0,
+                    p(y),
+                    self.conv.0,
+                    self.bwd,
+                    p(ws),
+                    self.workspace,
+                    b,
+                    self.x.0,
+                    p(x),
+                )
+            })
+        } else {
+            // SAFETY: as above.
+            check("a convolution", unsafe {
+                sys::cudnnConvolutionForward(
+                    dnn.handle,
+                    a,
+                    self.x.0,
+                    p(x),
+                    self.w.0,
+                    p(w),
+                    self.conv.0,
+                    self.fwd,
+                    p(ws),
+                    self.workspace,
+                    b,
+                    self.y.0,
+                    p(y),
+                )
+            })
+        }
+    }
+}
+
+fn no_algorithm(shape: &ConvShape, limit: usize) -> Error {
+    Error::Device(format!(
+        "cuDNN has no algorithm for a convolution of {:?} with filter {:?} within a workspace of {} bytes (raise --workspace)",
+        shape.x, shape.w, limit
+    ))
+}

@@ -1,0 +1,790 @@
+//! The cuda backend's execution context: one stream, one cuBLAS and one
+//! cuDNN handle, the network's constants and weights on the device (no
+//! host copy of them is kept), and, for the input dims last set, a plan:
+//! every tensor's place in one arena (laid out from tensor lifetimes),
+//! the layers' tables and scratch, and pinned host buffers for the I/O.
+//! A run enqueues copies and kernels on the stream and allocates nothing.
+
+use super::cublas::Blas;
+use super::cudnn::Dnn;
+use super::device::{cu, human, DeviceBuf, Gpu, PinnedBuf, Stream};
+use super::ops::elementwise::Cast;
+use super::ops::{self, Arg, Builder, Kernel, ParamBlob, PlanCx, RunCx};
+use super::profile::Profiler;
+use crate::backend::{Executor, LayerTime, Precision, RunConfig};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::ir::{LayerKind, Network, TensorRef, WeightShapes};
+use crate::resolve::{self, Resolved, MAX_HOST_ELEMENTS};
+use cudarc::driver::result;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Default scratch limit for one layer: enough for cuDNN's fast
+/// algorithms on camera-sized inputs, small beside a Jetson's memory.
+pub const DEFAULT_WORKSPACE: usize = 256 << 20;
+const ALIGN: usize = 256;
+
+/// A device layer and the tensors it reads and writes.
+struct Step {
+    layer: usize,
+    in_refs: Vec<TensorRef>,
+    ins: Vec<Arg>,
+    outs: Vec<Arg>,
+}
+
+/// Everything planned for one set of input dims.
+struct Plan {
+    resolved: Resolved,
+    /// Kept alive while the plan's pointers refer into them.
+    _arena: DeviceBuf,
+    _params: DeviceBuf,
+    workspace: DeviceBuf,
+    errors: DeviceBuf,
+    /// Arena addresses of every tensor that has one.
+    slots: HashMap<TensorRef, u64>,
+    /// float32 staging of inputs and outputs a float16 plan converts.
+    staging_in: Vec<Option<u64>>,
+    staging_out: Vec<Option<u64>>,
+    steps: Vec<Step>,
+    host_in: Vec<PinnedBuf>,
+    host_out: Vec<PinnedBuf>,
+    /// Output dims as the last run produced them.
+    out_dims: Vec<Vec<usize>>,
+    arena_bytes: usize,
+}
+
+pub struct CudaExecutor {
+    // Field order is drop order: the plan and kernels (device memory)
+    // before the handles and the stream they were made on.
+    plan: Option<Plan>,
+    kernels: Vec<Option<Box<dyn Kernel>>>,
+    consts: HashMap<usize, DeviceBuf>,
+    profiler: Option<Profiler>,
+    err_host: Option<PinnedBuf>,
+    cast: Cast,
+    blas: Blas,
+    dnn: Dnn,
+    stream: Stream,
+    gpu: Arc<Gpu>,
+    /// The network without its weights' values (kept only for small ones).
+    net: Network,
+    weights: WeightShapes,
+    host: Vec<bool>,
+    device_reads: HashSet<TensorRef>,
+    precision: Precision,
+    workspace_limit: usize,
+    weight_bytes: usize,
+    dims: Option<Vec<Vec<usize>>>,
+    bound_in: Vec<Option<u64>>,
+    bound_out: Vec<Option<u64>>,
+}
+
+impl CudaExecutor {
+    pub fn new(
+        net: &Network,
+        precision: Precision,
+        workspace: Option<usize>,
+        cfg: &RunConfig,
+    ) -> Result<Self> {
+        let gpu = Gpu::open(cfg.device)?;
+        let stream = Stream::new(&gpu)?;
+        let blas = Blas::new(&gpu, stream.raw)?;
+        let dnn = Dnn::new(&gpu, stream.raw)?;
+        let host = resolve::host_layers(net);
+        let device_reads = resolve::device_readers(net, &host);
+        let b = Builder {
+            gpu: &gpu,
+            net,
+            precision,
+        };
+        let mut kernels: Vec<Option<Box<dyn Kernel>>> = Vec::with_capacity(net.layers.len());
+        let mut consts = HashMap::new();
+        let mut weight_bytes = 0usize;
+        for (i, l) in net.layers.iter().enumerate() {
+            let wrap = |e: Error| match e {
+                e @ Error::Layer { .. } => e,
+                other => Error::Layer {
+                    layer: l.name.clone(),
+                    kind: l.kind.name(),
+                    msg: other.to_string(),
+                },
+            };
+            if let LayerKind::Constant { weights } = &l.kind {
+                if !host[i] || device_reads.contains(&TensorRef::Layer(i, 0)) {
+                    let t = net.weights(*weights);
+                    let buf = b
+                        .upload(t, None, &format!("constant '{}'", l.name))
+                        .map_err(wrap)?;
+                    weight_bytes += buf.bytes;
+                    consts.insert(i, buf);
+                }
+                kernels.push(None);
+                continue;
+            }
+            if host[i] {
+                kernels.push(None);
+                continue;
+            }
+            for w in l.kind.weights() {
+                let t = net.weights(w);
+                weight_bytes += t.len() * b.storage(t.dtype()).size();
+            }
+            kernels.push(Some(ops::build(&b, l).map_err(wrap)?));
+        }
+        let cast = Cast::new(&b)?;
+        let mut stripped = net.clone();
+        stripped.weights.clear();
+        let profiler = if cfg.profile {
+            Some(Profiler::new(&gpu, net.layers.len())?)
+        } else {
+            None
+        };
+        log::debug!(
+            "cuda context on {}: {} of weights and constants",
+            gpu.describe(),
+            human(weight_bytes)
+        );
+        Ok(CudaExecutor {
+            plan: None,
+            kernels,
+            consts,
+            profiler,
+            err_host: None,
+            cast,
+            blas,
+            dnn,
+            stream,
+            weights: WeightShapes::of(&net.weights, MAX_HOST_ELEMENTS),
+            net: stripped,
+            host,
+            device_reads,
+            precision,
+            workspace_limit: workspace.unwrap_or(DEFAULT_WORKSPACE),
+            weight_bytes,
+            dims: None,
+            bound_in: vec![None; net.inputs.len()],
+            bound_out: vec![None; net.outputs.len()],
+            gpu,
+        })
+    }
+
+    fn storage(&self, dt: DataType) -> DataType {
+        ops::storage(self.precision, dt)
+    }
+
+    fn plan_for(&mut self, dims: &[Vec<usize>]) -> Result<Plan> {
+        let net = &self.net;
+        let r = resolve::resolve(net, &self.weights, &self.host, dims)?;
+        let end = net.layers.len() + 1;
+        // Which tensors need arena space, and from when to when.
+        let mut want: Vec<(TensorRef, usize, usize, usize)> = Vec::new(); // (t, bytes, first, last)
+        let mut last: HashMap<TensorRef, usize> = HashMap::new();
+        for (i, l) in net.layers.iter().enumerate() {
+            if self.kernels[i].is_none() {
+                continue;
+            }
+            for (k, &t) in l.inputs.iter().enumerate() {
+                if resolve::reads_on_host(l, k) {
+                    continue;
+                }
+                if r.data_dependent.contains(&t) {
+                    return Err(Error::Layer {
+                        layer: l.name.clone(),
+                        kind: l.kind.name(),
+                        msg: "reads a tensor whose dims depend on data (a plugin's output); the cuda backend takes such tensors only as network outputs".into(),
+                    });
+                }
+                let e = last.entry(t).or_insert(0);
+                *e = (*e).max(i + 1);
+            }
+        }
+        for o in &net.outputs {
+            last.insert(o.tensor, end);
+        }
+        let bytes_of = |t: TensorRef| -> usize {
+            let dt = self.storage(net.info(t).dtype);
+            r.dims(t).iter().product::<usize>() * dt.size()
+        };
+        for i in 0..net.inputs.len() {
+            let t = TensorRef::Input(i);
+            want.push((t, bytes_of(t), 0, last.get(&t).copied().unwrap_or(0)));
+        }
+        for (i, l) in net.layers.iter().enumerate() {
+            for s in 0..l.outputs.len() {
+                let t = TensorRef::Layer(i, s);
+                if self.consts.contains_key(&i) {
+                    continue;
+                }
+                if self.kernels[i].is_some() {
+                    want.push((
+                        t,
+                        bytes_of(t),
+                        i + 1,
+                        last.get(&t).copied().unwrap_or(i + 1),
+                    ));
+                } else if self.device_reads.contains(&t) {
+                    // Uploaded once per plan: alive for every run.
+                    want.push((t, bytes_of(t), 0, end));
+                }
+            }
+        }
+        // Staging for the float32 side of a float16 plan's I/O.
+        let mut staging: Vec<(usize, usize, usize, bool, usize)> = Vec::new(); // (index, bytes, first, is_input, last)
+        for (i, d) in net.inputs.iter().enumerate() {
+            if self.storage(d.info.dtype) != d.info.dtype {
+                let n: usize = r.inputs[i].iter().product();
+                staging.push((i, n * d.info.dtype.size(), 0, true, 0));
+            }
+        }
+        for (o, out) in net.outputs.iter().enumerate() {
+            let dt = net.info(out.tensor).dtype;
+            if self.storage(dt) != dt {
+                let n: usize = r.dims(out.tensor).iter().product();
+                staging.push((o, n * dt.size(), end, false, end));
+            }
+        }
+        let mut blocks: Vec<(usize, usize, usize)> = want.iter().map(|w| (w.1, w.2, w.3)).collect();
+        blocks.extend(staging.iter().map(|s| (s.1, s.2, s.4)));
+        let (offsets, arena_bytes) = layout(&blocks);
+        let arena = DeviceBuf::new(&self.gpu, arena_bytes, "the activations")?;
+        let mut slots = HashMap::new();
+        for (w, &off) in want.iter().zip(&offsets) {
+            slots.insert(w.0, arena.ptr + off as u64);
+        }
+        let mut staging_in = vec![None; net.inputs.len()];
+        let mut staging_out = vec![None; net.outputs.len()];
+        for (s, &off) in staging.iter().zip(&offsets[want.len()..]) {
+            let at = Some(arena.ptr + off as u64);
+            if s.3 {
+                staging_in[s.0] = at;
+            } else {
+                staging_out[s.0] = at;
+            }
+        }
+        // Host-computed tensors the device reads, converted and uploaded.
+        for w in &want {
+            if let TensorRef::Layer(i, _) = w.0 {
+                if self.kernels[i].is_none() && w.1 > 0 {
+                    let v = r.values.get(&w.0).ok_or_else(|| {
+                        Error::Network(format!("tensor {:?} has no host value", w.0))
+                    })?;
+                    let v = v.cast(self.storage(v.dtype()));
+                    // SAFETY: the slot holds w.1 bytes, the value's size.
+                    cu("uploading a shape tensor", unsafe {
+                        result::memcpy_htod_sync(slots[&w.0], v.as_bytes())
+                    })?;
+                }
+            }
+        }
+        let ptr_of = |t: TensorRef| -> u64 {
+            if let TensorRef::Layer(i, 0) = t {
+                if let Some(c) = self.consts.get(&i) {
+                    return c.ptr;
+                }
+            }
+            slots.get(&t).copied().unwrap_or(0)
+        };
+        // Every device layer's arguments, and its plan.
+        let mut blob = ParamBlob::default();
+        let mut steps = Vec::new();
+        let mut pc = PlanCx {
+            gpu: &self.gpu,
+            dnn: &self.dnn,
+            params: &mut blob,
+            workspace: 0,
+            workspace_limit: self.workspace_limit,
+            host_inputs: Vec::new(),
+        };
+        for (i, l) in net.layers.iter().enumerate() {
+            let Some(kernel) = self.kernels[i].as_mut() else {
+                continue;
+            };
+            let arg = |t: TensorRef| Arg {
+                ptr: ptr_of(t),
+                dims: r.dims(t).to_vec(),
+                dtype: ops::storage(self.precision, net.info(t).dtype),
+            };
+            let ins: Vec<Arg> = l.inputs.iter().map(|&t| arg(t)).collect();
+            let outs: Vec<Arg> = (0..l.outputs.len())
+                .map(|s| arg(TensorRef::Layer(i, s)))
+                .collect();
+            pc.host_inputs = l.inputs.iter().map(|t| r.values.get(t).cloned()).collect();
+            kernel.plan(&mut pc, &ins, &outs).map_err(|e| match e {
+                e @ Error::Layer { .. } => e,
+                other => Error::Layer {
+                    layer: l.name.clone(),
+                    kind: l.kind.name(),
+                    msg: other.to_string(),
+                },
+            })?;
+            steps.push(Step {
+                layer: i,
+                in_refs: l.inputs.clone(),
+                ins,
+                outs,
+            });
+        }
+        let workspace_bytes = pc.workspace;
+        let workspace = DeviceBuf::new(&self.gpu, workspace_bytes, "layer scratch")?;
+        let params = DeviceBuf::upload(&self.gpu, &blob.bytes, "layer tables")?;
+        let errors = DeviceBuf::new(&self.gpu, 4 * net.layers.len().max(1), "error words")?;
+        if self
+            .err_host
+            .as_ref()
+            .is_none_or(|h| h.len() < errors.bytes)
+        {
+            self.err_host = Some(PinnedBuf::new(&self.gpu, errors.bytes)?);
+        }
+        let host_in = net
+            .inputs
+            .iter()
+            .zip(&r.inputs)
+            .map(|(d, dims)| {
+                PinnedBuf::new(
+                    &self.gpu,
+                    dims.iter().product::<usize>() * d.info.dtype.size(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let host_out = net
+            .outputs
+            .iter()
+            .map(|o| {
+                let n: usize = r.dims(o.tensor).iter().product();
+                PinnedBuf::new(&self.gpu, n * net.info(o.tensor).dtype.size())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out_dims = net
+            .outputs
+            .iter()
+            .map(|o| r.dims(o.tensor).to_vec())
+            .collect();
+        log::debug!(
+            "cuda plan for {dims:?}: {} of activations, {} of scratch, {} of tables",
+            human(arena_bytes),
+            human(workspace_bytes),
+            human(blob.bytes.len())
+        );
+        Ok(Plan {
+            resolved: r,
+            _arena: arena,
+            _params: params,
+            workspace,
+            errors,
+            slots,
+            staging_in,
+            staging_out,
+            steps,
+            host_in,
+            host_out,
+            out_dims,
+            arena_bytes,
+        })
+    }
+
+    /// Where tensor `t` lives for a run: the caller's device memory for a
+    /// bound input that needs no conversion, a constant's own buffer, or
+    /// its arena slot.
+    fn tensor_ptr(&self, plan: &Plan, t: TensorRef) -> u64 {
+        match t {
+            TensorRef::Input(i) => {
+                let dt = self.net.inputs[i].info.dtype;
+                match self.bound_in[i] {
+                    Some(p) if self.storage(dt) == dt => p,
+                    _ => plan.slots.get(&t).copied().unwrap_or(0),
+                }
+            }
+            TensorRef::Layer(i, s) => match self.consts.get(&i) {
+                Some(c) if s == 0 => c.ptr,
+                _ => plan.slots.get(&t).copied().unwrap_or(0),
+            },
+        }
+    }
+
+    /// Points every step argument that reads a network input at where the
+    /// input lives now (after a device binding changed).
+    fn refresh_inputs(&mut self) {
+        let Some(mut plan) = self.plan.take() else {
+            return;
+        };
+        for i in 0..self.net.inputs.len() {
+            let t = TensorRef::Input(i);
+            let ptr = self.tensor_ptr(&plan, t);
+            for s in &mut plan.steps {
+                for (a, r) in s.ins.iter_mut().zip(&s.in_refs) {
+                    if *r == t {
+                        a.ptr = ptr;
+                    }
+                }
+            }
+        }
+        self.plan = Some(plan);
+    }
+
+    fn run_steps(&mut self) -> Result<()> {
+        let plan = self
+            .plan
+            .as_mut()
+            .ok_or_else(|| Error::Network("no input dims are set".into()))?;
+        let stream = self.stream.raw;
+        self.gpu.bind()?;
+        // SAFETY: the error words are this plan's device buffer.
+        cu("clearing the error words", unsafe {
+            result::memset_d8_async(plan.errors.ptr, 0, plan.errors.bytes, stream)
+        })?;
+        // Inputs: from the pinned buffers (or the caller's device memory),
+        // converted where a float16 plan stores them so.
+        for (i, d) in self.net.inputs.iter().enumerate() {
+            let t = TensorRef::Input(i);
+            let dt = d.info.dtype;
+            let st = ops::storage(self.precision, dt);
+            let slot = plan.slots.get(&t).copied().unwrap_or(0);
+            let n: usize = plan.resolved.inputs[i].iter().product();
+            let src = match self.bound_in[i] {
+                Some(p) => p,
+                None => {
+                    let dst = plan.staging_in[i].unwrap_or(slot);
+                    let bytes = plan.host_in[i].as_slice();
+                    if !bytes.is_empty() {
+                        // SAFETY: `dst` holds `bytes.len()` bytes (sized from the
+                        // same dims); the pinned buffer outlives the run, and
+                        // the caller writes it only between runs.
+                        cu("copying an input to the GPU", unsafe {
+                            result::memcpy_htod_async(dst, bytes, stream)
+                        })?;
+                    }
+                    dst
+                }
+            };
+            if st != dt {
+                self.cast.run(stream, src, dt, slot, st, n)?;
+            }
+        }
+        let rc = RunCx {
+            stream,
+            blas: &self.blas,
+            dnn: &self.dnn,
+            workspace: plan.workspace.ptr,
+            params: plan._params.ptr,
+            err: 0,
+        };
+        for s in &mut plan.steps {
+            let kernel = self.kernels[s.layer]
+                .as_mut()
+                .ok_or_else(|| Error::Network("a step without a kernel".into()))?;
+            let rc = RunCx {
+                err: plan.errors.ptr + 4 * s.layer as u64,
+                ..rc
+            };
+            if let Some(p) = &mut self.profiler {
+                p.start(s.layer, stream)?;
+            }
+            let l = &self.net.layers[s.layer];
+            kernel
+                .enqueue(&rc, &s.ins, &mut s.outs)
+                .map_err(|e| match e {
+                    e @ Error::Layer { .. } => e,
+                    other => Error::Layer {
+                        layer: l.name.clone(),
+                        kind: l.kind.name(),
+                        msg: other.to_string(),
+                    },
+                })?;
+            if let Some(p) = &mut self.profiler {
+                p.stop(s.layer, stream)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_outputs(&mut self) -> Result<()> {
+        let stream = self.stream.raw;
+        let plan = self
+            .plan
+            .as_ref()
+            .ok_or_else(|| Error::Network("no input dims are set".into()))?;
+        let dims = self.copy_outputs_of(plan, stream)?;
+        // The error words come back with the outputs.
+        if let Some(h) = &self.err_host {
+            let n = plan.errors.bytes;
+            // SAFETY: the pinned buffer holds at least `n` bytes and outlives
+            // the run; nothing reads it until the stream has finished.
+            cu("reading the error words", unsafe {
+                dtoh_async(h.raw(), plan.errors.ptr, n, stream)
+            })?;
+        }
+        if let Some(plan) = &mut self.plan {
+            plan.out_dims = dims;
+        }
+        Ok(())
+    }
+
+    fn copy_outputs_of(
+        &self,
+        plan: &Plan,
+        stream: cudarc::driver::sys::CUstream,
+    ) -> Result<Vec<Vec<usize>>> {
+        let mut dims_out = Vec::with_capacity(self.net.outputs.len());
+        for (o, out) in self.net.outputs.iter().enumerate() {
+            let t = out.tensor;
+            let dt = self.net.info(t).dtype;
+            let st = ops::storage(self.precision, dt);
+            // Dims as produced: a data-dependent output's come from its step.
+            let dims = match t {
+                TensorRef::Layer(l, s) => plan
+                    .steps
+                    .iter()
+                    .find(|x| x.layer == l)
+                    .map(|x| x.outs[s].dims.clone())
+                    .unwrap_or_else(|| plan.resolved.dims(t).to_vec()),
+                TensorRef::Input(_) => plan.resolved.dims(t).to_vec(),
+            };
+            let n: usize = dims.iter().product();
+            let mut src = self.tensor_ptr(plan, t);
+            if st != dt {
+                let staged = plan.staging_out[o].unwrap_or(0);
+                self.cast.run(stream, src, st, staged, dt, n)?;
+                src = staged;
+            }
+            let bytes = n * dt.size();
+            if bytes > 0 {
+                match self.bound_out[o] {
+                    // SAFETY: the caller's buffer has room for the output
+                    // (bind_device_output's contract); `src` holds `bytes`.
+                    Some(p) => cu("copying an output on the GPU", unsafe {
+                        result::memcpy_dtod_async(p, src, bytes, stream)
+                    })?,
+                    // SAFETY: the pinned buffer holds the output at its
+                    // allocated dims, at least `bytes`, and outlives the run;
+                    // it is read only after the stream has finished.
+                    None => cu("copying an output from the GPU", unsafe {
+                        dtoh_async(plan.host_out[o].raw(), src, bytes, stream)
+                    })?,
+                }
+            }
+            dims_out.push(dims);
+        }
+        Ok(dims_out)
+    }
+
+    /// After a run: the first layer whose kernel reported bad data.
+    fn check_errors(&self) -> Result<()> {
+        let (Some(h), Some(plan)) = (&self.err_host, &self.plan) else {
+            return Ok(());
+        };
+        let words: &[u8] = &h.as_slice()[..plan.errors.bytes];
+        for (i, w) in words.chunks_exact(4).enumerate() {
+            let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            if v != 0 {
+                let l = &self.net.layers[i];
+                return Err(Error::Layer {
+                    layer: l.name.clone(),
+                    kind: l.kind.name(),
+                    msg: "an index in its input is outside the data it selects from".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An asynchronous copy into pinned host memory held by raw pointer (no
+/// Rust reference to it exists while the copy is in flight).
+///
+/// # Safety
+/// `dst` holds `bytes` writable bytes and `src` that many device bytes,
+/// both alive until the stream has run the copy.
+unsafe fn dtoh_async(
+    dst: *mut u8,
+    src: u64,
+    bytes: usize,
+    stream: cudarc::driver::sys::CUstream,
+) -> std::result::Result<(), cudarc::driver::DriverError> {
+    // SAFETY: the caller's contract.
+    unsafe { cudarc::driver::sys::cuMemcpyDtoHAsync_v2(dst.cast(), src, bytes, stream) }.result()
+}
+
+/// Offsets for blocks of (bytes, first step, last step) such that blocks
+/// alive at the same step never overlap: largest first, each at the lowest
+/// aligned offset clear of every placed block it coexists with.
+pub fn layout(blocks: &[(usize, usize, usize)]) -> (Vec<usize>, usize) {
+    let mut order: Vec<usize> = (0..blocks.len()).collect();
+    order.sort_by(|&a, &b| blocks[b].0.cmp(&blocks[a].0).then(a.cmp(&b)));
+    let mut offsets = vec![0usize; blocks.len()];
+    let mut placed: Vec<usize> = Vec::new();
+    let mut total = 0usize;
+    for &i in &order {
+        let (size, first, last) = blocks[i];
+        let size = size.div_ceil(ALIGN) * ALIGN;
+        let mut busy: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&j| blocks[j].1 <= last && first <= blocks[j].2)
+            .map(|&j| (offsets[j], offsets[j] + blocks[j].0.div_ceil(ALIGN) * ALIGN))
+            .collect();
+        busy.sort();
+        let mut at = 0usize;
+        for (lo, hi) in busy {
+            if at + size <= lo {
+                break;
+            }
+            at = at.max(hi);
+        }
+        offsets[i] = at;
+        total = total.max(at + size);
+        placed.push(i);
+    }
+    (offsets, total)
+}
+
+impl Executor for CudaExecutor {
+    fn set_input_dims(&mut self, dims: &[Vec<usize>]) -> Result<()> {
+        self.plan = None;
+        let plan = self.plan_for(dims)?;
+        self.plan = Some(plan);
+        self.dims = Some(dims.to_vec());
+        self.refresh_inputs();
+        Ok(())
+    }
+
+    fn input_dims(&self) -> Option<&[Vec<usize>]> {
+        self.dims.as_deref()
+    }
+
+    fn input_host(&mut self, i: usize) -> Result<&mut [u8]> {
+        let plan = self
+            .plan
+            .as_mut()
+            .ok_or_else(|| Error::Network("set the input dims first".into()))?;
+        plan.host_in
+            .get_mut(i)
+            .map(|b| b.as_mut_slice())
+            .ok_or_else(|| Error::Network(format!("the network has no input {i}")))
+    }
+
+    fn enqueue(&mut self) -> Result<()> {
+        self.run_steps()?;
+        self.copy_outputs()
+    }
+
+    fn synchronize(&mut self) -> Result<()> {
+        self.stream.synchronize()?;
+        if let Some(p) = &mut self.profiler {
+            p.collect()?;
+        }
+        self.check_errors()
+    }
+
+    fn output_count(&self) -> usize {
+        self.net.outputs.len()
+    }
+
+    fn output_dtype(&self, o: usize) -> DataType {
+        self.net
+            .outputs
+            .get(o)
+            .map_or(DataType::F32, |d| self.net.info(d.tensor).dtype)
+    }
+
+    fn output_dims(&self, o: usize) -> Result<Vec<usize>> {
+        let plan = self
+            .plan
+            .as_ref()
+            .ok_or_else(|| Error::Network("set the input dims first".into()))?;
+        plan.out_dims
+            .get(o)
+            .cloned()
+            .ok_or_else(|| Error::Network(format!("the network has no output {o}")))
+    }
+
+    fn output_host(&self, o: usize) -> Result<&[u8]> {
+        let plan = self
+            .plan
+            .as_ref()
+            .ok_or_else(|| Error::Network("set the input dims first".into()))?;
+        let dims = plan
+            .out_dims
+            .get(o)
+            .ok_or_else(|| Error::Network(format!("the network has no output {o}")))?;
+        let n = dims.iter().product::<usize>() * self.output_dtype(o).size();
+        Ok(&plan.host_out[o].as_slice()[..n])
+    }
+
+    unsafe fn bind_device_input(&mut self, i: usize, ptr: Option<u64>) -> Result<()> {
+        if i >= self.bound_in.len() {
+            return Err(Error::Network(format!("the network has no input {i}")));
+        }
+        self.bound_in[i] = ptr;
+        self.refresh_inputs();
+        Ok(())
+    }
+
+    unsafe fn bind_device_output(&mut self, o: usize, ptr: Option<u64>) -> Result<()> {
+        if o >= self.bound_out.len() {
+            return Err(Error::Network(format!("the network has no output {o}")));
+        }
+        self.bound_out[o] = ptr;
+        Ok(())
+    }
+
+    fn layer_times(&self) -> Option<Vec<LayerTime>> {
+        self.profiler.as_ref().map(|p| p.report(&self.net))
+    }
+
+    fn device_memory(&self) -> Option<u64> {
+        let plan = self.plan.as_ref().map_or(0, |p| {
+            p.arena_bytes + p.workspace.bytes + p._params.bytes + p.errors.bytes
+        });
+        Some((self.weight_bytes + plan) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout;
+
+    #[test]
+    fn blocks_alive_together_never_overlap_and_others_share() {
+        // (bytes, first, last): a and b coexist; c comes after a and can reuse it.
+        let blocks = [(1000, 0, 2), (600, 1, 3), (900, 3, 4)];
+        let (off, total) = layout(&blocks);
+        let span = |i: usize| (off[i], off[i] + blocks[i].0);
+        let overlap = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
+        assert!(!overlap(span(0), span(1)));
+        assert!(!overlap(span(1), span(2)));
+        assert_eq!(off[2], 0, "c reuses a's bytes");
+        assert!(total <= 1024 + 768);
+        for &o in &off {
+            assert_eq!(o % 256, 0);
+        }
+    }
+
+    #[test]
+    fn a_layout_of_many_random_lifetimes_is_sound() {
+        let mut s = 12345u64;
+        let mut next = |m: u64| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s % m
+        };
+        let blocks: Vec<(usize, usize, usize)> = (0..200)
+            .map(|_| {
+                let a = next(50) as usize;
+                (1 + next(5000) as usize, a, a + next(10) as usize)
+            })
+            .collect();
+        let (off, total) = layout(&blocks);
+        for i in 0..blocks.len() {
+            assert!(off[i] + blocks[i].0 <= total);
+            for j in 0..i {
+                let live = blocks[i].1 <= blocks[j].2 && blocks[j].1 <= blocks[i].2;
+                let apart = off[i] + blocks[i].0 <= off[j] || off[j] + blocks[j].0 <= off[i];
+                assert!(
+                    !live || apart,
+                    "blocks {i} and {j} overlap while both alive"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+// Shared by every kernel source of the cuda backend; prepended to each
+// before NVRTC compiles it, so no header needs to be found at run time.
+//
+// Conventions:
+//  - Every kernel takes one parameter struct by value, mirrored field for
+//    field by a #[repr(C)] struct in the Rust launcher; both sides assert
+//    the struct's size, so a mismatch fails to compile rather than run.
+//  - Pointers travel as u64 and are cast where used.
+//  - float16 is stored as its bits (u16) and converted with PTX cvt, so
+//    no CUDA header is needed; arithmetic is in float32.
+//  - Element-wise kernels walk a grid-stride loop over the output; kernels
+//    that reduce give each output row one block.
+//  - A kernel that meets bad data (an index out of range) sets a bit in
+//    the context's error word instead of reading out of bounds; the host
+//    reads the word after the run and reports the layer.
+
+typedef long long i64;
+typedef unsigned long long u64;
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned char u8;
+
+#define MAX_RANK 8
+#define BLOCK 256
+
+// Error bits a kernel may set in the error word.
+#define ERR_INDEX 1
+
+struct Dims {
+  int rank;
+  int pad;
+  i64 d[MAX_RANK];
+};
+
+__device__ __forceinline__ float h2f(u16 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+
+__device__ __forceinline__ u16 f2h(float f) {
+  u16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+
+__device__ __forceinline__ u16 d2h(double d) {
+  u16 h;
+  asm("cvt.rn.f16.f64 %0, %1;" : "=h"(h) : "d"(d));
+  return h;
+}
+
+// Float loads and stores of the two float storage types.
+__device__ __forceinline__ float ldf(const float *p, i64 i) { return p[i]; }
+__device__ __forceinline__ float ldf(const u16 *p, i64 i) { return h2f(p[i]); }
+__device__ __forceinline__ void stf(float *p, i64 i, float v) { p[i] = v; }
+__device__ __forceinline__ void stf(u16 *p, i64 i, float v) { p[i] = f2h(v); }
+
+// The offset of linear index `i` of an array of dims `d` in a tensor whose
+// strides along those dims are `s` (0 where broadcast, negative allowed).
+__device__ __forceinline__ i64 offset_of(i64 i, const Dims &d, const i64 *s) {
+  i64 o = 0;
+  for (int k = d.rank - 1; k >= 0; --k) {
+    i64 n = d.d[k];
+    i64 c = i % n;
+    i /= n;
+    o += c * s[k];
+  }
+  return o;
+}
+
+#define GRID_STRIDE(i, n)                                                      \
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n);            \
+       i += (i64)blockDim.x * gridDim.x)
+
+#define ROW_STRIDE(r, rows) for (i64 r = blockIdx.x; r < (rows); r += gridDim.x)
+
+__device__ __forceinline__ void report(u64 err, int bits) {
+  atomicOr((int *)err, bits);
+}
+
+// Block-wide reductions over BLOCK threads (blockDim.x must be BLOCK).
+template <typename T, typename F>
+__device__ __forceinline__ T block_reduce(T v, F f, T *shared) {
+  shared[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = BLOCK / 2; s > 0; s >>= 1) {
+    if ((int)threadIdx.x < s) {
+      shared[threadIdx.x] = f(shared[threadIdx.x], shared[threadIdx.x + s]);
+    }
+    __syncthreads();
+  }
+  T r = shared[0];
+  __syncthreads();
+  return r;
+}
+
+// Elements of 1, 2, 4 and 8 bytes, for kernels that only move data.
+struct B1 { u8 v; };
+struct B2 { u16 v; };
+struct B4 { u32 v; };
+struct B8 { u64 v; };

@@ -1,0 +1,491 @@
+// Element-wise layers: ElementWise (with broadcasting), Unary, Activation,
+// ParametricRelu, Scale, Select, Cast, and the bias + activation epilogue
+// of convolutions. Semantics follow the cpu backend exactly (its
+// integer division by zero gives 0, Max/Min propagate NaN, casts truncate
+// and saturate), so that either backend computes the same network.
+
+// ---- ElementWise ---------------------------------------------------------
+
+// Op codes (ElementWiseOp in the IR, and ParametricRelu).
+#define OP_SUM 0
+#define OP_PROD 1
+#define OP_MAX 2
+#define OP_MIN 3
+#define OP_SUB 4
+#define OP_DIV 5
+#define OP_POW 6
+#define OP_FLOORDIV 7
+#define OP_AND 8
+#define OP_OR 9
+#define OP_XOR 10
+#define OP_EQUAL 11
+#define OP_GREATER 12
+#define OP_LESS 13
+#define OP_PRELU 14
+
+struct BinaryParams {
+  u64 out, a, b;
+  i64 n;
+  Dims dims;  // the output's (broadcast) dims
+  i64 sa[MAX_RANK];
+  i64 sb[MAX_RANK];
+  int op;
+  int pad;
+};
+static_assert(sizeof(BinaryParams) == 240, "BinaryParams layout");
+
+__device__ __forceinline__ bool is_compare(int op) {
+  return op == OP_EQUAL || op == OP_GREATER || op == OP_LESS;
+}
+
+__device__ __forceinline__ float float_op(int op, float x, float y) {
+  switch (op) {
+  case OP_SUM: return x + y;
+  case OP_PROD: return x * y;
+  case OP_MAX: return (isnan(x) || isnan(y)) ? __int_as_float(0x7fc00000) : fmaxf(x, y);
+  case OP_MIN: return (isnan(x) || isnan(y)) ? __int_as_float(0x7fc00000) : fminf(x, y);
+  case OP_SUB: return x - y;
+  case OP_DIV: return x / y;
+  case OP_POW: return powf(x, y);
+  case OP_FLOORDIV: return floorf(x / y);
+  case OP_PRELU: return x >= 0.0f ? x : x * y;
+  default: return 0.0f;
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ bool compare(int op, T x, T y) {
+  switch (op) {
+  case OP_EQUAL: return x == y;
+  case OP_GREATER: return x > y;
+  default: return x < y;
+  }
+}
+
+// Integer arithmetic in 64 bits, wrapping; division by zero gives 0.
+__device__ __forceinline__ i64 int_op(int op, i64 x, i64 y) {
+  switch (op) {
+  case OP_SUM: return (i64)((u64)x + (u64)y);
+  case OP_PROD: return (i64)((u64)x * (u64)y);
+  case OP_MAX: return x > y ? x : y;
+  case OP_MIN: return x < y ? x : y;
+  case OP_SUB: return (i64)((u64)x - (u64)y);
+  case OP_DIV:
+    if (y == 0 || (x == (i64)0x8000000000000000LL && y == -1)) return 0;
+    return x / y;
+  case OP_FLOORDIV: {
+    if (y == 0 || (x == (i64)0x8000000000000000LL && y == -1)) return 0;
+    i64 q = x / y;
+    if ((x % y != 0) && ((x < 0) != (y < 0))) q -= 1;
+    return q;
+  }
+  case OP_POW: {
+    if (y < 0) {
+      if (x == 1) return 1;
+      if (x == -1) return (y % 2 == 0) ? 1 : -1;
+      return 0;
+    }
+    u64 e = y > 0xffffffffLL ? 0xffffffffULL : (u64)y;
+    u64 base = (u64)x, r = 1;
+    while (e) {
+      if (e & 1) r *= base;
+      base *= base;
+      e >>= 1;
+    }
+    return (i64)r;
+  }
+  default: return 0;
+  }
+}
+
+template <typename T>
+__device__ void binary_float(const BinaryParams &p) {
+  const T *a = (const T *)p.a;
+  const T *b = (const T *)p.b;
+  GRID_STRIDE(i, p.n) {
+    float x = ldf(a, offset_of(i, p.dims, p.sa));
+    float y = ldf(b, offset_of(i, p.dims, p.sb));
+    if (is_compare(p.op)) {
+      ((u8 *)p.out)[i] = compare(p.op, x, y) ? 1 : 0;
+    } else {
+      stf((T *)p.out, i, float_op(p.op, x, y));
+    }
+  }
+}
+
+template <typename T>
+__device__ void binary_int(const BinaryParams &p) {
+  const T *a = (const T *)p.a;
+  const T *b = (const T *)p.b;
+  GRID_STRIDE(i, p.n) {
+    T x = a[offset_of(i, p.dims, p.sa)];
+    T y = b[offset_of(i, p.dims, p.sb)];
+    if (is_compare(p.op)) {
+      ((u8 *)p.out)[i] = compare(p.op, x, y) ? 1 : 0;
+    } else {
+      ((T *)p.out)[i] = (T)int_op(p.op, (i64)x, (i64)y);
+    }
+  }
+}
+
+__device__ void binary_bool(const BinaryParams &p) {
+  const u8 *a = (const u8 *)p.a;
+  const u8 *b = (const u8 *)p.b;
+  GRID_STRIDE(i, p.n) {
+    bool x = a[offset_of(i, p.dims, p.sa)] != 0;
+    bool y = b[offset_of(i, p.dims, p.sb)] != 0;
+    bool r;
+    switch (p.op) {
+    case OP_AND: r = x && y; break;
+    case OP_OR: r = x || y; break;
+    case OP_XOR: r = x != y; break;
+    case OP_EQUAL: r = x == y; break;
+    case OP_GREATER: r = x && !y; break;
+    default: r = !x && y; break;
+    }
+    ((u8 *)p.out)[i] = r ? 1 : 0;
+  }
+}
+
+extern "C" __global__ void ew_binary_f32(BinaryParams p) { binary_float<float>(p); }
+extern "C" __global__ void ew_binary_f16(BinaryParams p) { binary_float<u16>(p); }
+extern "C" __global__ void ew_binary_i32(BinaryParams p) { binary_int<int>(p); }
+extern "C" __global__ void ew_binary_i64(BinaryParams p) { binary_int<i64>(p); }
+extern "C" __global__ void ew_binary_u8(BinaryParams p) { binary_int<u8>(p); }
+extern "C" __global__ void ew_binary_bool(BinaryParams p) { binary_bool(p); }
+
+// ---- Unary ---------------------------------------------------------------
+
+// Op codes (UnaryOp in the IR).
+#define U_EXP 0
+#define U_LOG 1
+#define U_SQRT 2
+#define U_RECIP 3
+#define U_ABS 4
+#define U_NEG 5
+#define U_SIN 6
+#define U_COS 7
+#define U_TAN 8
+#define U_SINH 9
+#define U_COSH 10
+#define U_ASIN 11
+#define U_ACOS 12
+#define U_ATAN 13
+#define U_ASINH 14
+#define U_ACOSH 15
+#define U_ATANH 16
+#define U_CEIL 17
+#define U_FLOOR 18
+#define U_ERF 19
+#define U_NOT 20
+#define U_SIGN 21
+#define U_ROUND 22
+#define U_ISINF 23
+#define U_ISNAN 24
+
+struct UnaryParams {
+  u64 out, x;
+  i64 n;
+  int op;
+  int pad;
+};
+static_assert(sizeof(UnaryParams) == 32, "UnaryParams layout");
+
+__device__ __forceinline__ float unary_float(int op, float x) {
+  switch (op) {
+  case U_EXP: return expf(x);
+  case U_LOG: return logf(x);
+  case U_SQRT: return sqrtf(x);
+  case U_RECIP: return 1.0f / x;
+  case U_ABS: return fabsf(x);
+  case U_NEG: return -x;
+  case U_SIN: return sinf(x);
+  case U_COS: return cosf(x);
+  case U_TAN: return tanf(x);
+  case U_SINH: return sinhf(x);
+  case U_COSH: return coshf(x);
+  case U_ASIN: return asinf(x);
+  case U_ACOS: return acosf(x);
+  case U_ATAN: return atanf(x);
+  case U_ASINH: return asinhf(x);
+  case U_ACOSH: return acoshf(x);
+  case U_ATANH: return atanhf(x);
+  case U_CEIL: return ceilf(x);
+  case U_FLOOR: return floorf(x);
+  case U_ERF: return erff(x);
+  case U_SIGN: return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x);
+  case U_ROUND: return rintf(x);
+  default: return x;
+  }
+}
+
+template <typename T>
+__device__ void unary_float_kernel(const UnaryParams &p) {
+  const T *x = (const T *)p.x;
+  GRID_STRIDE(i, p.n) {
+    float v = ldf(x, i);
+    if (p.op == U_ISINF) {
+      ((u8 *)p.out)[i] = isinf(v) ? 1 : 0;
+    } else if (p.op == U_ISNAN) {
+      ((u8 *)p.out)[i] = isnan(v) ? 1 : 0;
+    } else {
+      stf((T *)p.out, i, unary_float(p.op, v));
+    }
+  }
+}
+
+// Abs, Neg and Sign of integers, in 64 bits and wrapping.
+template <typename T>
+__device__ void unary_int_kernel(const UnaryParams &p) {
+  const T *x = (const T *)p.x;
+  GRID_STRIDE(i, p.n) {
+    i64 v = (i64)x[i];
+    i64 r;
+    switch (p.op) {
+    case U_ABS: r = v < 0 ? (i64)(0ULL - (u64)v) : v; break;
+    case U_NEG: r = (i64)(0ULL - (u64)v); break;
+    default: r = v > 0 ? 1 : (v < 0 ? -1 : 0); break;
+    }
+    ((T *)p.out)[i] = (T)r;
+  }
+}
+
+extern "C" __global__ void ew_unary_f32(UnaryParams p) { unary_float_kernel<float>(p); }
+extern "C" __global__ void ew_unary_f16(UnaryParams p) { unary_float_kernel<u16>(p); }
+extern "C" __global__ void ew_unary_i32(UnaryParams p) { unary_int_kernel<int>(p); }
+extern "C" __global__ void ew_unary_i64(UnaryParams p) { unary_int_kernel<i64>(p); }
+extern "C" __global__ void ew_unary_u8(UnaryParams p) { unary_int_kernel<u8>(p); }
+
+extern "C" __global__ void ew_not_bool(UnaryParams p) {
+  const u8 *x = (const u8 *)p.x;
+  GRID_STRIDE(i, p.n) { ((u8 *)p.out)[i] = x[i] ? 0 : 1; }
+}
+
+// ---- Activation ----------------------------------------------------------
+
+// Codes (Activation in the IR, plus HardSwish and Identity for epilogues).
+#define A_RELU 0
+#define A_SIGMOID 1
+#define A_TANH 2
+#define A_LEAKY_RELU 3
+#define A_ELU 4
+#define A_SELU 5
+#define A_SOFTSIGN 6
+#define A_SOFTPLUS 7
+#define A_CLIP 8
+#define A_HARD_SIGMOID 9
+#define A_SCALED_TANH 10
+#define A_THRESHOLDED_RELU 11
+#define A_GELU_ERF 12
+#define A_GELU_TANH 13
+#define A_HARD_SWISH 14
+#define A_IDENTITY 15
+
+__device__ __forceinline__ float activate(int op, float a, float b, float x) {
+  switch (op) {
+  case A_RELU: return fmaxf(x, 0.0f);
+  case A_SIGMOID: return 1.0f / (1.0f + expf(-x));
+  case A_TANH: return tanhf(x);
+  case A_LEAKY_RELU: return x >= 0.0f ? x : a * x;
+  case A_ELU: return x >= 0.0f ? x : a * (expf(x) - 1.0f);
+  case A_SELU: return x > 0.0f ? b * x : b * a * (expf(x) - 1.0f);
+  case A_SOFTSIGN: return x / (1.0f + fabsf(x));
+  case A_SOFTPLUS: {
+    float z = b * x;
+    return a * (fmaxf(z, 0.0f) + log1pf(expf(-fabsf(z))));
+  }
+  case A_CLIP: return fminf(fmaxf(x, a), b);
+  case A_HARD_SIGMOID: return fminf(fmaxf(a * x + b, 0.0f), 1.0f);
+  case A_SCALED_TANH: return a * tanhf(b * x);
+  case A_THRESHOLDED_RELU: return x > a ? x : 0.0f;
+  case A_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+  case A_GELU_TANH: {
+    const float c = 0.7978846f;
+    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+  }
+  case A_HARD_SWISH: return x * fminf(fmaxf(a * x + b, 0.0f), 1.0f);
+  default: return x;
+  }
+}
+
+struct ActParams {
+  u64 out, x;
+  i64 n;
+  int op;
+  float alpha, beta;
+  int pad;
+};
+static_assert(sizeof(ActParams) == 40, "ActParams layout");
+
+template <typename T>
+__device__ void act_kernel(const ActParams &p) {
+  const T *x = (const T *)p.x;
+  GRID_STRIDE(i, p.n) { stf((T *)p.out, i, activate(p.op, p.alpha, p.beta, ldf(x, i))); }
+}
+
+extern "C" __global__ void ew_act_f32(ActParams p) { act_kernel<float>(p); }
+extern "C" __global__ void ew_act_f16(ActParams p) { act_kernel<u16>(p); }
+
+// y = act(y + bias[channel]) in place: a convolution's epilogue. The
+// tensor is [outer, channels, inner]; bias is float32 (or absent).
+struct BiasActParams {
+  u64 y, bias;
+  i64 n, channels, inner;
+  int op;
+  float alpha, beta;
+  int pad;
+};
+static_assert(sizeof(BiasActParams) == 56, "BiasActParams layout");
+
+template <typename T>
+__device__ void bias_act_kernel(const BiasActParams &p) {
+  T *y = (T *)p.y;
+  const float *bias = (const float *)p.bias;
+  GRID_STRIDE(i, p.n) {
+    float v = ldf(y, i);
+    if (bias) v += bias[(i / p.inner) % p.channels];
+    stf(y, i, activate(p.op, p.alpha, p.beta, v));
+  }
+}
+
+extern "C" __global__ void ew_bias_act_f32(BiasActParams p) { bias_act_kernel<float>(p); }
+extern "C" __global__ void ew_bias_act_f16(BiasActParams p) { bias_act_kernel<u16>(p); }
+
+// ---- Scale ---------------------------------------------------------------
+
+// (x * scale + shift) ^ power, one coefficient per group of `inner`
+// elements, groups cycling with period `groups`; coefficients are float32
+// and each may be absent (0).
+struct ScaleParams {
+  u64 out, x, scale, shift, power;
+  i64 n, groups, inner;
+};
+static_assert(sizeof(ScaleParams) == 64, "ScaleParams layout");
+
+template <typename T>
+__device__ void scale_kernel(const ScaleParams &p) {
+  const T *x = (const T *)p.x;
+  const float *sc = (const float *)p.scale;
+  const float *sh = (const float *)p.shift;
+  const float *pw = (const float *)p.power;
+  GRID_STRIDE(i, p.n) {
+    i64 c = (i / p.inner) % p.groups;
+    float y = ldf(x, i);
+    if (sc) y *= sc[c];
+    if (sh) y += sh[c];
+    if (pw) y = powf(y, pw[c]);
+    stf((T *)p.out, i, y);
+  }
+}
+
+extern "C" __global__ void ew_scale_f32(ScaleParams p) { scale_kernel<float>(p); }
+extern "C" __global__ void ew_scale_f16(ScaleParams p) { scale_kernel<u16>(p); }
+
+// ---- Select --------------------------------------------------------------
+
+struct SelectParams {
+  u64 out, cond, a, b;
+  i64 n;
+  Dims dims;
+  i64 sc[MAX_RANK];
+  i64 sa[MAX_RANK];
+  i64 sb[MAX_RANK];
+};
+static_assert(sizeof(SelectParams) == 304, "SelectParams layout");
+
+template <typename T>
+__device__ void select_kernel(const SelectParams &p) {
+  const u8 *c = (const u8 *)p.cond;
+  const T *a = (const T *)p.a;
+  const T *b = (const T *)p.b;
+  GRID_STRIDE(i, p.n) {
+    bool take = c[offset_of(i, p.dims, p.sc)] != 0;
+    ((T *)p.out)[i] = take ? a[offset_of(i, p.dims, p.sa)] : b[offset_of(i, p.dims, p.sb)];
+  }
+}
+
+extern "C" __global__ void ew_select_1(SelectParams p) { select_kernel<B1>(p); }
+extern "C" __global__ void ew_select_2(SelectParams p) { select_kernel<B2>(p); }
+extern "C" __global__ void ew_select_4(SelectParams p) { select_kernel<B4>(p); }
+extern "C" __global__ void ew_select_8(SelectParams p) { select_kernel<B8>(p); }
+
+// ---- Cast ----------------------------------------------------------------
+
+// Type codes, as DataType in the IR.
+#define T_F32 0
+#define T_F16 1
+#define T_I32 2
+#define T_I64 3
+#define T_U8 4
+#define T_BOOL 5
+
+struct CastParams {
+  u64 out, x;
+  i64 n;
+  int from, to;
+};
+static_assert(sizeof(CastParams) == 32, "CastParams layout");
+
+__device__ __forceinline__ double load_f64(int t, u64 p, i64 i) {
+  switch (t) {
+  case T_F32: return (double)((const float *)p)[i];
+  case T_F16: return (double)h2f(((const u16 *)p)[i]);
+  case T_I32: return (double)((const int *)p)[i];
+  case T_I64: return (double)((const i64 *)p)[i];
+  default: return (double)((const u8 *)p)[i];
+  }
+}
+
+__device__ __forceinline__ i64 load_i64(int t, u64 p, i64 i) {
+  switch (t) {
+  case T_F32: return (i64)((const float *)p)[i];  // truncates, saturates, NaN -> 0
+  case T_F16: return (i64)h2f(((const u16 *)p)[i]);
+  case T_I32: return (i64)((const int *)p)[i];
+  case T_I64: return ((const i64 *)p)[i];
+  default: return (i64)((const u8 *)p)[i];
+  }
+}
+
+__device__ __forceinline__ bool is_int_type(int t) {
+  return t == T_I32 || t == T_I64 || t == T_U8 || t == T_BOOL;
+}
+
+// The cpu backend's Tensor::cast, element for element.
+extern "C" __global__ void ew_cast(CastParams p) {
+  GRID_STRIDE(i, p.n) {
+    switch (p.to) {
+    case T_F32:
+      if (p.from == T_I64) {
+        ((float *)p.out)[i] = (float)((const i64 *)p.x)[i];
+      } else {
+        ((float *)p.out)[i] = (float)load_f64(p.from, p.x, i);
+      }
+      break;
+    case T_F16:
+      ((u16 *)p.out)[i] = d2h(load_f64(p.from, p.x, i));
+      break;
+    case T_I64:
+      ((i64 *)p.out)[i] = load_i64(p.from, p.x, i);
+      break;
+    case T_I32:
+      if (p.from == T_I64) {
+        ((int *)p.out)[i] = (int)((const i64 *)p.x)[i];
+      } else if (p.from == T_F32) {
+        ((int *)p.out)[i] = (int)((const float *)p.x)[i];
+      } else {
+        ((int *)p.out)[i] = (int)load_f64(p.from, p.x, i);
+      }
+      break;
+    case T_U8:
+      if (is_int_type(p.from)) {
+        ((u8 *)p.out)[i] = (u8)load_i64(p.from, p.x, i);
+      } else {
+        ((u8 *)p.out)[i] = (u8)(i64)load_f64(p.from, p.x, i);
+      }
+      break;
+    default:
+      ((u8 *)p.out)[i] = load_f64(p.from, p.x, i) != 0.0 ? 1 : 0;
+      break;
+    }
+  }
+}

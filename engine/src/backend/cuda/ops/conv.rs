@@ -1,0 +1,261 @@
+//! Convolution (cuDNN forward) and Deconvolution (cuDNN backward-data),
+//! followed by the layer's bias and fused activation in one kernel.
+//!
+//! cuDNN pads symmetrically only, so an asymmetric padding (ONNX's
+//! SAME_UPPER) first copies the input into a zero-bordered scratch buffer;
+//! a deconvolution is computed at its full extent and then cropped (and
+//! zero-extended for an output padding) into the output. 1-D layers run
+//! as 2-D ones of height 1.
+
+use super::elementwise::{act_code, ActCode, BiasAct};
+use super::shuffle::{pack_tables, TableParams};
+use super::{contiguous, dims8, input_storage, strides8, Arg, Builder, Kernel, PlanCx, RunCx};
+use crate::backend::cuda::cudnn;
+use crate::backend::cuda::device::DeviceBuf;
+use crate::backend::cuda::launch::{grid_for, launch, sized, Func};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::ir::{ConvParams, Layer};
+
+/// A table copy of a plan: padding before, or cropping after, cuDNN.
+struct Reshape {
+    p: TableParams,
+    offset: usize,
+}
+
+struct Planned {
+    conv: cudnn::Conv,
+    /// Bytes of scratch before cuDNN's workspace: the padded input or the
+    /// full deconvolution output.
+    staged: usize,
+    pad: Option<Reshape>,
+    crop: Option<Reshape>,
+}
+
+pub struct Conv {
+    deconv: bool,
+    params: ConvParams,
+    dtype: DataType,
+    kernel: DeviceBuf,
+    kernel_dims: Vec<usize>,
+    bias: Option<DeviceBuf>,
+    epilogue: Option<BiasAct>,
+    table: Func,
+    plan: Option<Planned>,
+}
+
+impl Conv {
+    pub fn new(b: &Builder<'_>, l: &Layer, p: &ConvParams, deconv: bool) -> Result<Self> {
+        let dtype = input_storage(b, l)[0];
+        if !dtype.is_float() {
+            return Err(Error::Unsupported {
+                backend: "cuda",
+                what: format!("convolutions of {dtype}"),
+            });
+        }
+        if !(1..=3).contains(&p.kernel_size.len()) {
+            return Err(Error::Unsupported {
+                backend: "cuda",
+                what: format!("{}-D convolutions", p.kernel_size.len()),
+            });
+        }
+        let w = b.net.weights(p.kernel);
+        let kernel = b.upload(w, Some(dtype), "convolution weights")?;
+        let bias = p
+            .bias
+            .map(|id| b.upload(b.net.weights(id), Some(DataType::F32), "convolution bias"))
+            .transpose()?;
+        let code = p.activation.map(act_code);
+        let epilogue = if bias.is_some() || code.is_some() {
+            Some(BiasAct::new(b, dtype, code.unwrap_or(ActCode::IDENTITY))?)
+        } else {
+            None
+        };
+        Ok(Conv {
+            deconv,
+            params: p.clone(),
+            dtype,
+            kernel_dims: w.shape().to_vec(),
+            kernel,
+            bias,
+            epilogue,
+            table: b.func(&sized("copy_table", dtype))?,
+            plan: None,
+        })
+    }
+}
+
+/// Gives 1-D geometry a leading spatial dim of 1.
+fn two_d(v: &[usize], spatial_from: usize, fill: usize) -> Vec<usize> {
+    let mut v = v.to_vec();
+    if v.len() - spatial_from == 1 {
+        v.insert(spatial_from, fill);
+    }
+    v
+}
+
+/// A table copy from a tensor of `src` dims into one of `dst` dims where
+/// spatial coordinate j reads j - shift[i] (zero outside the source).
+fn shifted(pc: &mut PlanCx<'_>, src: &[usize], dst: &[usize], shift: &[i64]) -> Result<Reshape> {
+    let mut maps: Vec<Vec<Option<usize>>> = Vec::with_capacity(dst.len());
+    for (d, &n) in dst.iter().enumerate() {
+        let s = if d >= 2 { shift[d - 2] } else { 0 };
+        maps.push(
+            (0..n)
+                .map(|j| {
+                    let i = j as i64 - s;
+                    (0..src[d] as i64).contains(&i).then_some(i as usize)
+                })
+                .collect(),
+        );
+    }
+    let (bytes, table_offset) = pack_tables(&maps);
+    Ok(Reshape {
+        offset: pc.params.push(&bytes),
+        p: TableParams {
+            n: dst.iter().product::<usize>() as i64,
+            fill: 0,
+            dims: dims8(dst)?,
+            table_offset,
+            src_strides: strides8(&contiguous(src)),
+            ..Default::default()
+        },
+    })
+}
+
+impl Kernel for Conv {
+    fn plan(&mut self, pc: &mut PlanCx<'_>, ins: &[Arg], outs: &[Arg]) -> Result<()> {
+        let p = &self.params;
+        let x = &ins[0].dims;
+        let y = &outs[0].dims;
+        let k = p.kernel_size.len();
+        let esize = self.dtype.size();
+        let planned = if !self.deconv {
+            let symmetric = p.pre_padding == p.post_padding;
+            let (src, pad) = if symmetric {
+                (
+                    x.clone(),
+                    p.pre_padding
+                        .iter()
+                        .map(|&v| v as usize)
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                let mut padded = x.clone();
+                for i in 0..k {
+                    padded[2 + i] =
+                        (x[2 + i] as i64 + p.pre_padding[i] + p.post_padding[i]) as usize;
+                }
+                (padded, vec![0; k])
+            };
+            let pad_copy = if symmetric {
+                None
+            } else {
+                Some(shifted(pc, x, &src, &p.pre_padding)?)
+            };
+            let shape = cudnn::ConvShape {
+                x: two_d(&src, 2, 1),
+                w: two_d(&self.kernel_dims, 2, 1),
+                y: two_d(y, 2, 1),
+                pad: two_d(&pad, 0, 0),
+                stride: two_d(&p.stride, 0, 1),
+                dilation: two_d(&p.dilation, 0, 1),
+                groups: p.groups,
+            };
+            let staged = if symmetric {
+                0
+            } else {
+                (src.iter().product::<usize>() * esize).div_ceil(256) * 256
+            };
+            let conv = cudnn::Conv::plan(pc.dnn, &shape, self.dtype, false, pc.workspace_limit)?;
+            Planned {
+                conv,
+                staged,
+                pad: pad_copy,
+                crop: None,
+            }
+        } else {
+            // The full extent: what a forward convolution of it, unpadded,
+            // maps onto the input exactly.
+            let mut full = vec![x[0], p.out_channels];
+            for i in 0..k {
+                let eff = p.dilation[i] * (p.kernel_size[i] - 1) + 1;
+                full.push((x[2 + i] - 1) * p.stride[i] + eff);
+            }
+            let cropped = p.pre_padding.iter().chain(&p.post_padding).any(|&v| v != 0);
+            let shape = cudnn::ConvShape {
+                x: two_d(&full, 2, 1),
+                w: two_d(&self.kernel_dims, 2, 1),
+                y: two_d(x, 2, 1),
+                pad: vec![0; k.max(2)],
+                stride: two_d(&p.stride, 0, 1),
+                dilation: two_d(&p.dilation, 0, 1),
+                groups: p.groups,
+            };
+            let conv = cudnn::Conv::plan(pc.dnn, &shape, self.dtype, true, pc.workspace_limit)?;
+            let crop = if cropped {
+                let shift: Vec<i64> = p.pre_padding.iter().map(|&v| -v).collect();
+                Some(shifted(pc, &full, y, &shift)?)
+            } else {
+                None
+            };
+            let staged = if cropped {
+                (full.iter().product::<usize>() * esize).div_ceil(256) * 256
+            } else {
+                0
+            };
+            Planned {
+                conv,
+                staged,
+                pad: None,
+                crop,
+            }
+        };
+        pc.need_workspace(planned.staged + planned.conv.workspace);
+        self.plan = Some(planned);
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        let Some(pl) = &mut self.plan else {
+            return Err(Error::Network(
+                "a convolution ran before it was planned".into(),
+            ));
+        };
+        if outs[0].len() == 0 || ins[0].len() == 0 {
+            return Ok(());
+        }
+        let staged = rc.workspace;
+        let ws = rc.workspace + pl.staged as u64;
+        let mut x = ins[0].ptr;
+        if let Some(r) = &mut pl.pad {
+            r.p.src = ins[0].ptr;
+            r.p.dst = staged;
+            r.p.tables = rc.params + r.offset as u64;
+            launch(rc.stream, self.table, grid_for(r.p.n as usize), &r.p)?;
+            x = staged;
+        }
+        // SAFETY: x, the kernel and the output (or the staged full extent)
+        // hold the planned dims; the workspace was sized by this plan.
+        if self.deconv {
+            let full = if pl.crop.is_some() {
+                staged
+            } else {
+                outs[0].ptr
+            };
+            unsafe { pl.conv.run(rc.dnn, full, self.kernel.ptr, x, ws)? };
+            if let Some(r) = &mut pl.crop {
+                r.p.src = staged;
+                r.p.dst = outs[0].ptr;
+                r.p.tables = rc.params + r.offset as u64;
+                launch(rc.stream, self.table, grid_for(r.p.n as usize), &r.p)?;
+            }
+        } else {
+            unsafe { pl.conv.run(rc.dnn, x, self.kernel.ptr, outs[0].ptr, ws)? };
+        }
+        if let Some(e) = &self.epilogue {
+            e.enqueue(rc, &outs[0], self.bias.as_ref())?;
+        }
+        Ok(())
+    }
+}

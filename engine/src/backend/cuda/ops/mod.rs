@@ -1,0 +1,259 @@
+//! One kernel per IR layer kind: built once when a plan is loaded (weights
+//! uploaded, functions looked up), planned for each set of input dims
+//! (tables, algorithms, scratch), and enqueued on the context's stream for
+//! each run without allocating.
+
+mod conv;
+pub mod elementwise;
+mod gather;
+mod matmul;
+mod misc;
+mod plugin;
+mod pool;
+mod reduce;
+mod resize;
+mod shuffle;
+
+use super::cublas::Blas;
+use super::cudnn::Dnn;
+use super::device::{DeviceBuf, Gpu};
+use super::launch::{self, Func};
+use crate::backend::Precision;
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::ir::{Layer, LayerKind, Network};
+use crate::tensor::Tensor;
+use cudarc::driver::sys::CUstream;
+use std::sync::Arc;
+
+/// The most dims a tensor may have on this backend (the kernels' MAX_RANK).
+pub const MAX_RANK: usize = 8;
+
+/// A tensor as a kernel sees it: device memory, dims and storage type
+/// (`ptr` is 0 for a shape operand that is read on the host).
+#[derive(Clone, Debug)]
+pub struct Arg {
+    pub ptr: u64,
+    pub dims: Vec<usize>,
+    pub dtype: DataType,
+}
+
+impl Arg {
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+/// The kernels' `Dims`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Dims {
+    pub rank: i32,
+    pub pad: i32,
+    pub d: [i64; MAX_RANK],
+}
+const _: () = assert!(std::mem::size_of::<Dims>() == 72);
+
+/// `dims` as the kernels take them; an error beyond [`MAX_RANK`].
+pub fn dims8(dims: &[usize]) -> Result<Dims> {
+    if dims.len() > MAX_RANK {
+        return Err(Error::Unsupported {
+            backend: "cuda",
+            what: format!("tensors of rank {} (at most {MAX_RANK})", dims.len()),
+        });
+    }
+    let mut d = Dims {
+        rank: dims.len() as i32,
+        ..Default::default()
+    };
+    for (k, &n) in dims.iter().enumerate() {
+        d.d[k] = n as i64;
+    }
+    Ok(d)
+}
+
+/// Strides (in elements) as the kernels take them.
+pub fn strides8(s: &[i64]) -> [i64; MAX_RANK] {
+    let mut a = [0i64; MAX_RANK];
+    a[..s.len()].copy_from_slice(s);
+    a
+}
+
+/// Row-major strides of `dims`.
+pub fn contiguous(dims: &[usize]) -> Vec<i64> {
+    let mut s = vec![1i64; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1] as i64;
+    }
+    s
+}
+
+/// Strides of a tensor of dims `input` broadcast to `out` (equal ranks):
+/// 0 where the input has 1 and the output does not.
+pub fn broadcast(input: &[usize], out: &[usize]) -> Vec<i64> {
+    contiguous(input)
+        .into_iter()
+        .zip(input.iter().zip(out))
+        .map(|(s, (&i, &o))| if i == 1 && o != 1 { 0 } else { s })
+        .collect()
+}
+
+/// Per-plan tables (slice maps, resize taps) uploaded in one buffer.
+#[derive(Default)]
+pub struct ParamBlob {
+    pub bytes: Vec<u8>,
+}
+
+impl ParamBlob {
+    /// Appends `data` 256-byte aligned; returns its offset.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let at = self.bytes.len().div_ceil(256) * 256;
+        self.bytes.resize(at, 0);
+        self.bytes.extend_from_slice(data);
+        at
+    }
+}
+
+/// What planning a layer for one set of dims may use.
+pub struct PlanCx<'a> {
+    pub gpu: &'a Arc<Gpu>,
+    pub dnn: &'a Dnn,
+    pub params: &'a mut ParamBlob,
+    /// The most scratch any layer planned so far needs.
+    pub workspace: usize,
+    pub workspace_limit: usize,
+    /// Values of the layer's inputs computed on the host (shape operands).
+    pub host_inputs: Vec<Option<Arc<Tensor>>>,
+}
+
+impl PlanCx<'_> {
+    pub fn need_workspace(&mut self, bytes: usize) {
+        self.workspace = self.workspace.max(bytes);
+    }
+}
+
+/// What enqueueing a layer may use.
+#[derive(Clone, Copy)]
+pub struct RunCx<'a> {
+    pub stream: CUstream,
+    pub blas: &'a Blas,
+    pub dnn: &'a Dnn,
+    /// Scratch shared by the layers, one at a time.
+    pub workspace: u64,
+    /// The base of the plan's tables.
+    pub params: u64,
+    /// The layer's error word (kernels set bits on bad data).
+    pub err: u64,
+}
+
+pub trait Kernel: Send {
+    /// Prepares for one set of dims: uploads tables into the blob, sizes
+    /// scratch, picks algorithms. Called when input dims are set.
+    fn plan(&mut self, pc: &mut PlanCx<'_>, ins: &[Arg], outs: &[Arg]) -> Result<()> {
+        let _ = (pc, ins, outs);
+        Ok(())
+    }
+
+    /// Enqueues the layer on the stream. A layer whose output dims depend
+    /// on its data writes the dims it produced into `outs`.
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()>;
+}
+
+/// What building kernels needs: the device, the network (with its
+/// weights, which kernels upload) and the plan's precision.
+pub struct Builder<'a> {
+    pub gpu: &'a Arc<Gpu>,
+    pub net: &'a Network,
+    pub precision: Precision,
+}
+
+impl Builder<'_> {
+    /// The type a tensor of IR type `dt` is stored in on the device.
+    pub fn storage(&self, dt: DataType) -> DataType {
+        storage(self.precision, dt)
+    }
+
+    pub fn func(&self, name: &str) -> Result<Func> {
+        launch::function(self.gpu, name)
+    }
+
+    /// Weights converted to their storage type (or to `as_type`), on the device.
+    pub fn upload(&self, t: &Tensor, as_type: Option<DataType>, what: &str) -> Result<DeviceBuf> {
+        let to = as_type.unwrap_or_else(|| self.storage(t.dtype()));
+        let t = t.cast(to);
+        DeviceBuf::upload(self.gpu, t.as_bytes(), what)
+    }
+}
+
+/// The type a tensor of IR type `dt` is stored in: float32 becomes float16
+/// in an fp16 plan; every other type is stored as it is.
+pub fn storage(p: Precision, dt: DataType) -> DataType {
+    match (p, dt) {
+        (Precision::Fp16, DataType::F32) => DataType::F16,
+        _ => dt,
+    }
+}
+
+/// The kernel for a layer that runs on the device.
+pub fn build(b: &Builder<'_>, l: &Layer) -> Result<Box<dyn Kernel>> {
+    let err = |msg: String| Error::Layer {
+        layer: l.name.clone(),
+        kind: l.kind.name(),
+        msg,
+    };
+    let k: Box<dyn Kernel> = match &l.kind {
+        LayerKind::Convolution(p) => Box::new(conv::Conv::new(b, l, p, false)?),
+        LayerKind::Deconvolution(p) => Box::new(conv::Conv::new(b, l, p, true)?),
+        LayerKind::Pooling(p) => Box::new(pool::Pool::new(b, l, p)?),
+        LayerKind::Activation { activation } => Box::new(elementwise::Act::new(
+            b,
+            l,
+            elementwise::act_code(*activation),
+        )?),
+        LayerKind::ElementWise { op } => Box::new(elementwise::Binary::from_op(b, l, *op)?),
+        LayerKind::ParametricRelu => {
+            Box::new(elementwise::Binary::new(b, l, elementwise::OP_PRELU)?)
+        }
+        LayerKind::Unary { op } => Box::new(elementwise::Unary::new(b, l, *op)?),
+        LayerKind::Scale(p) => Box::new(elementwise::Scale::new(b, p)?),
+        LayerKind::Select => Box::new(elementwise::Select::new(b, l)?),
+        LayerKind::Cast { .. } => Box::new(elementwise::Cast::new(b)?),
+        LayerKind::Identity => Box::new(misc::Copy),
+        LayerKind::MatrixMultiply { op0, op1 } => Box::new(matmul::MatMul::new(*op0, *op1)),
+        LayerKind::Reduce { op, axes, .. } => Box::new(reduce::Reduce::new(b, l, *op, axes)?),
+        LayerKind::Softmax { axis } => Box::new(reduce::Softmax::new(b, l, *axis)?),
+        LayerKind::Normalization {
+            axes,
+            epsilon,
+            groups,
+        } => Box::new(reduce::Norm::new(b, l, axes, *epsilon, *groups)?),
+        LayerKind::Cumulative {
+            axis,
+            exclusive,
+            reverse,
+        } => Box::new(reduce::Cumulative::new(b, l, *axis, *exclusive, *reverse)?),
+        LayerKind::TopK { op, k, axis } => Box::new(reduce::TopK::new(b, l, *op, *k, *axis)?),
+        LayerKind::Shuffle(p) => Box::new(shuffle::Shuffle::new(b, l, p)?),
+        LayerKind::Concatenation { axis } => Box::new(shuffle::Concat::new(b, l, *axis)?),
+        LayerKind::Slice(p) => Box::new(shuffle::Slice::new(b, l, p)?),
+        LayerKind::Gather { axis, mode } => Box::new(gather::Gather::new(b, l, *axis, *mode)?),
+        LayerKind::Resize(p) => Box::new(resize::Resize::new(b, l, p)?),
+        LayerKind::Einsum { equation } => Box::new(misc::Einsum::new(b, equation)?),
+        LayerKind::Plugin(p) => Box::new(plugin::Plugin::new(p)?),
+        LayerKind::Constant { .. } | LayerKind::Shape => {
+            return Err(err(
+                "is computed when the plan is loaded, not by a kernel".into()
+            ))
+        }
+    };
+    Ok(k)
+}
+
+/// The storage types of a layer's inputs, as the IR records them, for
+/// kernels picked at build time.
+pub fn input_storage(b: &Builder<'_>, l: &Layer) -> Vec<DataType> {
+    l.inputs
+        .iter()
+        .map(|&t| b.storage(b.net.info(t).dtype))
+        .collect()
+}

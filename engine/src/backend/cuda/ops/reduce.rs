@@ -1,0 +1,405 @@
+//! Reduce, Softmax, Normalization, Cumulative and TopK (reduce.cu).
+
+use super::{
+    broadcast, contiguous, dims8, input_storage, strides8, Arg, Builder, Dims, Kernel, PlanCx,
+    RunCx, MAX_RANK,
+};
+use crate::backend::cuda::launch::{grid_for, grid_rows, launch, typed, Func};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::ir::{Layer, ReduceOp, TopKOp};
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct ReduceParams {
+    out: u64,
+    x: u64,
+    n_out: i64,
+    count: i64,
+    keep: Dims,
+    keep_strides: [i64; MAX_RANK],
+    red: Dims,
+    red_strides: [i64; MAX_RANK],
+    op: i32,
+    pad: i32,
+}
+const _: () = assert!(std::mem::size_of::<ReduceParams>() == 312);
+
+/// Dims and strides of `dims` split into those kept and those reduced.
+fn split(
+    dims: &[usize],
+    reduced: &[usize],
+) -> Result<(Dims, [i64; MAX_RANK], Dims, [i64; MAX_RANK])> {
+    let s = contiguous(dims);
+    let (mut kd, mut ks, mut rd, mut rs) = (vec![], vec![], vec![], vec![]);
+    for (i, &n) in dims.iter().enumerate() {
+        if reduced.contains(&i) {
+            rd.push(n);
+            rs.push(s[i]);
+        } else {
+            kd.push(n);
+            ks.push(s[i]);
+        }
+    }
+    Ok((dims8(&kd)?, strides8(&ks), dims8(&rd)?, strides8(&rs)))
+}
+
+pub struct Reduce {
+    f: Func,
+    axes: Vec<usize>,
+    p: ReduceParams,
+}
+
+impl Reduce {
+    pub fn new(b: &Builder<'_>, l: &Layer, op: ReduceOp, axes: &[usize]) -> Result<Self> {
+        let dt = input_storage(b, l)[0];
+        if dt == DataType::Bool && !matches!(op, ReduceOp::Max | ReduceOp::Min) {
+            return Err(Error::Unsupported {
+                backend: "cuda",
+                what: format!("{op:?} of bool tensors"),
+            });
+        }
+        let code = match op {
+            ReduceOp::Sum => 0,
+            ReduceOp::Prod => 1,
+            ReduceOp::Max => 2,
+            ReduceOp::Min => 3,
+            ReduceOp::Avg => 4,
+        };
+        Ok(Reduce {
+            f: b.func(&typed("reduce", dt))?,
+            axes: axes.to_vec(),
+            p: ReduceParams {
+                op: code,
+                ..Default::default()
+            },
+        })
+    }
+}
+
+impl Kernel for Reduce {
+    fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], outs: &[Arg]) -> Result<()> {
+        let d = &ins[0].dims;
+        let (keep, keep_strides, red, red_strides) = split(d, &self.axes)?;
+        self.p.keep = keep;
+        self.p.keep_strides = keep_strides;
+        self.p.red = red;
+        self.p.red_strides = red_strides;
+        self.p.n_out = outs[0].len() as i64;
+        self.p.count = self.axes.iter().map(|&a| d[a]).product::<usize>() as i64;
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        if self.p.n_out == 0 {
+            return Ok(());
+        }
+        self.p.out = outs[0].ptr;
+        self.p.x = ins[0].ptr;
+        launch(rc.stream, self.f, grid_rows(self.p.n_out as usize), &self.p)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SoftmaxParams {
+    out: u64,
+    x: u64,
+    rows: i64,
+    len: i64,
+    inner: i64,
+}
+const _: () = assert!(std::mem::size_of::<SoftmaxParams>() == 40);
+
+pub struct Softmax {
+    f: Func,
+    axis: usize,
+    p: SoftmaxParams,
+}
+
+impl Softmax {
+    pub fn new(b: &Builder<'_>, l: &Layer, axis: usize) -> Result<Self> {
+        let dt = input_storage(b, l)[0];
+        Ok(Softmax {
+            f: b.func(&typed("softmax", dt))?,
+            axis,
+            p: SoftmaxParams::default(),
+        })
+    }
+}
+
+impl Kernel for Softmax {
+    fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], _: &[Arg]) -> Result<()> {
+        let d = &ins[0].dims;
+        let outer: usize = d[..self.axis].iter().product();
+        let inner: usize = d[self.axis + 1..].iter().product();
+        self.p.rows = (outer * inner) as i64;
+        self.p.len = d[self.axis] as i64;
+        self.p.inner = inner.max(1) as i64;
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        if self.p.rows == 0 || self.p.len == 0 {
+            return Ok(());
+        }
+        self.p.out = outs[0].ptr;
+        self.p.x = ins[0].ptr;
+        launch(rc.stream, self.f, grid_rows(self.p.rows as usize), &self.p)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct NormParams {
+    out: u64,
+    x: u64,
+    scale: u64,
+    bias: u64,
+    groups: i64,
+    count: i64,
+    eps: f32,
+    pad: i32,
+    key: Dims,
+    key_x: [i64; MAX_RANK],
+    key_s: [i64; MAX_RANK],
+    key_b: [i64; MAX_RANK],
+    red: Dims,
+    red_x: [i64; MAX_RANK],
+    red_s: [i64; MAX_RANK],
+    red_b: [i64; MAX_RANK],
+}
+const _: () = assert!(std::mem::size_of::<NormParams>() == 584);
+
+pub struct Norm {
+    f: Func,
+    axes: Vec<usize>,
+    groups: usize,
+    p: NormParams,
+}
+
+impl Norm {
+    pub fn new(
+        b: &Builder<'_>,
+        l: &Layer,
+        axes: &[usize],
+        eps: f32,
+        groups: usize,
+    ) -> Result<Self> {
+        let dt = input_storage(b, l)[0];
+        Ok(Norm {
+            f: b.func(&typed("norm", dt))?,
+            axes: axes.to_vec(),
+            groups,
+            p: NormParams {
+                eps,
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// One dim of a statistics split: its size and its stride in x, scale, bias.
+type Part = (usize, i64, i64, i64);
+
+fn parts(v: &[Part]) -> Result<(Dims, [i64; MAX_RANK], [i64; MAX_RANK], [i64; MAX_RANK])> {
+    let d: Vec<usize> = v.iter().map(|p| p.0).collect();
+    let pick = |f: fn(&Part) -> i64| strides8(&v.iter().map(f).collect::<Vec<_>>());
+    Ok((dims8(&d)?, pick(|p| p.1), pick(|p| p.2), pick(|p| p.3)))
+}
+
+impl Kernel for Norm {
+    fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], _: &[Arg]) -> Result<()> {
+        let d = &ins[0].dims;
+        let sx = contiguous(d);
+        let ss = broadcast(&ins[1].dims, d);
+        let sb = broadcast(&ins[2].dims, d);
+        let grouped = self.groups > 1 && d.len() > 1 && !self.axes.contains(&1);
+        let (mut key, mut red): (Vec<Part>, Vec<Part>) = (vec![], vec![]);
+        for i in 0..d.len() {
+            if grouped && i == 1 {
+                let cpg = d[1] / self.groups;
+                let c = cpg as i64;
+                key.push((self.groups, c * sx[1], c * ss[1], c * sb[1]));
+                red.push((cpg, sx[1], ss[1], sb[1]));
+            } else if self.axes.contains(&i) {
+                red.push((d[i], sx[i], ss[i], sb[i]));
+            } else {
+                key.push((d[i], sx[i], ss[i], sb[i]));
+            }
+        }
+        if key.len() > MAX_RANK || red.len() > MAX_RANK {
+            return Err(Error::Unsupported {
+                backend: "cuda",
+                what: "a normalization over so many dims".into(),
+            });
+        }
+        let (kd, kx, ks, kb) = parts(&key)?;
+        let (rd, rx, rs, rb) = parts(&red)?;
+        self.p.key = kd;
+        self.p.key_x = kx;
+        self.p.key_s = ks;
+        self.p.key_b = kb;
+        self.p.red = rd;
+        self.p.red_x = rx;
+        self.p.red_s = rs;
+        self.p.red_b = rb;
+        self.p.groups = key.iter().map(|p| p.0).product::<usize>() as i64;
+        self.p.count = red.iter().map(|p| p.0).product::<usize>() as i64;
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        if self.p.groups == 0 || self.p.count == 0 {
+            return Ok(());
+        }
+        self.p.out = outs[0].ptr;
+        self.p.x = ins[0].ptr;
+        self.p.scale = ins[1].ptr;
+        self.p.bias = ins[2].ptr;
+        launch(
+            rc.stream,
+            self.f,
+            grid_rows(self.p.groups as usize),
+            &self.p,
+        )
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CumParams {
+    out: u64,
+    x: u64,
+    lines: i64,
+    n: i64,
+    inner: i64,
+    exclusive: i32,
+    reverse: i32,
+}
+const _: () = assert!(std::mem::size_of::<CumParams>() == 48);
+
+pub struct Cumulative {
+    f: Func,
+    axis: usize,
+    p: CumParams,
+}
+
+impl Cumulative {
+    pub fn new(
+        b: &Builder<'_>,
+        l: &Layer,
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
+    ) -> Result<Self> {
+        let dt = input_storage(b, l)[0];
+        if dt == DataType::Bool {
+            return Err(Error::Unsupported {
+                backend: "cuda",
+                what: "sums of bools".into(),
+            });
+        }
+        Ok(Cumulative {
+            f: b.func(&typed("cumsum", dt))?,
+            axis,
+            p: CumParams {
+                exclusive: exclusive as i32,
+                reverse: reverse as i32,
+                ..Default::default()
+            },
+        })
+    }
+}
+
+impl Kernel for Cumulative {
+    fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], _: &[Arg]) -> Result<()> {
+        let d = &ins[0].dims;
+        let outer: usize = d[..self.axis].iter().product();
+        let inner: usize = d[self.axis + 1..].iter().product();
+        self.p.lines = (outer * inner) as i64;
+        self.p.n = d[self.axis] as i64;
+        self.p.inner = inner.max(1) as i64;
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        if self.p.lines == 0 || self.p.n == 0 {
+            return Ok(());
+        }
+        self.p.out = outs[0].ptr;
+        self.p.x = ins[0].ptr;
+        launch(rc.stream, self.f, grid_for(self.p.lines as usize), &self.p)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct TopkParams {
+    values: u64,
+    indices: u64,
+    x: u64,
+    rows: i64,
+    n: i64,
+    inner: i64,
+    k: i64,
+    largest: i32,
+    pad: i32,
+}
+const _: () = assert!(std::mem::size_of::<TopkParams>() == 64);
+
+pub struct TopK {
+    f: Func,
+    axis: usize,
+    p: TopkParams,
+}
+
+impl TopK {
+    pub fn new(b: &Builder<'_>, l: &Layer, op: TopKOp, k: usize, axis: usize) -> Result<Self> {
+        let dt = input_storage(b, l)[0];
+        if dt == DataType::Bool {
+            return Err(Error::Unsupported {
+                backend: "cuda",
+                what: "TopK of bools".into(),
+            });
+        }
+        Ok(TopK {
+            f: b.func(&typed("topk", dt))?,
+            axis,
+            p: TopkParams {
+                k: k as i64,
+                largest: (op == TopKOp::Max) as i32,
+                ..Default::default()
+            },
+        })
+    }
+}
+
+impl Kernel for TopK {
+    fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], _: &[Arg]) -> Result<()> {
+        let d = &ins[0].dims;
+        let outer: usize = d[..self.axis].iter().product();
+        let inner: usize = d[self.axis + 1..].iter().product();
+        if self.p.k as usize > d[self.axis] {
+            return Err(Error::Network(format!(
+                "k = {} exceeds the axis length {}",
+                self.p.k, d[self.axis]
+            )));
+        }
+        self.p.rows = (outer * inner) as i64;
+        self.p.n = d[self.axis] as i64;
+        self.p.inner = inner.max(1) as i64;
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        let total = (self.p.rows * self.p.n) as usize;
+        if total == 0 || self.p.k == 0 {
+            return Ok(());
+        }
+        self.p.values = outs[0].ptr;
+        self.p.indices = outs[1].ptr;
+        self.p.x = ins[0].ptr;
+        launch(rc.stream, self.f, grid_for(total), &self.p)
+    }
+}

@@ -1,0 +1,357 @@
+//! Shuffle (transpose, reshape, transpose), Concatenation and Slice: data
+//! movement through copy.cu's strided and table-driven copies.
+
+use super::{contiguous, dims8, strides8, Arg, Builder, Dims, Kernel, PlanCx, RunCx, MAX_RANK};
+use crate::backend::cuda::launch::{grid_for, launch, sized, Func};
+use crate::dtype::DataType;
+use crate::error::{Error, Result};
+use crate::ir::axis_map::slice_source;
+use crate::ir::{Layer, ShuffleParams, SliceParams};
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CopyParams {
+    pub dst: u64,
+    pub src: u64,
+    pub n: i64,
+    pub dst_offset: i64,
+    pub src_offset: i64,
+    pub dims: Dims,
+    pub dst_strides: [i64; MAX_RANK],
+    pub src_strides: [i64; MAX_RANK],
+}
+const _: () = assert!(std::mem::size_of::<CopyParams>() == 240);
+
+/// Where a planned copy reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum End {
+    Input(usize),
+    Output,
+    Scratch,
+}
+
+/// One strided copy of a plan.
+#[derive(Clone, Copy, Debug)]
+struct Move {
+    from: End,
+    to: End,
+    p: CopyParams,
+}
+
+fn run_moves(rc: &RunCx<'_>, f: Func, moves: &mut [Move], ins: &[Arg], out: &Arg) -> Result<()> {
+    let at = |e: End| match e {
+        End::Input(k) => ins[k].ptr,
+        End::Output => out.ptr,
+        End::Scratch => rc.workspace,
+    };
+    for m in moves.iter_mut() {
+        if m.p.n == 0 {
+            continue;
+        }
+        m.p.src = at(m.from);
+        m.p.dst = at(m.to);
+        launch(rc.stream, f, grid_for(m.p.n as usize), &m.p)?;
+    }
+    Ok(())
+}
+
+fn is_identity(perm: &Option<Vec<usize>>) -> bool {
+    perm.as_ref()
+        .is_none_or(|p| p.iter().enumerate().all(|(i, &q)| i == q))
+}
+
+/// A transpose of a contiguous tensor of dims `dims` by `perm`.
+fn transpose(dims: &[usize], perm: &[usize], from: End, to: End) -> Result<Move> {
+    let out: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
+    let src = contiguous(dims);
+    let src_perm: Vec<i64> = perm.iter().map(|&p| src[p]).collect();
+    Ok(Move {
+        from,
+        to,
+        p: CopyParams {
+            n: out.iter().product::<usize>() as i64,
+            dims: dims8(&out)?,
+            dst_strides: strides8(&contiguous(&out)),
+            src_strides: strides8(&src_perm),
+            ..Default::default()
+        },
+    })
+}
+
+pub struct Shuffle {
+    f: Func,
+    first: Option<Vec<usize>>,
+    second: Option<Vec<usize>>,
+    moves: Vec<Move>,
+}
+
+impl Shuffle {
+    pub fn new(b: &Builder<'_>, l: &Layer, p: &ShuffleParams) -> Result<Self> {
+        let dt = b.storage(b.net.info(l.inputs[0]).dtype);
+        Ok(Shuffle {
+            f: b.func(&sized("copy_strided", dt))?,
+            first: (!is_identity(&p.first_transpose))
+                .then(|| p.first_transpose.clone())
+                .flatten(),
+            second: (!is_identity(&p.second_transpose))
+                .then(|| p.second_transpose.clone())
+                .flatten(),
+            moves: Vec::new(),
+        })
+    }
+}
+
+impl Kernel for Shuffle {
+    fn plan(&mut self, pc: &mut PlanCx<'_>, ins: &[Arg], outs: &[Arg]) -> Result<()> {
+        let x = &ins[0].dims;
+        let out = &outs[0].dims;
+        self.moves.clear();
+        match (&self.first, &self.second) {
+            (None, None) => {}
+            (Some(p1), None) => self
+                .moves
+                .push(transpose(x, p1, End::Input(0), End::Output)?),
+            (None, Some(p2)) => {
+                // The reshaped dims: the output's, un-permuted.
+                let mut mid = vec![0; out.len()];
+                for (i, &p) in p2.iter().enumerate() {
+                    mid[p] = out[i];
+                }
+                self.moves
+                    .push(transpose(&mid, p2, End::Input(0), End::Output)?);
+            }
+            (Some(p1), Some(p2)) => {
+                pc.need_workspace(ins[0].len() * ins[0].dtype.size());
+                self.moves
+                    .push(transpose(x, p1, End::Input(0), End::Scratch)?);
+                let mut mid = vec![0; out.len()];
+                for (i, &p) in p2.iter().enumerate() {
+                    mid[p] = out[i];
+                }
+                self.moves
+                    .push(transpose(&mid, p2, End::Scratch, End::Output)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        if self.moves.is_empty() {
+            return super::misc::copy_bytes(rc, &ins[0], &outs[0]);
+        }
+        run_moves(rc, self.f, &mut self.moves, ins, &outs[0])
+    }
+}
+
+pub struct Concat {
+    f: Func,
+    axis: usize,
+    moves: Vec<Move>,
+}
+
+impl Concat {
+    pub fn new(b: &Builder<'_>, l: &Layer, axis: usize) -> Result<Self> {
+        let dt = b.storage(b.net.info(l.inputs[0]).dtype);
+        Ok(Concat {
+            f: b.func(&sized("copy_strided", dt))?,
+            axis,
+            moves: Vec::new(),
+        })
+    }
+}
+
+impl Kernel for Concat {
+    fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], outs: &[Arg]) -> Result<()> {
+        let out = &outs[0].dims;
+        let ostr = contiguous(out);
+        self.moves.clear();
+        let mut at = 0i64;
+        for (k, a) in ins.iter().enumerate() {
+            self.moves.push(Move {
+                from: End::Input(k),
+                to: End::Output,
+                p: CopyParams {
+                    n: a.len() as i64,
+                    dst_offset: at * ostr[self.axis],
+                    dims: dims8(&a.dims)?,
+                    dst_strides: strides8(&ostr),
+                    src_strides: strides8(&contiguous(&a.dims)),
+                    ..Default::default()
+                },
+            });
+            at += a.dims[self.axis] as i64;
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        run_moves(rc, self.f, &mut self.moves, ins, &outs[0])
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct TableParams {
+    pub dst: u64,
+    pub src: u64,
+    pub tables: u64,
+    pub n: i64,
+    pub fill: u64,
+    pub dims: Dims,
+    pub table_offset: [i64; MAX_RANK],
+    pub src_strides: [i64; MAX_RANK],
+}
+const _: () = assert!(std::mem::size_of::<TableParams>() == 240);
+
+/// The bits of `v` as an element of `dt`, the way the cpu backend
+/// converts a slice's fill value.
+pub fn fill_bits(dt: DataType, v: f64) -> u64 {
+    match dt {
+        DataType::F32 => (v as f32).to_bits() as u64,
+        DataType::F16 => half::f16::from_f64(v).to_bits() as u64,
+        DataType::I32 => (v as i32) as u32 as u64,
+        DataType::I64 => (v as i64) as u64,
+        DataType::U8 => (v as u8) as u64,
+        DataType::Bool => (v != 0.0) as u64,
+    }
+}
+
+/// Per-axis source indices (-1: fill) as one table of i64s, and where
+/// each axis's part starts.
+pub fn pack_tables(maps: &[Vec<Option<usize>>]) -> (Vec<u8>, [i64; MAX_RANK]) {
+    let mut offs = [0i64; MAX_RANK];
+    let mut v: Vec<i64> = Vec::new();
+    for (k, m) in maps.iter().enumerate() {
+        offs[k] = v.len() as i64;
+        v.extend(m.iter().map(|s| s.map_or(-1, |i| i as i64)));
+    }
+    (bytemuck::cast_slice(&v).to_vec(), offs)
+}
+
+enum SlicePlan {
+    None,
+    Strided(CopyParams),
+    Table { p: TableParams, offset: usize },
+}
+
+pub struct Slice {
+    strided: Func,
+    table: Func,
+    params: SliceParams,
+    plan: SlicePlan,
+}
+
+impl Slice {
+    pub fn new(b: &Builder<'_>, l: &Layer, p: &SliceParams) -> Result<Self> {
+        let dt = b.storage(b.net.info(l.inputs[0]).dtype);
+        Ok(Slice {
+            strided: b.func(&sized("copy_strided", dt))?,
+            table: b.func(&sized("copy_table", dt))?,
+            params: p.clone(),
+            plan: SlicePlan::None,
+        })
+    }
+}
+
+impl Kernel for Slice {
+    fn plan(&mut self, pc: &mut PlanCx<'_>, ins: &[Arg], outs: &[Arg]) -> Result<()> {
+        let mut p = self.params.clone();
+        if ins.len() == 4 {
+            let value = |k: usize| -> Result<Vec<i64>> {
+                pc.host_inputs
+                    .get(k)
+                    .and_then(|v| v.as_ref())
+                    .map(|t| t.to_i64_vec())
+                    .ok_or_else(|| {
+                        Error::Network(format!(
+                            "slice input {k} is computed from data; it must be known from the input dims"
+                        ))
+                    })
+            };
+            p.start = value(1)?;
+            p.size = value(2)?
+                .into_iter()
+                .map(|v| {
+                    usize::try_from(v)
+                        .map_err(|_| Error::Network(format!("negative slice size {v}")))
+                })
+                .collect::<Result<_>>()?;
+            p.stride = value(3)?;
+        }
+        let dims = &ins[0].dims;
+        let r = dims.len();
+        if p.start.len() != r || p.size.len() != r || p.stride.len() != r {
+            return Err(Error::Network(format!(
+                "slice of rank {} on a tensor of rank {r}",
+                p.start.len()
+            )));
+        }
+        let mut maps = Vec::with_capacity(r);
+        for (d, &n) in dims.iter().enumerate() {
+            let m: Vec<Option<usize>> = (0..p.size[d])
+                .map(|i| slice_source(p.mode, p.start[d], p.stride[d], i, n))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(Error::Network)?;
+            maps.push(m);
+        }
+        let s = contiguous(dims);
+        let n = outs[0].len() as i64;
+        // Every position inside the input: an arithmetic walk, a strided copy.
+        let inside = (0..r).all(|d| {
+            (0..p.size[d]).all(|i| {
+                let pos = p.start[d] + i as i64 * p.stride[d];
+                (0..dims[d] as i64).contains(&pos)
+            })
+        });
+        self.plan = if inside {
+            SlicePlan::Strided(CopyParams {
+                n,
+                src_offset: (0..r)
+                    .filter(|&d| p.size[d] > 0)
+                    .map(|d| p.start[d] * s[d])
+                    .sum(),
+                dims: dims8(&p.size)?,
+                dst_strides: strides8(&contiguous(&p.size)),
+                src_strides: strides8(&(0..r).map(|d| p.stride[d] * s[d]).collect::<Vec<_>>()),
+                ..Default::default()
+            })
+        } else {
+            let (bytes, table_offset) = pack_tables(&maps);
+            SlicePlan::Table {
+                offset: pc.params.push(&bytes),
+                p: TableParams {
+                    n,
+                    fill: fill_bits(ins[0].dtype, p.fill),
+                    dims: dims8(&p.size)?,
+                    table_offset,
+                    src_strides: strides8(&s),
+                    ..Default::default()
+                },
+            }
+        };
+        Ok(())
+    }
+
+    fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        match &mut self.plan {
+            SlicePlan::None => Err(Error::Network("a Slice ran before it was planned".into())),
+            SlicePlan::Strided(p) => {
+                if p.n == 0 {
+                    return Ok(());
+                }
+                p.src = ins[0].ptr;
+                p.dst = outs[0].ptr;
+                launch(rc.stream, self.strided, grid_for(p.n as usize), p)
+            }
+            SlicePlan::Table { p, offset } => {
+                if p.n == 0 {
+                    return Ok(());
+                }
+                p.src = ins[0].ptr;
+                p.dst = outs[0].ptr;
+                p.tables = rc.params + *offset as u64;
+                launch(rc.stream, self.table, grid_for(p.n as usize), p)
+            }
+        }
+    }
+}
