@@ -16,6 +16,10 @@ cd "$root"
 profile="${JETRT_PROFILE:-ci}"
 # The ONNX release whose node test cases the allow-list is written against.
 onnx_version=1.23.2
+# NVRTC from PyPI: the cuda backend's kernel compiler, which runs without a
+# GPU, so every kernel source is compiled for the Jetson (sm_87) and the
+# H100/H200 (sm_90) on every run.
+nvrtc_version=12.9.86
 start=$(date +%s)
 
 step() { printf '\n==> %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
@@ -115,6 +119,15 @@ step "plugins-cpp (CMake)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)"
 export JETRT_PLUGIN_LIB="$root/build/plugins-cpp/libjetrt_plugins.so"
+
+step "NVRTC $nvrtc_version (compiles the cuda backend's kernels without a GPU)"
+if ! python3 -c "import nvidia.cuda_nvrtc" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check "nvidia-cuda-nvrtc-cu12==$nvrtc_version"
+fi
+nvrtc_lib="$(python3 -c 'import nvidia.cuda_nvrtc, os; print(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], "lib"))')"
+export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The kernel check fails rather than skips when NVRTC cannot be used.
+export JETRT_REQUIRE_NVRTC=1
 
 step "lints"
 cargo clippy --workspace --all-targets --profile "$profile" -- -D warnings

@@ -457,6 +457,58 @@ fn fp16_on_the_cpu_backend_is_refused() {
     assert!(!e.exists());
 }
 
+/// On a machine without a usable GPU (CI's), every subcommand asked for
+/// the cuda backend stops with a clear error saying what is missing, and
+/// `auto` falls back to the cpu backend. On a GPU machine the test says it
+/// skipped.
+#[test]
+fn the_cuda_backend_without_a_gpu_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("x.engine");
+    let model = tiny().join("model.onnx");
+    let (code, out, err) = eb(&["build", s(&model), "-o", s(&e), "--backend", "cuda"]);
+    if code == 0 {
+        println!("SKIPPED: this machine has a usable GPU ({out})");
+        return;
+    }
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("cuda backend needs") || err.contains("GPU") || err.contains("CUDA"),
+        "{err}"
+    );
+    assert!(!e.exists());
+    // auto picks the cpu backend here, and says so in the build line.
+    let (code, out, err) = eb(&["build", s(&model), "-o", s(&e)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cpu backend"), "{out}");
+    for sub in [
+        vec![
+            "run",
+            s(&e),
+            "--input",
+            s(&tiny().join("test_data_set_0/input_0.pb")),
+        ],
+        vec!["bench", s(&e), "--runs", "1"],
+    ] {
+        let mut args = sub.clone();
+        args.extend(["--backend", "cuda"]);
+        let err = eb_fails(&args);
+        assert!(err.contains("cannot run") && err.contains("cuda"), "{err}");
+    }
+    let err = eb_fails(&[
+        "build",
+        s(&model),
+        "-o",
+        s(&e),
+        "--backend",
+        "cuda",
+        "--device",
+        "3",
+    ]);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn usage_errors_exit_2_and_plugins_are_checked() {
     let (code, _, err) = eb(&["build"]);

@@ -26,9 +26,58 @@ pub const MAX_HOST_ELEMENTS: usize = 64;
 /// a caller can make a backend allocate.
 pub const MAX_TENSOR_BYTES: u64 = 1 << 40;
 
+/// Which tensors are computed on the host: per layer, and per network
+/// input (a shape input, as TensorRT has them: a small integer input that
+/// a reshape, slice or resize takes its dims from; its values are part of
+/// what a plan is made for).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostPlan {
+    pub layers: Vec<bool>,
+    pub inputs: Vec<bool>,
+}
+
+impl HostPlan {
+    pub fn of(net: &Network) -> HostPlan {
+        // Small integer inputs may be shape inputs; keep those that reach
+        // a shape operand, and repeat until nothing changes.
+        let mut inputs: Vec<bool> = net
+            .inputs
+            .iter()
+            .map(|i| {
+                matches!(i.info.dtype, DataType::I32 | DataType::I64)
+                    && i.info.rank() <= 1
+                    && known_dims(&i.info.shape)
+                        .is_some_and(|d| d.iter().product::<usize>() <= MAX_HOST_ELEMENTS)
+            })
+            .collect();
+        loop {
+            let layers = host_layers(net, &inputs);
+            let reached = shape_sources(net, &layers);
+            let next: Vec<bool> = (0..inputs.len()).map(|i| inputs[i] && reached[i]).collect();
+            if next == inputs {
+                return HostPlan { layers, inputs };
+            }
+            inputs = next;
+        }
+    }
+
+    pub fn is_host(&self, t: TensorRef) -> bool {
+        match t {
+            TensorRef::Input(i) => self.inputs.get(i).copied().unwrap_or(false),
+            TensorRef::Layer(l, _) => self.layers.get(l).copied().unwrap_or(false),
+        }
+    }
+
+    /// Whether any input's values are part of the plan.
+    pub fn has_shape_inputs(&self) -> bool {
+        self.inputs.iter().any(|&b| b)
+    }
+}
+
 /// Per layer, whether its outputs are computed on the host: Shape layers,
-/// small constants, and small layers that read only such tensors.
-pub fn host_layers(net: &Network) -> Vec<bool> {
+/// small constants, and small layers that read only such tensors (or the
+/// shape inputs marked in `inputs`).
+fn host_layers(net: &Network, inputs: &[bool]) -> Vec<bool> {
     let mut host = vec![false; net.layers.len()];
     for (i, l) in net.layers.iter().enumerate() {
         let small = l.outputs.iter().all(|o| {
@@ -43,12 +92,38 @@ pub fn host_layers(net: &Network) -> Vec<bool> {
                     !l.inputs.is_empty()
                         && l.inputs.iter().all(|t| match t {
                             TensorRef::Layer(j, _) => host[*j],
-                            TensorRef::Input(_) => false,
+                            TensorRef::Input(j) => inputs.get(*j).copied().unwrap_or(false),
                         })
                 }
             };
     }
     host
+}
+
+/// Per network input, whether it feeds (through host layers) an operand
+/// some layer reads on the host.
+fn shape_sources(net: &Network, host: &[bool]) -> Vec<bool> {
+    let mut todo: Vec<TensorRef> = Vec::new();
+    for l in &net.layers {
+        for (k, &t) in l.inputs.iter().enumerate() {
+            if reads_on_host(l, k) && !matches!(l.kind, LayerKind::Shape) {
+                todo.push(t);
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut reached = vec![false; net.inputs.len()];
+    while let Some(t) = todo.pop() {
+        if !seen.insert(t) {
+            continue;
+        }
+        match t {
+            TensorRef::Input(i) => reached[i] = true,
+            TensorRef::Layer(l, _) if host[l] => todo.extend(net.layers[l].inputs.iter().copied()),
+            TensorRef::Layer(..) => {}
+        }
+    }
+    reached
 }
 
 /// Every tensor's dims for one set of input dims.
@@ -79,15 +154,17 @@ pub fn tensor_bytes(dtype: DataType, dims: &[usize]) -> Option<u64> {
         .filter(|&b| b <= MAX_TENSOR_BYTES)
 }
 
-/// Resolves every tensor of `net` for `input_dims`. `weights` may be a
-/// table without the values of large weights; `host` comes from
-/// [`host_layers`].
+/// Resolves every tensor of `net` for `input_dims` and the values of its
+/// shape inputs (`shape_values`, by input; `None` for the others).
+/// `weights` may be a table without the values of large weights.
 pub fn resolve(
     net: &Network,
     weights: &dyn WeightsTable,
-    host: &[bool],
+    plan: &HostPlan,
     input_dims: &[Vec<usize>],
+    shape_values: &[Option<Arc<Tensor>>],
 ) -> Result<Resolved> {
+    let host = &plan.layers;
     if input_dims.len() != net.inputs.len() {
         return Err(Error::Network(format!(
             "{} input dims for {} inputs",
@@ -109,6 +186,22 @@ pub fn resolve(
         values: HashMap::new(),
         data_dependent: HashSet::new(),
     };
+    for (i, decl) in net.inputs.iter().enumerate() {
+        if !plan.inputs.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        match shape_values.get(i).and_then(|v| v.as_ref()) {
+            Some(v) if v.shape() == input_dims[i].as_slice() && v.dtype() == decl.info.dtype => {
+                r.values.insert(TensorRef::Input(i), v.clone());
+            }
+            _ => {
+                return Err(Error::Input {
+                    name: decl.name.clone(),
+                    msg: "is a shape input (a reshape, slice or resize takes dims from it): its values must be given with its dims".into(),
+                })
+            }
+        }
+    }
     for (i, l) in net.layers.iter().enumerate() {
         let err = |msg: String| Error::Layer {
             layer: l.name.clone(),
@@ -233,7 +326,8 @@ fn concrete_info(dtype: DataType, dims: &[usize], value: Option<&Arc<Tensor>>) -
 
 /// The layers that read a tensor computed on the host, for backends that
 /// must also have it on the device.
-pub fn device_readers(net: &Network, host: &[bool]) -> HashSet<TensorRef> {
+pub fn device_readers(net: &Network, plan: &HostPlan) -> HashSet<TensorRef> {
+    let host = &plan.layers;
     let mut v = HashSet::new();
     for (i, l) in net.layers.iter().enumerate() {
         if host.get(i).copied().unwrap_or(false) || matches!(l.kind, LayerKind::Shape) {
@@ -314,10 +408,11 @@ mod tests {
     #[test]
     fn shape_tensors_are_computed_on_the_host_per_input_dims() {
         let net = flatten_net();
-        let host = host_layers(&net);
-        assert_eq!(host, vec![true, true, true, true, true, false]);
+        let host = HostPlan::of(&net);
+        assert_eq!(host.layers, vec![true, true, true, true, true, false]);
+        assert_eq!(host.inputs, vec![false]);
         for n in [1, 5] {
-            let r = resolve(&net, &net.weights, &host, &[vec![n, 3, 4]]).unwrap();
+            let r = resolve(&net, &net.weights, &host, &[vec![n, 3, 4]], &[None]).unwrap();
             assert_eq!(r.dims(TensorRef::Layer(5, 0)), &[n, 12]);
             let v = &r.values[&TensorRef::Layer(4, 0)];
             assert_eq!(v.as_i64(), Some(&[n as i64, -1][..]));
@@ -326,11 +421,60 @@ mod tests {
         assert!(device_readers(&net, &host).is_empty());
     }
 
+    /// `Reshape(x, shape)` with `shape` a network input: a shape input,
+    /// whose values the resolution takes; a small integer input used only
+    /// as data stays a device tensor.
+    #[test]
+    fn inputs_feeding_a_reshape_are_shape_inputs() {
+        let mut net = Network::new("reshape");
+        let x = net.add_input("x", DataType::F32, vec![Dim::Known(2), Dim::Known(6)], None);
+        let s = net.add_input("s", DataType::I64, vec![Dim::Known(2)], None);
+        let idx = net.add_input("i", DataType::I64, vec![Dim::Known(2)], None);
+        let y = net
+            .add(
+                "reshape",
+                LayerKind::Shuffle(ShuffleParams {
+                    first_transpose: None,
+                    reshape: None,
+                    second_transpose: None,
+                    zero_is_placeholder: true,
+                }),
+                vec![x, s],
+            )
+            .unwrap();
+        let z = net
+            .add(
+                "g",
+                LayerKind::Gather {
+                    axis: 0,
+                    mode: crate::ir::GatherMode::Default,
+                },
+                vec![y, idx],
+            )
+            .unwrap();
+        net.mark_output("z", z);
+        let host = HostPlan::of(&net);
+        assert_eq!(host.inputs, vec![false, true, false]);
+        let dims = [vec![2, 6], vec![2], vec![2]];
+        let v = Some(Arc::new(Tensor::vec_i64(vec![3, 4])));
+        let r = resolve(&net, &net.weights, &host, &dims, &[None, v, None]).unwrap();
+        assert_eq!(r.dims(y), &[3, 4]);
+        let e = resolve(&net, &net.weights, &host, &dims, &[None, None, None]).unwrap_err();
+        assert!(e.to_string().contains("shape input"), "{e}");
+    }
+
     #[test]
     fn absurd_dims_are_refused_before_anything_is_sized() {
         let net = flatten_net();
-        let host = host_layers(&net);
-        let e = resolve(&net, &net.weights, &host, &[vec![usize::MAX / 2, 3, 4]]).unwrap_err();
+        let host = HostPlan::of(&net);
+        let e = resolve(
+            &net,
+            &net.weights,
+            &host,
+            &[vec![usize::MAX / 2, 3, 4]],
+            &[None],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("too large"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 
 use super::common::{open_engine_with, DeviceArgs, PluginArgs, ThreadArgs};
 use anyhow::{bail, Result};
+use jetrt_engine::backend::BackendKind;
 use jetrt_engine::shape::Dim;
 use jetrt_engine::{DataType, Tensor, TensorData};
 use std::path::PathBuf;
@@ -92,16 +93,23 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let total = start.elapsed().as_secs_f64();
     times.sort_by(f64::total_cmp);
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    let threads = a.threads.threads.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()),
-        |t| t as usize,
-    );
+    let on = if ctx.backend() == BackendKind::Cpu {
+        let threads = a.threads.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |t| t as usize,
+        );
+        format!("{threads} thread{}", if threads == 1 { "" } else { "s" })
+    } else {
+        format!("device {}", a.device.device)
+    };
+    let batch = inputs
+        .first()
+        .and_then(|t| t.shape().first().copied())
+        .unwrap_or(1);
     println!(
-        "bench {} on {}, {} thread{}, batch 1, {} runs after {warm} warm-up",
+        "bench {} on {}, {on}, batch {batch}, {} runs after {warm} warm-up",
         engine.header().name,
         ctx.backend(),
-        threads,
-        if threads == 1 { "" } else { "s" },
         a.runs
     );
     println!("median {:.3} ms", pick(0.5));

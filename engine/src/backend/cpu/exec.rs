@@ -347,8 +347,22 @@ impl Executor for CpuExecutor {
             .dims
             .as_ref()
             .ok_or_else(|| Error::Network("no input dims are set".into()))?;
-        let host = crate::resolve::host_layers(&self.net);
-        let r = crate::resolve::resolve(&self.net, &self.net.weights, &host, dims)?;
+        let host = crate::resolve::HostPlan::of(&self.net);
+        // Shape inputs' values, from what the caller has written.
+        let values: Vec<Option<Arc<Tensor>>> = self
+            .net
+            .inputs
+            .iter()
+            .zip(dims)
+            .zip(&self.io.inputs)
+            .zip(&host.inputs)
+            .map(|(((decl, d), bytes), &shape)| {
+                shape
+                    .then(|| Tensor::from_le_bytes(decl.info.dtype, d, bytes).map(Arc::new))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        let r = crate::resolve::resolve(&self.net, &self.net.weights, &host, dims, &values)?;
         Ok(r.dims(decl.tensor).to_vec())
     }
 

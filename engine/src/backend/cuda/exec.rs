@@ -15,7 +15,8 @@ use crate::backend::{Executor, LayerTime, Precision, RunConfig};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::ir::{LayerKind, Network, TensorRef, WeightShapes};
-use crate::resolve::{self, Resolved, MAX_HOST_ELEMENTS};
+use crate::resolve::{self, HostPlan, Resolved, MAX_HOST_ELEMENTS};
+use crate::tensor::Tensor;
 use cudarc::driver::result;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -33,9 +34,11 @@ struct Step {
     outs: Vec<Arg>,
 }
 
-/// Everything planned for one set of input dims.
+/// Everything planned for one set of input dims (and shape-input values).
 struct Plan {
     resolved: Resolved,
+    /// The values of the shape inputs it was made for.
+    shape_values: Vec<Option<Arc<Tensor>>>,
     /// Kept alive while the plan's pointers refer into them.
     _arena: DeviceBuf,
     _params: DeviceBuf,
@@ -47,7 +50,6 @@ struct Plan {
     staging_in: Vec<Option<u64>>,
     staging_out: Vec<Option<u64>>,
     steps: Vec<Step>,
-    host_in: Vec<PinnedBuf>,
     host_out: Vec<PinnedBuf>,
     /// Output dims as the last run produced them.
     out_dims: Vec<Vec<usize>>,
@@ -70,8 +72,10 @@ pub struct CudaExecutor {
     /// The network without its weights' values (kept only for small ones).
     net: Network,
     weights: WeightShapes,
-    host: Vec<bool>,
+    host: HostPlan,
     device_reads: HashSet<TensorRef>,
+    /// Pinned buffers the inputs are written to, for the dims set.
+    host_in: Vec<PinnedBuf>,
     precision: Precision,
     workspace_limit: usize,
     weight_bytes: usize,
@@ -91,7 +95,7 @@ impl CudaExecutor {
         let stream = Stream::new(&gpu)?;
         let blas = Blas::new(&gpu, stream.raw)?;
         let dnn = Dnn::new(&gpu, stream.raw)?;
-        let host = resolve::host_layers(net);
+        let host = HostPlan::of(net);
         let device_reads = resolve::device_readers(net, &host);
         let b = Builder {
             gpu: &gpu,
@@ -111,7 +115,7 @@ impl CudaExecutor {
                 },
             };
             if let LayerKind::Constant { weights } = &l.kind {
-                if !host[i] || device_reads.contains(&TensorRef::Layer(i, 0)) {
+                if !host.layers[i] || device_reads.contains(&TensorRef::Layer(i, 0)) {
                     let t = net.weights(*weights);
                     let buf = b
                         .upload(t, None, &format!("constant '{}'", l.name))
@@ -122,7 +126,7 @@ impl CudaExecutor {
                 kernels.push(None);
                 continue;
             }
-            if host[i] {
+            if host.layers[i] {
                 kernels.push(None);
                 continue;
             }
@@ -159,6 +163,7 @@ impl CudaExecutor {
             net: stripped,
             host,
             device_reads,
+            host_in: Vec::new(),
             precision,
             workspace_limit: workspace.unwrap_or(DEFAULT_WORKSPACE),
             weight_bytes,
@@ -173,9 +178,13 @@ impl CudaExecutor {
         ops::storage(self.precision, dt)
     }
 
-    fn plan_for(&mut self, dims: &[Vec<usize>]) -> Result<Plan> {
+    fn plan_for(
+        &mut self,
+        dims: &[Vec<usize>],
+        shape_values: Vec<Option<Arc<Tensor>>>,
+    ) -> Result<Plan> {
         let net = &self.net;
-        let r = resolve::resolve(net, &self.weights, &self.host, dims)?;
+        let r = resolve::resolve(net, &self.weights, &self.host, dims, &shape_values)?;
         let end = net.layers.len() + 1;
         // Which tensors need arena space, and from when to when.
         let mut want: Vec<(TensorRef, usize, usize, usize)> = Vec::new(); // (t, bytes, first, last)
@@ -336,17 +345,6 @@ impl CudaExecutor {
         {
             self.err_host = Some(PinnedBuf::new(&self.gpu, errors.bytes)?);
         }
-        let host_in = net
-            .inputs
-            .iter()
-            .zip(&r.inputs)
-            .map(|(d, dims)| {
-                PinnedBuf::new(
-                    &self.gpu,
-                    dims.iter().product::<usize>() * d.info.dtype.size(),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
         let host_out = net
             .outputs
             .iter()
@@ -368,6 +366,7 @@ impl CudaExecutor {
         );
         Ok(Plan {
             resolved: r,
+            shape_values,
             _arena: arena,
             _params: params,
             workspace,
@@ -376,7 +375,6 @@ impl CudaExecutor {
             staging_in,
             staging_out,
             steps,
-            host_in,
             host_out,
             out_dims,
             arena_bytes,
@@ -445,7 +443,7 @@ impl CudaExecutor {
                 Some(p) => p,
                 None => {
                     let dst = plan.staging_in[i].unwrap_or(slot);
-                    let bytes = plan.host_in[i].as_slice();
+                    let bytes = self.host_in[i].as_slice();
                     if !bytes.is_empty() {
                         // SAFETY: `dst` holds `bytes.len()` bytes (sized from the
                         // same dims); the pinned buffer outlives the run, and
@@ -640,8 +638,26 @@ pub fn layout(blocks: &[(usize, usize, usize)]) -> (Vec<usize>, usize) {
 impl Executor for CudaExecutor {
     fn set_input_dims(&mut self, dims: &[Vec<usize>]) -> Result<()> {
         self.plan = None;
-        let plan = self.plan_for(dims)?;
-        self.plan = Some(plan);
+        self.dims = None;
+        self.host_in = self
+            .net
+            .inputs
+            .iter()
+            .zip(dims)
+            .map(|(d, dims)| {
+                let bytes =
+                    resolve::tensor_bytes(d.info.dtype, dims).ok_or_else(|| Error::Input {
+                        name: d.name.clone(),
+                        msg: "dims too large".into(),
+                    })?;
+                PinnedBuf::new(&self.gpu, bytes as usize)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // With shape inputs the plan waits for their values (the first run).
+        if !self.host.has_shape_inputs() {
+            let plan = self.plan_for(dims, vec![None; dims.len()])?;
+            self.plan = Some(plan);
+        }
         self.dims = Some(dims.to_vec());
         self.refresh_inputs();
         Ok(())
@@ -652,17 +668,44 @@ impl Executor for CudaExecutor {
     }
 
     fn input_host(&mut self, i: usize) -> Result<&mut [u8]> {
-        let plan = self
-            .plan
-            .as_mut()
-            .ok_or_else(|| Error::Network("set the input dims first".into()))?;
-        plan.host_in
+        if self.dims.is_none() {
+            return Err(Error::Network("set the input dims first".into()));
+        }
+        self.host_in
             .get_mut(i)
             .map(|b| b.as_mut_slice())
             .ok_or_else(|| Error::Network(format!("the network has no input {i}")))
     }
 
     fn enqueue(&mut self) -> Result<()> {
+        if self.host.has_shape_inputs() {
+            let dims = self
+                .dims
+                .clone()
+                .ok_or_else(|| Error::Network("set the input dims first".into()))?;
+            let mut values = vec![None; dims.len()];
+            for (i, decl) in self.net.inputs.iter().enumerate() {
+                if !self.host.inputs[i] {
+                    continue;
+                }
+                if self.bound_in[i].is_some() {
+                    return Err(Error::Input {
+                        name: decl.name.clone(),
+                        msg: "is a shape input: its values are read on the host, so it cannot be bound to device memory".into(),
+                    });
+                }
+                let t =
+                    Tensor::from_le_bytes(decl.info.dtype, &dims[i], self.host_in[i].as_slice())?;
+                values[i] = Some(Arc::new(t));
+            }
+            let same = self.plan.as_ref().is_some_and(|p| p.shape_values == values);
+            if !same {
+                self.plan = None;
+                let plan = self.plan_for(&dims, values)?;
+                self.plan = Some(plan);
+                self.refresh_inputs();
+            }
+        }
         self.run_steps()?;
         self.copy_outputs()
     }
@@ -687,10 +730,13 @@ impl Executor for CudaExecutor {
     }
 
     fn output_dims(&self, o: usize) -> Result<Vec<usize>> {
-        let plan = self
-            .plan
-            .as_ref()
-            .ok_or_else(|| Error::Network("set the input dims first".into()))?;
+        let plan = self.plan.as_ref().ok_or_else(|| {
+            Error::Network(if self.dims.is_some() {
+                "the output dims depend on the values of a shape input: run first".into()
+            } else {
+                "set the input dims first".into()
+            })
+        })?;
         plan.out_dims
             .get(o)
             .cloned()

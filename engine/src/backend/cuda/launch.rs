@@ -42,12 +42,10 @@ pub fn function(gpu: &Arc<Gpu>, name: &str) -> Result<Func> {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let key = (gpu.ordinal, src.name);
-    if !loaded.contains_key(&key) {
-        let m = load(gpu, src)?;
-        loaded.insert(key, m);
-    }
-    let module = loaded[&key].0;
+    let module = match loaded.entry((gpu.ordinal, src.name)) {
+        std::collections::hash_map::Entry::Occupied(e) => e.get().0,
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(load(gpu, src)?).0,
+    };
     let cname = CString::new(name).map_err(|e| Error::Device(e.to_string()))?;
     gpu.bind()?;
     // SAFETY: `module` is loaded in the bound context and never unloaded.

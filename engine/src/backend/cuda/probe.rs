@@ -125,8 +125,8 @@ fn open(need: &Need) -> std::result::Result<(String, Library), String> {
 /// NVRTC alone, for compiling kernels on a machine without a GPU (ahead
 /// of time, or to check the sources): its file name and version.
 pub fn nvrtc() -> Result<(&'static str, (i32, i32))> {
-    static NVRTC: OnceLock<std::result::Result<(String, (i32, i32), Library), String>> =
-        OnceLock::new();
+    type Opened = std::result::Result<(String, (i32, i32), Library), String>;
+    static NVRTC: OnceLock<Opened> = OnceLock::new();
     NVRTC
         .get_or_init(|| {
             let (file, lib) = open(&NEEDS[1])?;

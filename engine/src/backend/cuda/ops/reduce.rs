@@ -201,8 +201,10 @@ impl Norm {
 
 /// One dim of a statistics split: its size and its stride in x, scale, bias.
 type Part = (usize, i64, i64, i64);
+/// Dims of a split and their strides in x, scale and bias.
+type Parts = (Dims, [i64; MAX_RANK], [i64; MAX_RANK], [i64; MAX_RANK]);
 
-fn parts(v: &[Part]) -> Result<(Dims, [i64; MAX_RANK], [i64; MAX_RANK], [i64; MAX_RANK])> {
+fn parts(v: &[Part]) -> Result<Parts> {
     let d: Vec<usize> = v.iter().map(|p| p.0).collect();
     let pick = |f: fn(&Part) -> i64| strides8(&v.iter().map(f).collect::<Vec<_>>());
     Ok((dims8(&d)?, pick(|p| p.1), pick(|p| p.2), pick(|p| p.3)))
