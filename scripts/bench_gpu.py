@@ -429,7 +429,7 @@ def bench_model(torch, torchvision, name, a, env, dirs, rows):
     for b in a.batches:
         row = rows[(name, b)]
         for mode in COMPILE_MODES:
-            if a.skip_compile:
+            if a.skip_compile or mode not in a.compile_modes or b not in a.compile_batches:
                 row[mode] = "skipped"
                 continue
             try:
@@ -528,6 +528,10 @@ def parse_args():
     p.add_argument("--warmup", type=nonnegative_int, default=50, metavar="N",
                    help="PyTorch warm-up calls before timing (default 50)")
     p.add_argument("--skip-compile", action="store_true", help="skip torch.compile")
+    p.add_argument("--compile-modes", type=name_list, default=COMPILE_MODES, metavar="LIST",
+                   help="torch.compile modes to time (default: reduce-overhead,max-autotune)")
+    p.add_argument("--compile-batches", type=batch_list, default=None, metavar="LIST",
+                   help="batch sizes torch.compile is timed at (default: every one of --batches)")
     p.add_argument("--compile-timeout", type=positive_float, default=300, metavar="S",
                    help="seconds one torch.compile run may take, compile and timing "
                         "together (default 300)")
@@ -541,6 +545,11 @@ def main() -> int:
     a = parse_args()
     if a.compile_worker:
         return compile_worker(a)
+    if a.compile_batches is None:
+        a.compile_batches = a.batches
+    unknown = [m for m in a.compile_modes if m not in COMPILE_MODES]
+    if unknown:
+        sys.exit(f"error: unknown torch.compile mode(s) {', '.join(unknown)} (known: {', '.join(COMPILE_MODES)})")
 
     eb = a.engine_builder
     if not eb.is_file() or not os.access(eb, os.X_OK):

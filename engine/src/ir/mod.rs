@@ -7,6 +7,7 @@
 
 pub mod axis_map;
 pub mod einsum;
+pub mod fusion;
 pub mod infer;
 pub mod layer;
 mod nonfinite;

@@ -4,7 +4,7 @@
 //! no other reader, so nothing else sees the difference.
 
 use super::act::Act;
-use crate::ir::{Activation, ElementWiseOp, LayerKind, Network, TensorRef};
+use crate::ir::{fusion, Activation, ElementWiseOp, LayerKind, Network, TensorRef};
 use std::collections::HashMap;
 
 pub enum Fused {
@@ -34,10 +34,7 @@ struct Graph<'a> {
 impl Graph<'_> {
     /// The single layer reading `t`, when `t` is not a network output.
     fn only_reader(&self, t: TensorRef) -> Option<usize> {
-        match self.consumers.get(&t).map(Vec::as_slice) {
-            Some([c]) if !self.net.is_output(t) => Some(*c),
-            _ => None,
-        }
+        fusion::only_reader(self.net, &self.consumers, t)
     }
 
     /// `x · HardSigmoid(x)`: the HardSigmoid reading `x` whose only reader
@@ -97,48 +94,22 @@ pub fn plan(net: &Network) -> Vec<Fusion> {
                 if p.activation.is_none() && l.outputs[0].dtype == crate::DataType::F32 =>
             {
                 // conv -> Add(other) [-> Activation]
-                if let Some(add) = g.only_reader(x) {
-                    let a = &net.layers[add];
-                    let other = match (&a.kind, a.inputs.as_slice()) {
-                        (
-                            LayerKind::ElementWise {
-                                op: ElementWiseOp::Sum,
-                            },
-                            [p, q],
-                        ) if *p == x && *q != x => Some(*q),
-                        (
-                            LayerKind::ElementWise {
-                                op: ElementWiseOp::Sum,
-                            },
-                            [p, q],
-                        ) if *q == x && *p != x => Some(*p),
-                        _ => None,
+                if let Some(r) = fusion::residual_of(net, &g.consumers, i) {
+                    let (skipped, act) = match r.act {
+                        Some((_, a)) => (vec![i, r.add], Act::Ir(a)),
+                        None => (vec![i], Act::Identity),
                     };
-                    // The addend must have the output's exact dims (no broadcast) and be
-                    // computed before the Add (it is, in a valid network).
-                    if let Some(other) = other.filter(|&o| net.info(o).shape == l.outputs[0].shape)
-                    {
-                        let sum = TensorRef::Layer(add, 0);
-                        let act = g.only_reader(sum).and_then(|r| match net.layers[r].kind {
-                            LayerKind::Activation { activation } => Some((r, activation)),
-                            _ => None,
-                        });
-                        let (at, skipped, act) = match act {
-                            Some((r, a)) => (r, vec![i, add], Act::Ir(a)),
-                            None => (add, vec![i], Act::Identity),
-                        };
-                        let f = Fusion {
-                            at,
-                            skipped,
-                            what: Fused::Conv {
-                                conv: i,
-                                residual: Some(other),
-                                act,
-                            },
-                        };
-                        if claim(f, &mut taken) {
-                            continue;
-                        }
+                    let f = Fusion {
+                        at: r.last(),
+                        skipped,
+                        what: Fused::Conv {
+                            conv: i,
+                            residual: Some(r.residual),
+                            act,
+                        },
+                    };
+                    if claim(f, &mut taken) {
+                        continue;
                     }
                 }
                 // conv -> HardSwish

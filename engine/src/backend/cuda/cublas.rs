@@ -1,7 +1,7 @@
 //! Matrix products through cuBLAS, one handle per execution context on
 //! its stream.
 
-use super::device::Gpu;
+use super::device::{DeviceBuf, Gpu};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use cudarc::cublas::sys;
@@ -15,6 +15,7 @@ pub const SYMBOLS: &[&str] = &[
     "cublasDestroy_v2",
     "cublasSetStream_v2",
     "cublasSetMathMode",
+    "cublasSetWorkspace_v2",
     "cublasGemmStridedBatchedEx",
 ];
 
@@ -29,6 +30,19 @@ fn check(what: &str, s: sys::cublasStatus_t) -> Result<()> {
 pub struct Blas {
     gpu: Arc<Gpu>,
     handle: sys::cublasHandle_t,
+    /// cuBLAS's scratch, given to it so that it never allocates during a
+    /// run (which a CUDA graph capture would not allow).
+    _workspace: DeviceBuf,
+}
+
+/// Scratch for cuBLAS, as NVIDIA recommends: 32 MiB on Hopper and newer,
+/// 4 MiB on earlier GPUs (a Jetson's memory is shared with the CPU).
+fn workspace_bytes(gpu: &Gpu) -> usize {
+    if gpu.arch.0 >= 9 {
+        32 << 20
+    } else {
+        4 << 20
+    }
 }
 
 // SAFETY: a cuBLAS handle may be used from any thread, one call at a time;
@@ -57,7 +71,17 @@ impl Blas {
         let b = Blas {
             gpu: gpu.clone(),
             handle,
+            _workspace: DeviceBuf::new(gpu, workspace_bytes(gpu), "cuBLAS scratch")?,
         };
+        // SAFETY: a live handle and a device buffer of that many bytes that
+        // lives as long as the handle (dropped after it).
+        check("setting the workspace", unsafe {
+            sys::cublasSetWorkspace_v2(
+                b.handle,
+                b._workspace.ptr as usize as *mut c_void,
+                b._workspace.bytes,
+            )
+        })?;
         // SAFETY: a live handle and a stream of the same context.
         check("setting the stream", unsafe {
             sys::cublasSetStream_v2(b.handle, stream as sys::cudaStream_t)

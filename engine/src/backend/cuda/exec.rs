@@ -8,13 +8,14 @@
 use super::cublas::Blas;
 use super::cudnn::Dnn;
 use super::device::{cu, human, DeviceBuf, Gpu, PinnedBuf, Stream};
+use super::graph::Graph;
 use super::ops::elementwise::Cast;
 use super::ops::{self, Arg, Builder, Kernel, ParamBlob, PlanCx, RunCx};
 use super::profile::Profiler;
 use crate::backend::{Executor, LayerTime, Precision, RunConfig};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::ir::{LayerKind, Network, TensorRef, WeightShapes};
+use crate::ir::{fusion, LayerKind, Network, TensorRef, WeightShapes};
 use crate::resolve::{self, HostPlan, Resolved, MAX_HOST_ELEMENTS};
 use crate::tensor::Tensor;
 use cudarc::driver::result;
@@ -26,6 +27,14 @@ use std::sync::Arc;
 pub const DEFAULT_WORKSPACE: usize = 256 << 20;
 const ALIGN: usize = 256;
 
+/// The tensors a step reads (with whether its kernel reads each on the
+/// device, not as a shape operand on the host) and writes.
+#[derive(Clone, Default)]
+struct StepIo {
+    ins: Vec<(TensorRef, bool)>,
+    outs: Vec<TensorRef>,
+}
+
 /// A device layer and the tensors it reads and writes.
 struct Step {
     layer: usize,
@@ -34,8 +43,21 @@ struct Step {
     outs: Vec<Arg>,
 }
 
+/// How a plan's runs are enqueued.
+enum Replay {
+    /// Eagerly, layer by layer; `runs` so far (the first run is eager, so
+    /// libraries have done their one-time setup before a capture).
+    Eager {
+        runs: usize,
+    },
+    Captured(Graph),
+    /// Eagerly for good: the network cannot be captured (why is logged).
+    Never,
+}
+
 /// Everything planned for one set of input dims (and shape-input values).
 struct Plan {
+    replay: Replay,
     resolved: Resolved,
     /// The values of the shape inputs it was made for.
     shape_values: Vec<Option<Arc<Tensor>>>,
@@ -61,6 +83,12 @@ pub struct CudaExecutor {
     // before the handles and the stream they were made on.
     plan: Option<Plan>,
     kernels: Vec<Option<Box<dyn Kernel>>>,
+    /// Per layer with a kernel: the tensors its step reads (and whether
+    /// each is read on the device) and writes. A fused step, at the place
+    /// of its last layer, reads and writes across the layers it replaces.
+    io: Vec<StepIo>,
+    /// The layers each fused step runs, by the place it runs at.
+    fused: HashMap<usize, Vec<usize>>,
     consts: HashMap<usize, DeviceBuf>,
     profiler: Option<Profiler>,
     err_host: Option<PinnedBuf>,
@@ -82,6 +110,8 @@ pub struct CudaExecutor {
     dims: Option<Vec<Vec<usize>>>,
     bound_in: Vec<Option<u64>>,
     bound_out: Vec<Option<u64>>,
+    /// Why runs are not captured into CUDA graphs, if they are not.
+    no_graphs: Option<String>,
 }
 
 impl CudaExecutor {
@@ -103,8 +133,31 @@ impl CudaExecutor {
             precision,
         };
         let mut kernels: Vec<Option<Box<dyn Kernel>>> = Vec::with_capacity(net.layers.len());
+        let mut io: Vec<StepIo> = vec![StepIo::default(); net.layers.len()];
         let mut consts = HashMap::new();
         let mut weight_bytes = 0usize;
+        // Convolutions with a residual epilogue: one step at the place of
+        // the chain's last layer; the others run nothing.
+        let consumers = net.consumers();
+        let mut fused_at: HashMap<usize, (usize, fusion::Residual)> = HashMap::new();
+        let mut replaced = vec![false; net.layers.len()];
+        for i in 0..net.layers.len() {
+            if host.layers[i] || replaced[i] {
+                continue;
+            }
+            if let Some(r) = fusion::residual_of(net, &consumers, i) {
+                let chain = [i, r.add, r.last()];
+                if chain
+                    .iter()
+                    .any(|&c| replaced[c] || fused_at.contains_key(&c))
+                {
+                    continue;
+                }
+                replaced[i] = true;
+                replaced[r.add] = r.last() != r.add;
+                fused_at.insert(r.last(), (i, r));
+            }
+        }
         for (i, l) in net.layers.iter().enumerate() {
             let wrap = |e: Error| match e {
                 e @ Error::Layer { .. } => e,
@@ -126,8 +179,23 @@ impl CudaExecutor {
                 kernels.push(None);
                 continue;
             }
-            if host.layers[i] {
+            if host.layers[i] || (replaced[i] && !fused_at.contains_key(&i)) {
                 kernels.push(None);
+                continue;
+            }
+            if let Some((conv, r)) = fused_at.get(&i) {
+                let cl = &net.layers[*conv];
+                for w in cl.kind.weights() {
+                    let t = net.weights(w);
+                    weight_bytes += t.len() * b.storage(t.dtype()).size();
+                }
+                kernels.push(Some(
+                    ops::build_fused_conv(&b, cl, r.act.map(|a| a.1)).map_err(wrap)?,
+                ));
+                io[i] = StepIo {
+                    ins: vec![(cl.inputs[0], true), (r.residual, true)],
+                    outs: vec![TensorRef::Layer(i, 0)],
+                };
                 continue;
             }
             for w in l.kind.weights() {
@@ -135,6 +203,17 @@ impl CudaExecutor {
                 weight_bytes += t.len() * b.storage(t.dtype()).size();
             }
             kernels.push(Some(ops::build(&b, l).map_err(wrap)?));
+            io[i] = StepIo {
+                ins: l
+                    .inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &t)| (t, !resolve::reads_on_host(l, k)))
+                    .collect(),
+                outs: (0..l.outputs.len())
+                    .map(|s| TensorRef::Layer(i, s))
+                    .collect(),
+            };
         }
         let cast = Cast::new(&b)?;
         let mut stripped = net.clone();
@@ -149,9 +228,41 @@ impl CudaExecutor {
             gpu.describe(),
             human(weight_bytes)
         );
+        let plugins: Vec<&str> = net
+            .layers
+            .iter()
+            .filter(|l| matches!(l.kind, LayerKind::Plugin(_)))
+            .map(|l| l.name.as_str())
+            .collect();
+        let no_graphs = if cfg.profile {
+            Some("profiling times each layer on its own".to_string())
+        } else if std::env::var("JETRT_CUDA_GRAPHS").is_ok_and(|v| v == "0") {
+            Some("JETRT_CUDA_GRAPHS=0".to_string())
+        } else if !plugins.is_empty() {
+            // A plugin may wait for the stream (data-dependent outputs) or
+            // run on the host; neither can be captured.
+            Some(format!(
+                "plugin layers ({}) may synchronize with the host",
+                plugins.join(", ")
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = &no_graphs {
+            log::info!("cuda: runs are not captured into CUDA graphs: {why}");
+        }
         Ok(CudaExecutor {
             plan: None,
             kernels,
+            io,
+            fused: fused_at
+                .iter()
+                .map(|(&at, (conv, r))| {
+                    let mut v = vec![*conv, r.add];
+                    v.extend(r.act.map(|a| a.0));
+                    (at, v)
+                })
+                .collect(),
             consts,
             profiler,
             err_host: None,
@@ -170,6 +281,7 @@ impl CudaExecutor {
             dims: None,
             bound_in: vec![None; net.inputs.len()],
             bound_out: vec![None; net.outputs.len()],
+            no_graphs,
             gpu,
         })
     }
@@ -193,8 +305,8 @@ impl CudaExecutor {
             if self.kernels[i].is_none() {
                 continue;
             }
-            for (k, &t) in l.inputs.iter().enumerate() {
-                if resolve::reads_on_host(l, k) {
+            for &(t, on_device) in &self.io[i].ins {
+                if !on_device {
                     continue;
                 }
                 if r.data_dependent.contains(&t) {
@@ -314,11 +426,14 @@ impl CudaExecutor {
                 dims: r.dims(t).to_vec(),
                 dtype: ops::storage(self.precision, net.info(t).dtype),
             };
-            let ins: Vec<Arg> = l.inputs.iter().map(|&t| arg(t)).collect();
-            let outs: Vec<Arg> = (0..l.outputs.len())
-                .map(|s| arg(TensorRef::Layer(i, s)))
+            let sio = &self.io[i];
+            let ins: Vec<Arg> = sio.ins.iter().map(|&(t, _)| arg(t)).collect();
+            let outs: Vec<Arg> = sio.outs.iter().map(|&t| arg(t)).collect();
+            pc.host_inputs = sio
+                .ins
+                .iter()
+                .map(|(t, _)| r.values.get(t).cloned())
                 .collect();
-            pc.host_inputs = l.inputs.iter().map(|t| r.values.get(t).cloned()).collect();
             kernel.plan(&mut pc, &ins, &outs).map_err(|e| match e {
                 e @ Error::Layer { .. } => e,
                 other => Error::Layer {
@@ -329,7 +444,7 @@ impl CudaExecutor {
             })?;
             steps.push(Step {
                 layer: i,
-                in_refs: l.inputs.clone(),
+                in_refs: sio.ins.iter().map(|&(t, _)| t).collect(),
                 ins,
                 outs,
             });
@@ -365,6 +480,11 @@ impl CudaExecutor {
             human(blob.bytes.len())
         );
         Ok(Plan {
+            replay: if self.no_graphs.is_some() {
+                Replay::Never
+            } else {
+                Replay::Eager { runs: 0 }
+            },
             resolved: r,
             shape_values,
             _arena: arena,
@@ -379,6 +499,48 @@ impl CudaExecutor {
             out_dims,
             arena_bytes,
         })
+    }
+
+    /// Enqueues one run: the plan's graph when it has one, else eagerly,
+    /// capturing a graph on the second eager run of a plan.
+    fn run(&mut self) -> Result<()> {
+        let stream = self.stream.raw;
+        let plan = self
+            .plan
+            .as_mut()
+            .ok_or_else(|| Error::Network("no input dims are set".into()))?;
+        match &mut plan.replay {
+            Replay::Captured(g) => return g.launch(stream),
+            Replay::Eager { runs } if *runs >= 1 => {}
+            Replay::Eager { runs } => {
+                *runs += 1;
+                return self.run_eagerly();
+            }
+            Replay::Never => return self.run_eagerly(),
+        }
+        let gpu = self.gpu.clone();
+        let captured = Graph::capture(&gpu, stream, || self.run_eagerly());
+        let plan = self
+            .plan
+            .as_mut()
+            .ok_or_else(|| Error::Network("no input dims are set".into()))?;
+        match captured {
+            Ok(g) => {
+                g.launch(stream)?;
+                plan.replay = Replay::Captured(g);
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("cuda: this network's runs cannot be captured into a CUDA graph ({e}); they run layer by layer");
+                plan.replay = Replay::Never;
+                self.run_eagerly()
+            }
+        }
+    }
+
+    fn run_eagerly(&mut self) -> Result<()> {
+        self.run_steps()?;
+        self.copy_outputs()
     }
 
     /// Where tensor `t` lives for a run: the caller's device memory for a
@@ -566,6 +728,16 @@ impl CudaExecutor {
         Ok(dims_out)
     }
 
+    /// Drops a captured graph (its pointers changed); the next runs capture
+    /// anew.
+    fn recapture(&mut self) {
+        if let Some(p) = &mut self.plan {
+            if matches!(p.replay, Replay::Captured(_)) {
+                p.replay = Replay::Eager { runs: 1 };
+            }
+        }
+    }
+
     /// After a run: the first layer whose kernel reported bad data.
     fn check_errors(&self) -> Result<()> {
         let (Some(h), Some(plan)) = (&self.err_host, &self.plan) else {
@@ -706,8 +878,7 @@ impl Executor for CudaExecutor {
                 self.refresh_inputs();
             }
         }
-        self.run_steps()?;
-        self.copy_outputs()
+        self.run()
     }
 
     fn synchronize(&mut self) -> Result<()> {
@@ -762,6 +933,7 @@ impl Executor for CudaExecutor {
         }
         self.bound_in[i] = ptr;
         self.refresh_inputs();
+        self.recapture();
         Ok(())
     }
 
@@ -770,11 +942,14 @@ impl Executor for CudaExecutor {
             return Err(Error::Network(format!("the network has no output {o}")));
         }
         self.bound_out[o] = ptr;
+        self.recapture();
         Ok(())
     }
 
     fn layer_times(&self) -> Option<Vec<LayerTime>> {
-        self.profiler.as_ref().map(|p| p.report(&self.net))
+        self.profiler
+            .as_ref()
+            .map(|p| p.report(&self.net, &self.fused))
     }
 
     fn device_memory(&self) -> Option<u64> {

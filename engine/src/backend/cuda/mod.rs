@@ -10,6 +10,7 @@ mod cublas;
 mod cudnn;
 mod device;
 mod exec;
+mod graph;
 mod launch;
 mod nvrtc;
 mod ops;

@@ -7,6 +7,7 @@ use crate::backend::LayerTime;
 use crate::error::{Error, Result};
 use crate::ir::Network;
 use cudarc::driver::{result, sys};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 type ElapsedFn = unsafe extern "C" fn(*mut f32, sys::CUevent, sys::CUevent) -> sys::CUresult;
@@ -78,14 +79,33 @@ impl Profiler {
         Ok(())
     }
 
-    pub fn report(&self, net: &Network) -> Vec<LayerTime> {
+    /// Times per step; `fused` names the layers a fused step (at the place
+    /// of its last layer) runs, first to last.
+    pub fn report(&self, net: &Network, fused: &HashMap<usize, Vec<usize>>) -> Vec<LayerTime> {
         net.layers
             .iter()
+            .enumerate()
             .zip(&self.totals)
             .filter(|(_, t)| t.1 > 0)
-            .map(|(l, &(ms, n))| LayerTime {
-                layer: l.name.clone(),
-                kind: l.kind.name().to_string(),
+            .map(|((i, l), &(ms, n))| LayerTime {
+                layer: fused.get(&i).map_or_else(
+                    || l.name.clone(),
+                    |ls| {
+                        ls.iter()
+                            .map(|&j| net.layers[j].name.as_str())
+                            .collect::<Vec<_>>()
+                            .join("+")
+                    },
+                ),
+                kind: fused.get(&i).map_or_else(
+                    || l.kind.name().to_string(),
+                    |ls| {
+                        ls.iter()
+                            .map(|&j| net.layers[j].kind.name())
+                            .collect::<Vec<_>>()
+                            .join("+")
+                    },
+                ),
                 detail: l
                     .outputs
                     .first()

@@ -326,25 +326,28 @@ __device__ void act_kernel(const ActParams &p) {
 extern "C" __global__ void ew_act_f32(ActParams p) { act_kernel<float>(p); }
 extern "C" __global__ void ew_act_f16(ActParams p) { act_kernel<u16>(p); }
 
-// y = act(y + bias[channel]) in place: a convolution's epilogue. The
-// tensor is [outer, channels, inner]; bias is float32 (or absent).
+// out = act(y + bias[channel] + res) (res: a residual of y's dims): a
+// convolution's epilogue, in place when out is y. The tensor is [outer,
+// channels, inner]; bias is float32; bias and res may be absent.
 struct BiasActParams {
-  u64 y, bias;
+  u64 out, y, bias, res;
   i64 n, channels, inner;
   int op;
   float alpha, beta;
   int pad;
 };
-static_assert(sizeof(BiasActParams) == 56, "BiasActParams layout");
+static_assert(sizeof(BiasActParams) == 72, "BiasActParams layout");
 
 template <typename T>
 __device__ void bias_act_kernel(const BiasActParams &p) {
-  T *y = (T *)p.y;
+  const T *y = (const T *)p.y;
+  const T *res = (const T *)p.res;
   const float *bias = (const float *)p.bias;
   GRID_STRIDE(i, p.n) {
     float v = ldf(y, i);
     if (bias) v += bias[(i / p.inner) % p.channels];
-    stf(y, i, activate(p.op, p.alpha, p.beta, v));
+    if (res) v += ldf(res, i);
+    stf((T *)p.out, i, activate(p.op, p.alpha, p.beta, v));
   }
 }
 

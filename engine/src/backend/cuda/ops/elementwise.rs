@@ -286,8 +286,10 @@ impl Kernel for Act {
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct BiasActParams {
+    out: u64,
     y: u64,
     bias: u64,
+    res: u64,
     n: i64,
     channels: i64,
     inner: i64,
@@ -296,10 +298,10 @@ struct BiasActParams {
     beta: f32,
     pad: i32,
 }
-const _: () = assert!(std::mem::size_of::<BiasActParams>() == 56);
+const _: () = assert!(std::mem::size_of::<BiasActParams>() == 72);
 
-/// A convolution's epilogue: `y = act(y + bias[c])` in place over an
-/// [outer, channels, inner] tensor.
+/// A convolution's epilogue: `out = act(y + bias[c] + residual)` over an
+/// [outer, channels, inner] tensor (in place when `out` is `y`).
 pub struct BiasAct {
     f: Func,
     pub code: ActCode,
@@ -313,15 +315,25 @@ impl BiasAct {
         })
     }
 
-    pub fn enqueue(&self, rc: &RunCx<'_>, y: &Arg, bias: Option<&DeviceBuf>) -> Result<()> {
+    /// `residual` is device memory of `y`'s dims and type, or 0.
+    pub fn enqueue(
+        &self,
+        rc: &RunCx<'_>,
+        y: &Arg,
+        out: u64,
+        bias: Option<&DeviceBuf>,
+        residual: u64,
+    ) -> Result<()> {
         let n = y.len();
         if n == 0 {
             return Ok(());
         }
         let channels = y.dims.get(1).copied().unwrap_or(1).max(1);
         let p = BiasActParams {
+            out,
             y: y.ptr,
             bias: bias.map_or(0, |b| b.ptr),
+            res: residual,
             n: n as i64,
             channels: channels as i64,
             inner: y

@@ -3,7 +3,7 @@
 //! (tables, algorithms, scratch), and enqueued on the context's stream for
 //! each run without allocating.
 
-mod conv;
+pub mod conv;
 pub mod elementwise;
 mod gather;
 mod matmul;
@@ -202,8 +202,8 @@ pub fn build(b: &Builder<'_>, l: &Layer) -> Result<Box<dyn Kernel>> {
         msg,
     };
     let k: Box<dyn Kernel> = match &l.kind {
-        LayerKind::Convolution(p) => Box::new(conv::Conv::new(b, l, p, false)?),
-        LayerKind::Deconvolution(p) => Box::new(conv::Conv::new(b, l, p, true)?),
+        LayerKind::Convolution(p) => Box::new(conv::Conv::new(b, l, p, false, None)?),
+        LayerKind::Deconvolution(p) => Box::new(conv::Conv::new(b, l, p, true, None)?),
         LayerKind::Pooling(p) => Box::new(pool::Pool::new(b, l, p)?),
         LayerKind::Activation { activation } => Box::new(elementwise::Act::new(
             b,
@@ -247,6 +247,27 @@ pub fn build(b: &Builder<'_>, l: &Layer) -> Result<Box<dyn Kernel>> {
         }
     };
     Ok(k)
+}
+
+/// The kernel of a fused `act(conv(x) + residual)` step (see `ir::fusion`).
+pub fn build_fused_conv(
+    b: &Builder<'_>,
+    conv: &Layer,
+    act: Option<crate::ir::Activation>,
+) -> Result<Box<dyn Kernel>> {
+    let LayerKind::Convolution(p) = &conv.kind else {
+        return Err(Error::Network(format!(
+            "'{}' is not a convolution",
+            conv.name
+        )));
+    };
+    Ok(Box::new(conv::Conv::new(
+        b,
+        conv,
+        p,
+        false,
+        Some(conv::Fused { act }),
+    )?))
 }
 
 /// The storage types of a layer's inputs, as the IR records them, for
