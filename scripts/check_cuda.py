@@ -125,6 +125,8 @@ def main() -> int:
     p.add_argument("--cases", help="ONNX node cases (scripts/gen_onnx_cases.py writes them)")
     p.add_argument("--plugin", action="append", default=[], help="plugin library, passed on")
     p.add_argument("--out", default="cuda-check", help="folder for the logs")
+    p.add_argument("--test-binary", action="append", default=[],
+                   help="a Rust test binary built with the cuda feature: its ignored gpu_ tests are run")
     p.add_argument("--skip", action="append", default=[], choices=["fp32", "fp16", "cases"])
     p.add_argument("--timeout", type=float, default=900, help="seconds a suite may take (default 900)")
     a = p.parse_args()
@@ -166,6 +168,17 @@ def main() -> int:
                 print("   " + line)
     elif "cases" not in a.skip:
         print("SKIPPED the node cases: no --cases")
+    for tb in a.test_binary:
+        r = subprocess.run([tb, "--ignored", "gpu_", "--test-threads", "1"], capture_output=True,
+                           text=True, env=env, timeout=a.timeout)
+        (out / (Path(tb).name + ".log")).write_text(r.stdout + r.stderr)
+        summary = next((l for l in r.stdout.splitlines() if l.startswith("test result")), "no result line")
+        print(f"{'gpu tests':<16} {summary}", flush=True)
+        for l in r.stdout.splitlines():
+            if l.startswith("test ") and (l.endswith("FAILED") or l.endswith("ok")):
+                print("   " + l)
+        if r.returncode != 0:
+            all_fails.append(("gpu tests", (r.stdout + r.stderr)[-1500:]))
     if all_fails:
         print(f"\n{len(all_fails)} failures:")
         for label, line in all_fails:

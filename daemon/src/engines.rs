@@ -34,6 +34,7 @@ impl LoadedEngine {
     pub fn context(&self) -> Result<Context> {
         let cfg = RunConfig {
             threads: self.config.threads,
+            device: self.config.device,
             ..Default::default()
         };
         self.engine
@@ -120,8 +121,8 @@ pub fn cache_key(
         field("labels", &read(name, l, "labels file")?);
     }
     let b = match backend {
-        Some(k) => backend::backend(k).map_err(|e| err(name, e))?,
-        None => backend::auto(),
+        Some(k) => backend::backend_on(k, cfg.device).map_err(|e| err(name, e))?,
+        None => backend::auto_on(cfg.device),
     };
     let key = b.plan_key().map_err(|e| err(name, e))?;
     field("backend", key.backend.as_bytes());
@@ -234,6 +235,12 @@ fn build_options(
     };
     let mut opts = BuildOptions {
         backend: backend.map_or(BackendChoice::Auto, BackendChoice::Kind),
+        precision: if b.fp16 {
+            jetrt_engine::backend::Precision::Fp16
+        } else {
+            jetrt_engine::backend::Precision::Fp32
+        },
+        device: cfg.device,
         preprocess,
         labels,
         plugins: cfg.plugins.clone(),

@@ -4,19 +4,17 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-/// Pixel layouts a frame may arrive in. Packed formats have no row padding:
-/// sources copy rows tightly.
+/// Pixel layouts a frame may arrive in: the engine's uncompressed layouts
+/// (see `jetrt_engine::preprocess::PixelFormat`; packed, sources copy rows
+/// tightly) plus JPEG, which the daemon decodes itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PixelFormat {
     Rgb,
     Bgr,
     Gray,
-    /// YUV 4:2:2, Y0 U Y1 V (V4L2 YUYV, GStreamer YUY2).
     Yuyv,
-    /// YUV 4:2:0: the Y plane, then interleaved U V at half resolution.
     Nv12,
-    /// YUV 4:2:0: the Y plane, then U, then V planes (y4m, GStreamer I420).
     I420,
     /// A JPEG image (V4L2 MJPEG).
     Mjpeg,
@@ -35,16 +33,45 @@ impl PixelFormat {
         }
     }
 
+    /// An uncompressed format by its config name.
+    pub fn parse_raw(name: &str) -> Option<PixelFormat> {
+        jetrt_engine::preprocess::PixelFormat::ALL
+            .into_iter()
+            .map(PixelFormat::from_raw)
+            .find(|p| p.name() == name)
+    }
+
+    /// The daemon's name for an engine layout.
+    pub fn from_raw(raw: jetrt_engine::preprocess::PixelFormat) -> PixelFormat {
+        use jetrt_engine::preprocess::PixelFormat as P;
+        match raw {
+            P::Rgb => PixelFormat::Rgb,
+            P::Bgr => PixelFormat::Bgr,
+            P::Gray => PixelFormat::Gray,
+            P::Yuyv => PixelFormat::Yuyv,
+            P::Nv12 => PixelFormat::Nv12,
+            P::I420 => PixelFormat::I420,
+        }
+    }
+
+    /// The uncompressed layout, as the engine's frame kernels take it;
+    /// `None` for MJPEG.
+    pub fn raw(self) -> Option<jetrt_engine::preprocess::PixelFormat> {
+        use jetrt_engine::preprocess::PixelFormat as P;
+        Some(match self {
+            PixelFormat::Rgb => P::Rgb,
+            PixelFormat::Bgr => P::Bgr,
+            PixelFormat::Gray => P::Gray,
+            PixelFormat::Yuyv => P::Yuyv,
+            PixelFormat::Nv12 => P::Nv12,
+            PixelFormat::I420 => P::I420,
+            PixelFormat::Mjpeg => return None,
+        })
+    }
+
     /// Bytes of a `w`×`h` frame; `None` for compressed formats.
     pub fn frame_len(self, w: usize, h: usize) -> Option<usize> {
-        let chroma = w.div_ceil(2) * h.div_ceil(2);
-        match self {
-            PixelFormat::Rgb | PixelFormat::Bgr => Some(w * h * 3),
-            PixelFormat::Gray => Some(w * h),
-            PixelFormat::Yuyv => Some(w.div_ceil(2) * 4 * h),
-            PixelFormat::Nv12 | PixelFormat::I420 => Some(w * h + 2 * chroma),
-            PixelFormat::Mjpeg => None,
-        }
+        self.raw().map(|r| r.frame_len(w, h))
     }
 }
 
@@ -82,5 +109,23 @@ impl Frame {
         self.captured_at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PixelFormat;
+
+    /// Every engine layout has a daemon name that maps back to it, and
+    /// only JPEG lacks one.
+    #[test]
+    fn engine_layouts_round_trip() {
+        for raw in jetrt_engine::preprocess::PixelFormat::ALL {
+            let f = PixelFormat::from_raw(raw);
+            assert_eq!(f.raw(), Some(raw));
+            assert_eq!(PixelFormat::parse_raw(f.name()), Some(f));
+        }
+        assert_eq!(PixelFormat::Mjpeg.raw(), None);
+        assert_eq!(PixelFormat::parse_raw("mjpeg"), None);
     }
 }

@@ -1,8 +1,11 @@
 //! A pipeline: frames from a source -> pixel conversion, resize and
 //! normalization -> its engine -> a postprocessor -> subscribers. Each runs
-//! on its own thread with its own execution context, so pipelines never
-//! wait on each other; the same thread answers clients' `infer` requests
-//! for it, so its engine runs one thing at a time.
+//! on its own thread with its own execution context (on a GPU, its own
+//! stream), so pipelines never wait on each other; the same thread answers
+//! clients' `infer` requests for it, so its engine runs one thing at a
+//! time. On a GPU backend a frame crosses to the device once, as it came
+//! from the camera (MJPEG decoded first), and is converted, resized and
+//! normalized there, in the same CUDA graph as the engine.
 
 use crate::config::PipelineConfig;
 use crate::engines::LoadedEngine;
@@ -21,6 +24,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use jetrt_engine::engine::Context;
 use jetrt_engine::engine_file::Preprocess;
 use jetrt_engine::preprocess::rgb_to_tensor;
+use jetrt_engine::preprocess::{FrameInput, PixelFormat};
 use jetrt_engine::shape::Dim;
 use jetrt_engine::{DataType, Tensor};
 use serde_json::{json, Value};
@@ -106,6 +110,10 @@ pub struct PipelineHandle {
     pub input: ImageInput,
     pub labels: Vec<String>,
     pub outputs: Vec<String>,
+    /// Where the pipeline's context runs: backend, device, GPU memory.
+    pub placement: Value,
+    /// Why the pipeline stopped by itself (a GPU fault), if it did.
+    failure: Arc<Mutex<Option<String>>>,
     source_status: Arc<SourceStatus>,
     frames: FrameRx,
     infer_tx: Sender<InferJob>,
@@ -141,11 +149,17 @@ impl PipelineHandle {
             )
             .map_err(|e| fail(format!("postprocess: {e}")))?;
         let ctx = engine.context()?;
+        let placement = json!({
+            "backend": ctx.backend().name(),
+            "device": engine.config.device,
+            "gpu_memory_bytes": ctx.device_memory(),
+        });
         let (frames, queue) = source.fanout.attach(name);
         let stats = Arc::new(PipelineStats::new(queue.drop_counter()));
         let progress = Arc::new(Progress::default());
         let (infer_tx, infer_rx) = bounded(INFER_QUEUE);
         let (stop_tx, stop_rx) = bounded(1);
+        let failure = Arc::new(Mutex::new(None));
         let worker = Worker {
             name: name.to_string(),
             ctx,
@@ -158,6 +172,9 @@ impl PipelineHandle {
             next_due: None,
             infer_seq: 0,
             errors_logged: 0,
+            device_frames: true,
+            bound: None,
+            failure: failure.clone(),
         };
         let rx = frames.clone();
         let thread = std::thread::Builder::new()
@@ -172,6 +189,8 @@ impl PipelineHandle {
             input,
             labels: header.labels.clone(),
             outputs: header.outputs.iter().map(|o| o.name.clone()).collect(),
+            placement,
+            failure,
             source_status: source.status.clone(),
             frames,
             infer_tx,
@@ -198,7 +217,12 @@ impl PipelineHandle {
             .as_ref()
             .is_none_or(|t| t.is_finished());
         if finished {
-            return Health::Failed("its thread ended".into());
+            let why = self
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            return Health::Failed(why.unwrap_or_else(|| "its thread ended".into()));
         }
         let rate_wait = self
             .config
@@ -233,6 +257,7 @@ impl PipelineHandle {
             "outputs": self.outputs,
             "max_rate": self.config.max_rate,
             "health": self.health(),
+            "placement": self.placement,
         })
     }
 
@@ -269,6 +294,12 @@ struct Worker {
     next_due: Option<Instant>,
     infer_seq: u64,
     errors_logged: u64,
+    /// Whether frames may go to the device as they are (until the backend
+    /// says it cannot convert them there).
+    device_frames: bool,
+    /// The frame format the context's input is bound to, if any.
+    bound: Option<FrameInput>,
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 /// A processed input.
@@ -289,7 +320,13 @@ impl Worker {
                 recv(frames) -> f => match f {
                     Ok(f) => {
                         let Some(f) = self.pace(f, frames, infers, stop) else { return };
-                        self.frame(&f);
+                        if let Err(fault) = self.frame(&f) {
+                            // The GPU context is unusable after a fault: this
+                            // pipeline stops, saying why; the others go on.
+                            log::error!("pipeline '{}': {fault}; it stops", self.name);
+                            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(fault);
+                            return;
+                        }
                     }
                     Err(_) => return,
                 },
@@ -338,6 +375,11 @@ impl Worker {
     }
 
     fn image(&mut self, f: &Frame) -> std::result::Result<Done, String> {
+        if self.device_frames {
+            if let Some(done) = self.image_on_device(f)? {
+                return Ok(done);
+            }
+        }
         let (rgb, w, h) = pixel::to_rgb(f).map_err(|e| e.to_string())?;
         let t = rgb_to_tensor(
             &rgb,
@@ -350,7 +392,76 @@ impl Worker {
         self.tensor(t)
     }
 
+    /// The frame through the device's own conversion: `None` when the
+    /// backend has none (the cpu path then serves this and later frames).
+    fn image_on_device(&mut self, f: &Frame) -> std::result::Result<Option<Done>, String> {
+        let decoded;
+        let (format, w, h, data): (PixelFormat, usize, usize, &[u8]) = match f.format.raw() {
+            Some(raw) => {
+                let (w, h) = (f.width as usize, f.height as usize);
+                let need = raw.frame_len(w, h);
+                if w == 0 || h == 0 || f.data.len() < need {
+                    // The cpu path reports what is wrong with the frame.
+                    return pixel::to_rgb(f).map(|_| None).map_err(|e| e.to_string());
+                }
+                (raw, w, h, &f.data[..need])
+            }
+            None => {
+                let (rgb, w, h) = pixel::to_rgb(f).map_err(|e| e.to_string())?;
+                decoded = rgb;
+                (PixelFormat::Rgb, w as usize, h as usize, &decoded)
+            }
+        };
+        let spec = FrameInput {
+            format,
+            width: w,
+            height: h,
+            pre: self.input.pre.clone(),
+        };
+        let t0 = Instant::now();
+        if self.bound.as_ref() != Some(&spec) {
+            let dims = vec![vec![1, 3, self.input.height, self.input.width]];
+            if self.ctx.executor().input_dims() != Some(dims.as_slice()) {
+                self.ctx.set_input_dims(&dims).map_err(|e| e.to_string())?;
+            }
+            match self.ctx.executor().bind_frame_input(0, Some(&spec)) {
+                Ok(()) => self.bound = Some(spec),
+                Err(jetrt_engine::Error::Unsupported { .. }) => {
+                    self.device_frames = false;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let ex = self.ctx.executor();
+        let outputs = (|| -> jetrt_engine::Result<Vec<Tensor>> {
+            ex.frame_host()?.copy_from_slice(data);
+            ex.enqueue()?;
+            ex.synchronize()?;
+            (0..ex.output_count())
+                .map(|o| {
+                    Tensor::from_le_bytes(
+                        ex.output_dtype(o),
+                        &ex.output_dims(o)?,
+                        ex.output_host(o)?,
+                    )
+                })
+                .collect()
+        })()
+        .map_err(|e| e.to_string())?;
+        let engine_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let output = self.post.process(&outputs)?;
+        Ok(Some(Done { output, engine_ms }))
+    }
+
     fn tensor(&mut self, t: Tensor) -> std::result::Result<Done, String> {
+        if self.bound.take().is_some() {
+            // The input goes back to taking tensors.
+            self.ctx
+                .executor()
+                .bind_frame_input(0, None)
+                .map_err(|e| e.to_string())?;
+        }
         let t0 = Instant::now();
         let outputs = self.ctx.run(vec![t]).map_err(|e| e.to_string())?;
         let engine_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -358,7 +469,8 @@ impl Worker {
         Ok(Done { output, engine_ms })
     }
 
-    fn frame(&mut self, f: &Frame) {
+    /// Runs one frame; `Err` is a device fault that ends the pipeline.
+    fn frame(&mut self, f: &Frame) -> std::result::Result<(), String> {
         self.progress.begin();
         let done = self.image(f);
         self.progress.end();
@@ -388,8 +500,12 @@ impl Worker {
                     log::warn!("pipeline '{}': frame {}: {e}", self.name, f.seq);
                 }
                 self.errors_logged += 1;
+                if is_device_fault(&e) {
+                    return Err(e);
+                }
             }
         }
+        Ok(())
     }
 
     fn infer(&mut self, job: InferJob) {
@@ -416,6 +532,12 @@ impl Worker {
         };
         job.reply.send(Arc::new(w));
     }
+}
+
+/// Whether an error is the GPU failing (a CUDA call, an allocation), after
+/// which its context cannot be trusted, rather than one frame being bad.
+fn is_device_fault(msg: &str) -> bool {
+    msg.contains("CUDA:") || msg.contains("cuDNN:") || msg.contains("cuBLAS:")
 }
 
 fn now_ts() -> f64 {

@@ -36,14 +36,14 @@ pub fn convert(
     height: u32,
     format: PixelFormat,
 ) -> Result<(Vec<u8>, u32, u32), PixelError> {
-    if format == PixelFormat::Mjpeg {
+    let Some(raw) = format.raw() else {
         return decode_jpeg(data);
-    }
+    };
     let (w, h) = (width as usize, height as usize);
     if w == 0 || h == 0 {
         return Err(PixelError::Empty { width, height });
     }
-    let want = format.frame_len(w, h).unwrap_or(0);
+    let want = raw.frame_len(w, h);
     if data.len() < want {
         return Err(PixelError::Size {
             format: format.name(),
@@ -53,19 +53,7 @@ pub fn convert(
             got: data.len(),
         });
     }
-    let data = &data[..want];
-    let rgb = match format {
-        PixelFormat::Mjpeg => return decode_jpeg(data),
-        PixelFormat::Rgb => data.to_vec(),
-        PixelFormat::Bgr => data
-            .chunks_exact(3)
-            .flat_map(|p| [p[2], p[1], p[0]])
-            .collect(),
-        PixelFormat::Gray => data.iter().flat_map(|&g| [g, g, g]).collect(),
-        PixelFormat::Yuyv => yuyv(data, w, h),
-        PixelFormat::Nv12 => yuv420(data, w, h, true),
-        PixelFormat::I420 => yuv420(data, w, h, false),
-    };
+    let rgb = raw.to_rgb(&data[..want], w, h);
     Ok((rgb, width, height))
 }
 
@@ -75,52 +63,6 @@ fn decode_jpeg(data: &[u8]) -> Result<(Vec<u8>, u32, u32), PixelError> {
         .to_rgb8();
     let (w, h) = img.dimensions();
     Ok((img.into_raw(), w, h))
-}
-
-/// BT.601 limited-range YCbCr to RGB, in fixed point (8 fractional bits).
-#[inline]
-fn yuv_px(y: u8, u: u8, v: u8) -> [u8; 3] {
-    let c = (y as i32 - 16).max(0) * 298;
-    let d = u as i32 - 128;
-    let e = v as i32 - 128;
-    let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
-    [
-        clamp(c + 409 * e),
-        clamp(c - 100 * d - 208 * e),
-        clamp(c + 516 * d),
-    ]
-}
-
-fn yuyv(data: &[u8], w: usize, h: usize) -> Vec<u8> {
-    let row_bytes = w.div_ceil(2) * 4;
-    let mut out = Vec::with_capacity(w * h * 3);
-    for row in data.chunks_exact(row_bytes).take(h) {
-        for (i, q) in row.chunks_exact(4).enumerate() {
-            out.extend_from_slice(&yuv_px(q[0], q[1], q[3]));
-            if 2 * i + 1 < w {
-                out.extend_from_slice(&yuv_px(q[2], q[1], q[3]));
-            }
-        }
-    }
-    out
-}
-
-fn yuv420(data: &[u8], w: usize, h: usize, interleaved: bool) -> Vec<u8> {
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    let (ys, chroma) = data.split_at(w * h);
-    let mut out = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        for x in 0..w {
-            let ci = (y / 2) * cw + x / 2;
-            let (u, v) = if interleaved {
-                (chroma[2 * ci], chroma[2 * ci + 1])
-            } else {
-                (chroma[ci], chroma[cw * ch + ci])
-            };
-            out.extend_from_slice(&yuv_px(ys[y * w + x], u, v));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -150,7 +92,7 @@ mod tests {
             (GREEN, [0, 255, 0]),
             (BLUE, [0, 0, 255]),
         ] {
-            let got = yuv_px(y, u, v);
+            let got = jetrt_engine::preprocess::yuv_px(y, u, v);
             assert!(
                 close(&got, &rgb, 2),
                 "{:?} -> {got:?}, want {rgb:?}",

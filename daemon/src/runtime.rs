@@ -116,6 +116,7 @@ impl Shared {
         for (name, p) in &s.pipelines {
             let mut v = p.stats.to_json();
             v["health"] = json!(p.health());
+            v["placement"] = p.placement.clone();
             v["subscribers"] = json!(self.hub.subscribers(name));
             pipelines.insert(name.clone(), v);
         }

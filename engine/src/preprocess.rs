@@ -1,9 +1,123 @@
-//! Image to input tensor: resize, scale to 0..1, normalize, planar layout.
-//! Shared by `engine-builder run --image` and the daemon's pipelines, so a
-//! frame is prepared the same way everywhere.
+//! Image to input tensor: camera pixel formats to RGB, resize, scale to
+//! 0..1, normalize, planar layout. Shared by `engine-builder run --image`,
+//! the daemon's pipelines and the GPU backends' frame kernels (which must
+//! give the same results), so a frame is prepared the same way everywhere.
 
 use crate::engine_file::{ColorOrder, Preprocess};
 use crate::tensor::Tensor;
+
+/// Uncompressed pixel layouts of camera frames. Rows are packed (no
+/// padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    Rgb,
+    Bgr,
+    Gray,
+    /// YUV 4:2:2, Y0 U Y1 V (V4L2 YUYV, GStreamer YUY2).
+    Yuyv,
+    /// YUV 4:2:0: the Y plane, then interleaved U V at half resolution.
+    Nv12,
+    /// YUV 4:2:0: the Y plane, then U, then V planes (y4m, GStreamer I420).
+    I420,
+}
+
+impl PixelFormat {
+    /// Every layout, in a fixed order.
+    pub const ALL: [PixelFormat; 6] = [
+        PixelFormat::Rgb,
+        PixelFormat::Bgr,
+        PixelFormat::Gray,
+        PixelFormat::Yuyv,
+        PixelFormat::Nv12,
+        PixelFormat::I420,
+    ];
+
+    /// Bytes of a `w`×`h` frame.
+    pub fn frame_len(self, w: usize, h: usize) -> usize {
+        let chroma = w.div_ceil(2) * h.div_ceil(2);
+        match self {
+            PixelFormat::Rgb | PixelFormat::Bgr => w * h * 3,
+            PixelFormat::Gray => w * h,
+            PixelFormat::Yuyv => w.div_ceil(2) * 4 * h,
+            PixelFormat::Nv12 | PixelFormat::I420 => w * h + 2 * chroma,
+        }
+    }
+
+    /// Packed RGB8 of a `w`×`h` frame of this format (`data` holds at least
+    /// [`PixelFormat::frame_len`] bytes).
+    pub fn to_rgb(self, data: &[u8], w: usize, h: usize) -> Vec<u8> {
+        let data = &data[..self.frame_len(w, h).min(data.len())];
+        match self {
+            PixelFormat::Rgb => data.to_vec(),
+            PixelFormat::Bgr => data
+                .chunks_exact(3)
+                .flat_map(|p| [p[2], p[1], p[0]])
+                .collect(),
+            PixelFormat::Gray => data.iter().flat_map(|&g| [g, g, g]).collect(),
+            PixelFormat::Yuyv => yuyv(data, w, h),
+            PixelFormat::Nv12 => yuv420(data, w, h, true),
+            PixelFormat::I420 => yuv420(data, w, h, false),
+        }
+    }
+}
+
+/// BT.601 limited-range YCbCr to RGB, in fixed point (8 fractional bits);
+/// the GPU kernels compute the same integers.
+#[inline]
+pub fn yuv_px(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let c = (y as i32 - 16).max(0) * 298;
+    let d = u as i32 - 128;
+    let e = v as i32 - 128;
+    let clamp = |x: i32| ((x + 128) >> 8).clamp(0, 255) as u8;
+    [
+        clamp(c + 409 * e),
+        clamp(c - 100 * d - 208 * e),
+        clamp(c + 516 * d),
+    ]
+}
+
+fn yuyv(data: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let row_bytes = w.div_ceil(2) * 4;
+    let mut out = Vec::with_capacity(w * h * 3);
+    for row in data.chunks_exact(row_bytes).take(h) {
+        for (i, q) in row.chunks_exact(4).enumerate() {
+            out.extend_from_slice(&yuv_px(q[0], q[1], q[3]));
+            if 2 * i + 1 < w {
+                out.extend_from_slice(&yuv_px(q[2], q[1], q[3]));
+            }
+        }
+    }
+    out
+}
+
+fn yuv420(data: &[u8], w: usize, h: usize, interleaved: bool) -> Vec<u8> {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let (ys, chroma) = data.split_at(w * h);
+    let mut out = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let ci = (y / 2) * cw + x / 2;
+            let (u, v) = if interleaved {
+                (chroma[2 * ci], chroma[2 * ci + 1])
+            } else {
+                (chroma[ci], chroma[cw * ch + ci])
+            };
+            out.extend_from_slice(&yuv_px(ys[y * w + x], u, v));
+        }
+    }
+    out
+}
+
+/// A network input fed from raw camera frames that a backend converts on
+/// the device (see `Executor::bind_frame_input`): the frames' format and
+/// size, and how they become the input (resized to the input's dims).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameInput {
+    pub format: PixelFormat,
+    pub width: usize,
+    pub height: usize,
+    pub pre: Preprocess,
+}
 
 /// Bilinear resize of packed 8-bit RGB (half-pixel centres, edge clamped;
 /// no antialiasing, as OpenCV's INTER_LINEAR).

@@ -64,8 +64,15 @@ fn print_status(stats: &Value) {
     println!("pipelines:");
     if let Some(ps) = stats["pipelines"].as_object() {
         for (name, p) in ps {
+            let on = match p["placement"]["backend"].as_str() {
+                Some("cpu") | None => "cpu".to_string(),
+                Some(b) => match p["placement"]["gpu_memory_bytes"].as_f64() {
+                    Some(m) => format!("{b}:{} {:.0} MiB", p["placement"]["device"], m / 1048576.0),
+                    None => format!("{b}:{}", p["placement"]["device"]),
+                },
+            };
             println!(
-                "  {name:<20} {:<10} {:6.1} fps  latency p50 {:6.1} ms p99 {:6.1} ms  engine p50 {:6.1} ms  frames {}  drops {}  errors {}  subscribers {}",
+                "  {name:<20} {:<10} {on:<16} {:6.1} fps  latency p50 {:6.1} ms p99 {:6.1} ms  engine p50 {:6.1} ms  frames {}  drops {}  errors {}  subscribers {}",
                 health(&p["health"]),
                 f(p, &["fps"]),
                 f(p, &["latency_ms", "p50"]),

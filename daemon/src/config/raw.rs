@@ -46,6 +46,8 @@ pub struct RawEngine {
     /// An ONNX model, built on first start and cached in the state dir.
     pub onnx: Option<Spanned<PathBuf>>,
     pub backend: Option<Spanned<String>>,
+    /// Which GPU (an index among the machine's).
+    pub device: Option<Spanned<i64>>,
     pub threads: Option<Spanned<i64>>,
     #[serde(default)]
     pub plugins: Vec<Spanned<PathBuf>>,
@@ -56,6 +58,8 @@ pub struct RawEngine {
     pub color: Option<Spanned<String>>,
     pub labels: Option<Spanned<PathBuf>>,
     pub batch: Option<Spanned<String>>,
+    /// `fp32` or `fp16` (GPU backends).
+    pub precision: Option<Spanned<String>>,
     #[serde(default)]
     pub shapes: BTreeMap<String, Vec<i64>>,
 }

@@ -72,6 +72,8 @@ pub struct BuildSettings {
     pub color: Option<ColorOrder>,
     pub labels: Option<PathBuf>,
     pub batch: Option<String>,
+    /// Half precision (GPU backends); `false` is fp32.
+    pub fp16: bool,
     pub shapes: BTreeMap<String, Vec<usize>>,
 }
 
@@ -80,6 +82,8 @@ pub struct EngineConfig {
     pub origin: EngineOrigin,
     /// `None` is `auto`: the best backend compiled in and present.
     pub backend: Option<String>,
+    /// Which GPU the engine runs on (GPU backends).
+    pub device: usize,
     /// Worker threads of each context (cpu backend); `None`: every core.
     pub threads: Option<usize>,
     pub plugins: Vec<PathBuf>,
@@ -93,11 +97,13 @@ pub enum CameraFormat {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceKind {
-    /// A moving, deterministic test pattern.
+    /// A moving, deterministic test pattern, in `format` (RGB by default;
+    /// frames of another format repeat every few frames, converted once).
     Synthetic {
         width: u32,
         height: u32,
         fps: f64,
+        format: crate::frame::PixelFormat,
     },
     /// An image folder (sorted by name), one image, or a y4m video.
     File {

@@ -321,6 +321,7 @@ impl Validator<'_> {
                     ("color", e.color.as_ref().map(|s| s.span())),
                     ("labels", e.labels.as_ref().map(|s| s.span())),
                     ("batch", e.batch.as_ref().map(|s| s.span())),
+                    ("precision", e.precision.as_ref().map(|s| s.span())),
                 ];
                 for (key, span) in build_keys {
                     if let Some(span) = span {
@@ -348,8 +349,16 @@ impl Validator<'_> {
                     color: e.color.as_ref().and_then(|s| self.color(&k("color"), s)),
                     labels: e.labels.as_ref().map(|s| self.path(&k("labels"), s)),
                     batch: None,
+                    fp16: false,
                     shapes: BTreeMap::new(),
                 };
+                if let Some(s) = &e.precision {
+                    match self.at(&k("precision"), s).as_str() {
+                        "fp32" => {}
+                        "fp16" => b.fp16 = true,
+                        _ => self.problem(&k("precision"), s, "must be fp32 or fp16"),
+                    }
+                }
                 if let Some(s) = &e.batch {
                     let v = self.at(&k("batch"), s);
                     if v.parse::<engine_builder::convert::BatchProfile>().is_err() {
@@ -399,6 +408,10 @@ impl Validator<'_> {
             .threads
             .as_ref()
             .map(|s| self.count(&k("threads"), s, 1, 1024));
+        let device = e
+            .device
+            .as_ref()
+            .map_or(0, |s| self.count(&k("device"), s, 0, 63));
         let plugins = e
             .plugins
             .iter()
@@ -407,6 +420,7 @@ impl Validator<'_> {
         Some(EngineConfig {
             origin,
             backend,
+            device,
             threads,
             plugins,
         })
@@ -419,7 +433,7 @@ impl Validator<'_> {
         let kind = self.at(&k("kind"), &s.kind).clone();
         // Which keys each kind takes; any other is an error.
         let allowed: &[&str] = match kind.as_str() {
-            "synthetic" => &["width", "height", "fps"],
+            "synthetic" => &["width", "height", "fps", "format"],
             "file" => &["path", "fps", "loop"],
             "push" => &[],
             "v4l2" => &["device", "width", "height", "fps", "format"],
@@ -477,6 +491,23 @@ impl Validator<'_> {
                 width: dim(self, "width", &s.width, 320),
                 height: dim(self, "height", &s.height, 240),
                 fps: fps(self, &s.fps, 30.0),
+                format: match s.format.as_ref() {
+                    None => crate::frame::PixelFormat::Rgb,
+                    Some(f) => {
+                        let name = self.at(&k("format"), f).clone();
+                        match crate::frame::PixelFormat::parse_raw(&name) {
+                            Some(p) => p,
+                            None => {
+                                self.problem(
+                                    &k("format"),
+                                    f,
+                                    format!("must be rgb, bgr, gray, yuyv, nv12 or i420, not \"{name}\""),
+                                );
+                                crate::frame::PixelFormat::Rgb
+                            }
+                        }
+                    }
+                },
             },
             "file" => {
                 let Some(p) = &s.path else {
@@ -723,6 +754,42 @@ color = "bgr"
         assert_eq!(c.pipelines["a"].max_rate, Some(10.0));
         assert_eq!(c.pipelines["b"].preprocess.color, Some(ColorOrder::Bgr));
         assert_eq!(c.line_of("pipelines.a.engine"), Some(30));
+    }
+
+    /// GPU keys: an engine's device and precision, a camera-format
+    /// synthetic source; bad values are reported together.
+    #[test]
+    fn gpu_engine_keys_and_synthetic_formats() {
+        let text = "version = 1\n[engines.e]\nonnx = \"m.onnx\"\nbackend = \"cuda\"\ndevice = 1\nprecision = \"fp16\"\n[sources.s]\nkind = \"synthetic\"\nwidth = 1280\nheight = 720\nformat = \"yuyv\"\n[pipelines.p]\nsource = \"s\"\nengine = \"e\"\n";
+        let c = parse_str(text).unwrap();
+        let e = &c.engines["e"];
+        assert_eq!((e.backend.as_deref(), e.device), (Some("cuda"), 1));
+        assert!(matches!(&e.origin, EngineOrigin::Onnx { build, .. } if build.fp16));
+        assert!(matches!(
+            c.sources["s"].kind,
+            SourceKind::Synthetic {
+                width: 1280,
+                format: crate::frame::PixelFormat::Yuyv,
+                ..
+            }
+        ));
+        let bad = text
+            .replace("precision = \"fp16\"", "precision = \"fp8\"")
+            .replace("device = 1", "device = -1")
+            .replace("format = \"yuyv\"", "format = \"mjpeg\"");
+        let e = parse_str(&bad).unwrap_err();
+        let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "engines.e.precision",
+            "engines.e.device",
+            "sources.s.format",
+        ] {
+            assert!(keys.contains(&k), "{keys:?}");
+        }
+        // Precision is a build option: a prebuilt engine records its own.
+        let pre = "version = 1\n[engines.e]\nengine = \"/x.engine\"\nprecision = \"fp16\"\n";
+        let e = parse_str(pre).unwrap_err();
+        assert_eq!(e.problems()[0].key, "engines.e.precision");
     }
 
     #[test]

@@ -45,9 +45,14 @@ pub trait Source {
 /// are never opened.
 pub fn open(cfg: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
     match &cfg.kind {
-        SourceKind::Synthetic { width, height, fps } => {
-            Ok(Box::new(synthetic::Synthetic::new(*width, *height, *fps)))
-        }
+        SourceKind::Synthetic {
+            width,
+            height,
+            fps,
+            format,
+        } => Ok(Box::new(synthetic::Synthetic::new(
+            *width, *height, *fps, *format,
+        ))),
         SourceKind::File { path, fps, looping } => {
             Ok(Box::new(file::FileSource::open(path, *fps, *looping)?))
         }

@@ -90,6 +90,32 @@ pub trait Executor: Send {
         })
     }
 
+    /// Feeds input `i` from raw camera frames (`frame`'s format and size)
+    /// converted on the device into the input at the dims set (batch 1):
+    /// each run reads the frame written to [`Executor::frame_host`] in place
+    /// of the input's host buffer. Setting the input dims again, or `None`,
+    /// unbinds it. Backends without device frame conversion say so.
+    fn bind_frame_input(
+        &mut self,
+        i: usize,
+        frame: Option<&crate::preprocess::FrameInput>,
+    ) -> Result<()> {
+        let _ = (i, frame);
+        Err(Error::Unsupported {
+            backend: "this",
+            what: "converting camera frames on the device".into(),
+        })
+    }
+
+    /// The host buffer the bound frame is written to: its bytes in the
+    /// frame's format, packed.
+    fn frame_host(&mut self) -> Result<&mut [u8]> {
+        Err(Error::Unsupported {
+            backend: "this",
+            what: "converting camera frames on the device".into(),
+        })
+    }
+
     /// Per-layer times, when the context was made with `profile`.
     fn layer_times(&self) -> Option<Vec<LayerTime>> {
         None

@@ -8,6 +8,7 @@
 use super::cublas::Blas;
 use super::cudnn::Dnn;
 use super::device::{cu, human, DeviceBuf, Gpu, PinnedBuf, Stream};
+use super::frame::FrameBinding;
 use super::graph::Graph;
 use super::ops::elementwise::Cast;
 use super::ops::{self, Arg, Builder, Kernel, ParamBlob, PlanCx, RunCx};
@@ -110,6 +111,8 @@ pub struct CudaExecutor {
     dims: Option<Vec<Vec<usize>>>,
     bound_in: Vec<Option<u64>>,
     bound_out: Vec<Option<u64>>,
+    /// An input fed from camera frames converted on the device.
+    frame: Option<FrameBinding>,
     /// Why runs are not captured into CUDA graphs, if they are not.
     no_graphs: Option<String>,
 }
@@ -281,6 +284,7 @@ impl CudaExecutor {
             dims: None,
             bound_in: vec![None; net.inputs.len()],
             bound_out: vec![None; net.outputs.len()],
+            frame: None,
             no_graphs,
             gpu,
         })
@@ -601,6 +605,10 @@ impl CudaExecutor {
             let st = ops::storage(self.precision, dt);
             let slot = plan.slots.get(&t).copied().unwrap_or(0);
             let n: usize = plan.resolved.inputs[i].iter().product();
+            if let Some(fb) = self.frame.as_mut().filter(|f| f.input == i) {
+                fb.enqueue(slot, stream)?;
+                continue;
+            }
             let src = match self.bound_in[i] {
                 Some(p) => p,
                 None => {
@@ -775,6 +783,21 @@ unsafe fn dtoh_async(
     unsafe { cudarc::driver::sys::cuMemcpyDtoHAsync_v2(dst.cast(), src, bytes, stream) }.result()
 }
 
+/// An asynchronous copy from pinned host memory held by raw pointer.
+///
+/// # Safety
+/// `src` holds `bytes` readable bytes and `dst` that many device bytes,
+/// both alive and unchanged until the stream has run the copy.
+pub(super) unsafe fn htod_async(
+    dst: u64,
+    src: *const u8,
+    bytes: usize,
+    stream: cudarc::driver::sys::CUstream,
+) -> std::result::Result<(), cudarc::driver::DriverError> {
+    // SAFETY: the caller's contract.
+    unsafe { cudarc::driver::sys::cuMemcpyHtoDAsync_v2(dst, src.cast(), bytes, stream) }.result()
+}
+
 /// Offsets for blocks of (bytes, first step, last step) such that blocks
 /// alive at the same step never overlap: largest first, each at the lowest
 /// aligned offset clear of every placed block it coexists with.
@@ -811,6 +834,7 @@ impl Executor for CudaExecutor {
     fn set_input_dims(&mut self, dims: &[Vec<usize>]) -> Result<()> {
         self.plan = None;
         self.dims = None;
+        self.frame = None;
         self.host_in = self
             .net
             .inputs
@@ -944,6 +968,34 @@ impl Executor for CudaExecutor {
         self.bound_out[o] = ptr;
         self.recapture();
         Ok(())
+    }
+
+    fn bind_frame_input(
+        &mut self,
+        i: usize,
+        frame: Option<&crate::preprocess::FrameInput>,
+    ) -> Result<()> {
+        self.recapture();
+        let Some(spec) = frame else {
+            self.frame = None;
+            return Ok(());
+        };
+        let dims = self.dims.as_ref().and_then(|d| d.get(i)).ok_or_else(|| {
+            Error::Network(format!(
+                "set the input dims before binding input {i} to frames"
+            ))
+        })?;
+        let decl = &self.net.inputs[i];
+        let st = self.storage(decl.info.dtype);
+        self.frame = Some(FrameBinding::new(&self.gpu, i, decl, dims, spec, st)?);
+        Ok(())
+    }
+
+    fn frame_host(&mut self) -> Result<&mut [u8]> {
+        self.frame
+            .as_mut()
+            .map(FrameBinding::host)
+            .ok_or_else(|| Error::Network("no input is bound to frames".into()))
     }
 
     fn layer_times(&self) -> Option<Vec<LayerTime>> {

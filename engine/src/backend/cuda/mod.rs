@@ -10,6 +10,7 @@ mod cublas;
 mod cudnn;
 mod device;
 mod exec;
+mod frame;
 mod graph;
 mod launch;
 mod nvrtc;
@@ -106,5 +107,115 @@ impl Backend for CudaBackend {
             p.workspace,
             cfg,
         )?))
+    }
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    //! Tests that need a GPU: ignored in CI (which has none), run on a GPU
+    //! machine by `scripts/check_cuda.py --test-binary` (`--ignored gpu_`).
+
+    use super::*;
+    use crate::backend::Backend;
+    use crate::engine_file::{ColorOrder, Preprocess};
+    use crate::ir::LayerKind;
+    use crate::preprocess::{rgb_to_tensor, FrameInput, PixelFormat};
+    use crate::shape::Dim;
+    use crate::DataType;
+
+    fn identity(h: usize, w: usize) -> Network {
+        let mut net = Network::new("frames");
+        let x = net.add_input(
+            "x",
+            DataType::F32,
+            [1, 3, h, w].map(Dim::Known).to_vec(),
+            None,
+        );
+        let y = net.add("id", LayerKind::Identity, vec![x]).unwrap();
+        net.mark_output("y", y);
+        net
+    }
+
+    /// Camera frames converted on the GPU give the cpu path's values, bit
+    /// for bit: every format, with and without a resize, both channel orders.
+    #[test]
+    #[ignore]
+    fn gpu_frames_match_the_cpu_path() {
+        let b = CudaBackend::new(0);
+        let mut s = 7u32;
+        let mut byte = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 24) as u8
+        };
+        for (oh, ow) in [(6, 8), (5, 7)] {
+            let net = Arc::new(identity(oh, ow));
+            let plan = b.build(&net, &Default::default()).unwrap();
+            let mut ex = b.load(net, &plan, &Default::default()).unwrap();
+            ex.set_input_dims(&[vec![1, 3, oh, ow]]).unwrap();
+            for format in PixelFormat::ALL {
+                for (w, h) in [(8, 6), (13, 9), (4, 3)] {
+                    for color in [ColorOrder::Rgb, ColorOrder::Bgr] {
+                        let pre = Preprocess {
+                            input_size: None,
+                            mean: [0.485, 0.456, 0.406],
+                            std: [0.229, 0.224, 0.225],
+                            color,
+                        };
+                        let data: Vec<u8> = (0..format.frame_len(w, h)).map(|_| byte()).collect();
+                        let want = rgb_to_tensor(&format.to_rgb(&data, w, h), w, h, oh, ow, &pre);
+                        let spec = FrameInput {
+                            format,
+                            width: w,
+                            height: h,
+                            pre,
+                        };
+                        ex.bind_frame_input(0, Some(&spec)).unwrap();
+                        ex.frame_host().unwrap().copy_from_slice(&data);
+                        ex.enqueue().unwrap();
+                        ex.synchronize().unwrap();
+                        let got: &[f32] = bytemuck::cast_slice(ex.output_host(0).unwrap());
+                        assert_eq!(
+                            got,
+                            want.as_f32().unwrap(),
+                            "{format:?} {w}x{h} -> {ow}x{oh} {color:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same run twice (eager, then captured and replayed) and after a
+    /// change of input values gives the cpu backend's results.
+    #[test]
+    #[ignore]
+    fn gpu_graph_replays_compute_what_eager_runs_do() {
+        let b = CudaBackend::new(0);
+        let mut net = Network::new("relu");
+        let x = net.add_input("x", DataType::F32, vec![Dim::Known(1000)], None);
+        let y = net
+            .add(
+                "relu",
+                LayerKind::Activation {
+                    activation: crate::ir::Activation::Relu,
+                },
+                vec![x],
+            )
+            .unwrap();
+        net.mark_output("y", y);
+        let net = Arc::new(net);
+        let plan = b.build(&net, &Default::default()).unwrap();
+        let mut ex = b.load(net, &plan, &Default::default()).unwrap();
+        for k in 0..5 {
+            let v: Vec<f32> = (0..1000)
+                .map(|i| (i as f32 - 500.0) * (k as f32 + 1.0))
+                .collect();
+            let t = crate::Tensor::from_f32(&[1000], v.clone()).unwrap();
+            let out = ex.run(vec![t]).unwrap();
+            let want: Vec<f32> = v.iter().map(|&a| a.max(0.0)).collect();
+            assert_eq!(out[0].as_f32().unwrap(), want.as_slice(), "run {k}");
+        }
     }
 }

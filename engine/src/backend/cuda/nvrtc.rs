@@ -37,7 +37,7 @@ pub struct Source {
 }
 
 /// Every kernel source, embedded at build time.
-pub const SOURCES: [Source; 6] = [
+pub const SOURCES: [Source; 7] = [
     Source {
         name: "elementwise",
         text: include_str!("kernels/elementwise.cu"),
@@ -61,6 +61,10 @@ pub const SOURCES: [Source; 6] = [
     Source {
         name: "einsum",
         text: include_str!("kernels/einsum.cu"),
+    },
+    Source {
+        name: "frame",
+        text: include_str!("kernels/frame.cu"),
     },
 ];
 
