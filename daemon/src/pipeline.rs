@@ -396,22 +396,17 @@ impl Worker {
     /// backend has none (the cpu path then serves this and later frames).
     fn image_on_device(&mut self, f: &Frame) -> std::result::Result<Option<Done>, String> {
         let decoded;
-        let (format, w, h, data): (PixelFormat, usize, usize, &[u8]) = match f.format.raw() {
-            Some(raw) => {
-                let (w, h) = (f.width as usize, f.height as usize);
-                let need = raw.frame_len(w, h);
-                if w == 0 || h == 0 || f.data.len() < need {
-                    // The cpu path reports what is wrong with the frame.
-                    return pixel::to_rgb(f).map(|_| None).map_err(|e| e.to_string());
+        let (format, w, h, data): (PixelFormat, usize, usize, &[u8]) =
+            match pixel::raw_frame(&f.data, f.width, f.height, f.format)
+                .map_err(|e| e.to_string())?
+            {
+                Some((raw, data)) => (raw, f.width as usize, f.height as usize, data),
+                None => {
+                    let (rgb, w, h) = pixel::to_rgb(f).map_err(|e| e.to_string())?;
+                    decoded = rgb;
+                    (PixelFormat::Rgb, w as usize, h as usize, &decoded)
                 }
-                (raw, w, h, &f.data[..need])
-            }
-            None => {
-                let (rgb, w, h) = pixel::to_rgb(f).map_err(|e| e.to_string())?;
-                decoded = rgb;
-                (PixelFormat::Rgb, w as usize, h as usize, &decoded)
-            }
-        };
+            };
         let spec = FrameInput {
             format,
             width: w,
@@ -434,21 +429,11 @@ impl Worker {
             }
         }
         let ex = self.ctx.executor();
-        let outputs = (|| -> jetrt_engine::Result<Vec<Tensor>> {
-            ex.frame_host()?.copy_from_slice(data);
-            ex.enqueue()?;
-            ex.synchronize()?;
-            (0..ex.output_count())
-                .map(|o| {
-                    Tensor::from_le_bytes(
-                        ex.output_dtype(o),
-                        &ex.output_dims(o)?,
-                        ex.output_host(o)?,
-                    )
-                })
-                .collect()
-        })()
-        .map_err(|e| e.to_string())?;
+        let outputs = ex
+            .frame_host()
+            .map(|host| host.copy_from_slice(data))
+            .and_then(|()| ex.run_bound())
+            .map_err(|e| e.to_string())?;
         let engine_ms = t0.elapsed().as_secs_f64() * 1e3;
         let output = self.post.process(&outputs)?;
         Ok(Some(Done { output, engine_ms }))

@@ -36,14 +36,28 @@ pub fn convert(
     height: u32,
     format: PixelFormat,
 ) -> Result<(Vec<u8>, u32, u32), PixelError> {
-    let Some(raw) = format.raw() else {
+    let Some((raw, data)) = raw_frame(data, width, height, format)? else {
         return decode_jpeg(data);
     };
-    let (w, h) = (width as usize, height as usize);
-    if w == 0 || h == 0 {
+    let rgb = raw.to_rgb(data, width as usize, height as usize);
+    Ok((rgb, width, height))
+}
+
+/// An uncompressed frame's layout and its bytes within `data`, checked to
+/// be there; `None` for a compressed (MJPEG) frame.
+pub fn raw_frame(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    format: PixelFormat,
+) -> Result<Option<(jetrt_engine::preprocess::PixelFormat, &[u8])>, PixelError> {
+    let Some(raw) = format.raw() else {
+        return Ok(None);
+    };
+    if width == 0 || height == 0 {
         return Err(PixelError::Empty { width, height });
     }
-    let want = raw.frame_len(w, h);
+    let want = raw.frame_len(width as usize, height as usize);
     if data.len() < want {
         return Err(PixelError::Size {
             format: format.name(),
@@ -53,8 +67,7 @@ pub fn convert(
             got: data.len(),
         });
     }
-    let rgb = raw.to_rgb(&data[..want], w, h);
-    Ok((rgb, width, height))
+    Ok(Some((raw, &data[..want])))
 }
 
 fn decode_jpeg(data: &[u8]) -> Result<(Vec<u8>, u32, u32), PixelError> {

@@ -148,6 +148,12 @@ pub trait Executor: Send {
             }
             dst.copy_from_slice(src);
         }
+        self.run_bound()
+    }
+
+    /// Runs on the inputs as bound (host buffers written, device pointers
+    /// or frames) and copies the outputs out as host tensors.
+    fn run_bound(&mut self) -> Result<Vec<Tensor>> {
         self.enqueue()?;
         self.synchronize()?;
         (0..self.output_count())

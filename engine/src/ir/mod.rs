@@ -10,6 +10,7 @@ pub mod einsum;
 pub mod fusion;
 pub mod infer;
 pub mod layer;
+pub mod matrix;
 mod nonfinite;
 pub mod plugin;
 

@@ -16,7 +16,7 @@ use super::profile::Profiler;
 use crate::backend::{Executor, LayerTime, Precision, RunConfig};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::ir::{fusion, LayerKind, Network, TensorRef, WeightShapes};
+use crate::ir::{fusion, Layer, LayerKind, Network, TensorRef, WeightShapes};
 use crate::resolve::{self, HostPlan, Resolved, MAX_HOST_ELEMENTS};
 use crate::tensor::Tensor;
 use cudarc::driver::result;
@@ -117,6 +117,18 @@ pub struct CudaExecutor {
     no_graphs: Option<String>,
 }
 
+/// Names layer `l` in an error that does not name a layer yet.
+fn in_layer(l: &Layer) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        e @ Error::Layer { .. } => e,
+        other => Error::Layer {
+            layer: l.name.clone(),
+            kind: l.kind.name(),
+            msg: other.to_string(),
+        },
+    }
+}
+
 impl CudaExecutor {
     pub fn new(
         net: &Network,
@@ -162,14 +174,7 @@ impl CudaExecutor {
             }
         }
         for (i, l) in net.layers.iter().enumerate() {
-            let wrap = |e: Error| match e {
-                e @ Error::Layer { .. } => e,
-                other => Error::Layer {
-                    layer: l.name.clone(),
-                    kind: l.kind.name(),
-                    msg: other.to_string(),
-                },
-            };
+            let wrap = in_layer(l);
             if let LayerKind::Constant { weights } = &l.kind {
                 if !host.layers[i] || device_reads.contains(&TensorRef::Layer(i, 0)) {
                     let t = net.weights(*weights);
@@ -438,14 +443,7 @@ impl CudaExecutor {
                 .iter()
                 .map(|(t, _)| r.values.get(t).cloned())
                 .collect();
-            kernel.plan(&mut pc, &ins, &outs).map_err(|e| match e {
-                e @ Error::Layer { .. } => e,
-                other => Error::Layer {
-                    layer: l.name.clone(),
-                    kind: l.kind.name(),
-                    msg: other.to_string(),
-                },
-            })?;
+            kernel.plan(&mut pc, &ins, &outs).map_err(in_layer(l))?;
             steps.push(Step {
                 layer: i,
                 in_refs: sio.ins.iter().map(|&(t, _)| t).collect(),
@@ -651,14 +649,7 @@ impl CudaExecutor {
             let l = &self.net.layers[s.layer];
             kernel
                 .enqueue(&rc, &s.ins, &mut s.outs)
-                .map_err(|e| match e {
-                    e @ Error::Layer { .. } => e,
-                    other => Error::Layer {
-                        layer: l.name.clone(),
-                        kind: l.kind.name(),
-                        msg: other.to_string(),
-                    },
-                })?;
+                .map_err(in_layer(l))?;
             if let Some(p) = &mut self.profiler {
                 p.stop(s.layer, stream)?;
             }

@@ -3,6 +3,7 @@
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::gemm::{sgemm, MatRef};
 use crate::backend::cpu::util::{broadcast_dims, broadcast_strides, for_each_offset};
+use crate::ir::matrix::matrix_dims;
 use crate::ir::MatrixOp;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -12,40 +13,12 @@ pub struct MatMul {
     pub op1: MatrixOp,
 }
 
-/// (batch dims, rows, cols) of an operand as stored, before its op.
-fn split(dims: &[usize], op: MatrixOp) -> Result<(&[usize], usize, usize), String> {
-    match op {
-        MatrixOp::Vector => dims
-            .split_last()
-            .map(|(&k, b)| (b, 1, k))
-            .ok_or_else(|| "vector operand of rank 0".to_string()),
-        _ if dims.len() < 2 => Err("matrix operand of rank < 2".into()),
-        _ => {
-            let r = dims.len();
-            Ok((&dims[..r - 2], dims[r - 2], dims[r - 1]))
-        }
-    }
-}
-
 impl Op for MatMul {
     fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (a, b) = (inputs[0], inputs[1]);
-        let (ba, ar, ac) = split(a.shape(), self.op0)?;
-        let (bb, br, bc) = split(b.shape(), self.op1)?;
-        // Left operand: Vector is a 1×K row; right operand: Vector is a K×1 column.
-        let (m, k) = if self.op0 == MatrixOp::Transpose {
-            (ac, ar)
-        } else {
-            (ar, ac)
-        };
-        let (k2, n) = match self.op1 {
-            MatrixOp::None => (br, bc),
-            MatrixOp::Transpose => (bc, br),
-            MatrixOp::Vector => (bc, 1),
-        };
-        if k != k2 {
-            return Err(format!("inner dims differ: {k} and {k2}"));
-        }
+        let g = matrix_dims(a.shape(), self.op0, b.shape(), self.op1)?;
+        let (ba, bb, (ar, ac), (br, bc)) = (g.batch_a, g.batch_b, g.a, g.b);
+        let (m, k, n) = (g.m, g.k, g.n);
         let batch = broadcast_dims(ba, bb)?;
         let (av, bv) = (f32_data(a)?, f32_data(b)?);
         let (asz, bsz) = (ar * ac, br * bc);

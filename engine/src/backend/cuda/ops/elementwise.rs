@@ -72,9 +72,7 @@ impl Binary {
             },
         })
     }
-}
 
-impl Binary {
     pub fn from_op(b: &Builder<'_>, l: &Layer, op: ElementWiseOp) -> Result<Self> {
         Self::new(b, l, binary_code(op))
     }
@@ -508,7 +506,7 @@ struct CastParams {
 }
 const _: () = assert!(std::mem::size_of::<CastParams>() == 32);
 
-/// The kernels' type code (cast.cu's T_*).
+/// The kernels' type code (elementwise.cu's T_*).
 pub fn type_code(dt: DataType) -> i32 {
     match dt {
         DataType::F32 => 0,

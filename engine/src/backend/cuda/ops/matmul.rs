@@ -5,6 +5,7 @@
 use super::{broadcast, contiguous, Arg, Kernel, PlanCx, RunCx};
 use crate::backend::cuda::cublas::Operand;
 use crate::error::{Error, Result};
+use crate::ir::matrix::matrix_dims;
 use crate::ir::MatrixOp;
 
 struct Planned {
@@ -27,21 +28,6 @@ impl MatMul {
             op0,
             op1,
             plan: None,
-        }
-    }
-}
-
-/// (batch dims, rows, cols) of an operand as stored, before its op.
-fn split(dims: &[usize], op: MatrixOp) -> Result<(&[usize], usize, usize)> {
-    match op {
-        MatrixOp::Vector => dims
-            .split_last()
-            .map(|(&k, b)| (b, 1, k))
-            .ok_or_else(|| Error::Network("a vector operand of rank 0".into())),
-        _ if dims.len() < 2 => Err(Error::Network("a matrix operand of rank < 2".into())),
-        _ => {
-            let r = dims.len();
-            Ok((&dims[..r - 2], dims[r - 2], dims[r - 1]))
         }
     }
 }
@@ -105,21 +91,10 @@ fn schedule(
 
 impl Kernel for MatMul {
     fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], _: &[Arg]) -> Result<()> {
-        let (ba, ar, ac) = split(&ins[0].dims, self.op0)?;
-        let (bb, br, bc) = split(&ins[1].dims, self.op1)?;
-        let (m, k) = if self.op0 == MatrixOp::Transpose {
-            (ac, ar)
-        } else {
-            (ar, ac)
-        };
-        let (k2, n) = match self.op1 {
-            MatrixOp::None => (br, bc),
-            MatrixOp::Transpose => (bc, br),
-            MatrixOp::Vector => (bc, 1),
-        };
-        if k != k2 {
-            return Err(Error::Network(format!("inner dims differ: {k} and {k2}")));
-        }
+        let g =
+            matrix_dims(&ins[0].dims, self.op0, &ins[1].dims, self.op1).map_err(Error::Network)?;
+        let (ba, bb, (ar, ac), (br, bc)) = (g.batch_a, g.batch_b, g.a, g.b);
+        let (m, k, n) = (g.m, g.k, g.n);
         let batch: Vec<usize> = ba
             .iter()
             .zip(bb)
