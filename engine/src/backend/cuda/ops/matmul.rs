@@ -33,36 +33,41 @@ impl MatMul {
 }
 
 /// The single stride over a linear batch index that `s` (per batch dim)
-/// amounts to, if there is one.
+/// amounts to, if there is one. Only dims of more than one element count:
+/// a broadcast operand's dims of 1 keep their contiguous strides.
 fn linear(s: &[i64], batch: &[usize], size: i64) -> Option<i64> {
-    if s.iter().all(|&v| v == 0) {
+    let live: Vec<usize> = (0..s.len()).filter(|&i| batch[i] != 1).collect();
+    if live.iter().all(|&i| s[i] == 0) {
         return Some(0);
     }
     let full: Vec<i64> = contiguous(batch).iter().map(|v| v * size).collect();
-    let live = |i: usize| batch[i] != 1;
-    (0..s.len())
-        .filter(|&i| live(i))
-        .all(|i| s[i] == full[i])
-        .then_some(size)
+    live.iter().all(|&i| s[i] == full[i]).then_some(size)
 }
 
 /// (call offsets and strides) for one product.
 type Call = ([i64; 3], [i64; 2], usize);
 
-/// The cuBLAS calls for a product over `batch` (operand batch strides
-/// `sa` and `sb`, in elements, matrices of `asz` and `bsz` elements, an
-/// `m` x `n` result each), and the rows each call's matrices have.
+/// The cuBLAS calls for a product of operands with batch dims `ba` and
+/// `bb` (equal ranks, broadcasting where one is 1), matrices of `asz` and
+/// `bsz` elements, an `m` x `n` result each; and the rows each call's
+/// matrices have.
 fn schedule(
-    batch: &[usize],
-    sa: &[i64],
-    sb: &[i64],
+    ba: &[usize],
+    bb: &[usize],
     (asz, bsz): (i64, i64),
     (m, n): (usize, usize),
     op0: MatrixOp,
 ) -> (usize, Vec<Call>) {
+    let batch: Vec<usize> = ba
+        .iter()
+        .zip(bb)
+        .map(|(&x, &y)| if x == 1 { y } else { x })
+        .collect();
+    let sa: Vec<i64> = broadcast(ba, &batch).iter().map(|s| s * asz).collect();
+    let sb: Vec<i64> = broadcast(bb, &batch).iter().map(|s| s * bsz).collect();
     let count: usize = batch.iter().product();
     let csz = (m * n) as i64;
-    match (linear(sa, batch, asz), linear(sb, batch, bsz)) {
+    match (linear(&sa, &batch, asz), linear(&sb, &batch, bsz)) {
         // One B for every batch element, and A's matrices back to back
         // untransposed: the batch is just more rows of A, so one large
         // product replaces `count` small ones (a Linear layer on a 4-D
@@ -72,7 +77,7 @@ fn schedule(
         }
         (Some(x), Some(y)) => (m, vec![([0, 0, 0], [x, y], count)]),
         _ => {
-            let strides = contiguous(batch);
+            let strides = contiguous(&batch);
             let calls = (0..count)
                 .map(|i| {
                     let (mut oa, mut ob) = (0i64, 0i64);
@@ -93,17 +98,10 @@ impl Kernel for MatMul {
     fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], _: &[Arg]) -> Result<()> {
         let g =
             matrix_dims(&ins[0].dims, self.op0, &ins[1].dims, self.op1).map_err(Error::Network)?;
-        let (ba, bb, (ar, ac), (br, bc)) = (g.batch_a, g.batch_b, g.a, g.b);
-        let (m, k, n) = (g.m, g.k, g.n);
-        let batch: Vec<usize> = ba
-            .iter()
-            .zip(bb)
-            .map(|(&x, &y)| if x == 1 { y } else { x })
-            .collect();
+        let ((ar, ac), (br, bc)) = (g.a, g.b);
         let (asz, bsz) = ((ar * ac) as i64, (br * bc) as i64);
-        let sa: Vec<i64> = broadcast(ba, &batch).iter().map(|s| s * asz).collect();
-        let sb: Vec<i64> = broadcast(bb, &batch).iter().map(|s| s * bsz).collect();
-        let (m, calls) = schedule(&batch, &sa, &sb, (asz, bsz), (m, n), self.op0);
+        let (m, calls) = schedule(g.batch_a, g.batch_b, (asz, bsz), (g.m, g.n), self.op0);
+        let (k, n) = (g.k, g.n);
         self.plan = Some(Planned { m, n, k, calls });
         Ok(())
     }
@@ -159,49 +157,37 @@ mod tests {
     /// the batch as rows; anything else keeps its batch.
     #[test]
     fn a_shared_weight_folds_the_batch_into_rows() {
-        let (batch, asz, bsz) = (vec![1, 56], 56 * 96, 96 * 384);
-        let sa = [0, asz];
-        let folded = schedule(&batch, &sa, &[0, 0], (asz, bsz), (56, 384), MatrixOp::None);
+        let (asz, bsz) = (56 * 96, 96 * 384);
+        let g = (asz, bsz);
+        // A Linear on [1, 56, 56, 96]: the weight [96, 384] broadcast as
+        // [1, 1, 96, 384] (its dims of 1 keep nonzero strides).
+        let folded = schedule(&[1, 56], &[1, 1], g, (56, 384), MatrixOp::None);
         assert_eq!(folded, (56 * 56, vec![([0, 0, 0], [0, 0], 1)]));
+        let folded = schedule(&[2, 56], &[1, 1], g, (56, 384), MatrixOp::None);
+        assert_eq!(folded, (2 * 56 * 56, vec![([0, 0, 0], [0, 0], 1)]));
         // A transposed: its matrices are not rows of one matrix.
-        let t = schedule(
-            &batch,
-            &sa,
-            &[0, 0],
-            (asz, bsz),
-            (56, 384),
-            MatrixOp::Transpose,
-        );
+        let t = schedule(&[1, 56], &[1, 1], g, (56, 384), MatrixOp::Transpose);
         assert_eq!(t, (56, vec![([0, 0, 0], [asz, 0], 56)]));
         // Both batched: one strided-batched call.
-        let both = schedule(
-            &batch,
-            &sa,
-            &[0, bsz],
-            (asz, bsz),
-            (56, 384),
-            MatrixOp::None,
-        );
+        let both = schedule(&[1, 56], &[1, 56], g, (56, 384), MatrixOp::None);
         assert_eq!(both, (56, vec![([0, 0, 0], [asz, bsz], 56)]));
         // A broadcast over B's batch: strided with A's stride 0.
-        let a_shared = schedule(
-            &batch,
-            &[0, 0],
-            &[0, bsz],
-            (asz, bsz),
-            (56, 384),
-            MatrixOp::None,
-        );
+        let a_shared = schedule(&[1, 1], &[1, 56], g, (56, 384), MatrixOp::None);
         assert_eq!(a_shared, (56, vec![([0, 0, 0], [0, bsz], 56)]));
         // A batch of one is left alone.
-        let one = schedule(
-            &[1, 1],
-            &[0, 0],
-            &[0, 0],
-            (asz, bsz),
-            (56, 384),
-            MatrixOp::None,
-        );
+        let one = schedule(&[1, 1], &[1, 1], g, (56, 384), MatrixOp::None);
         assert_eq!(one, (56, vec![([0, 0, 0], [0, 0], 1)]));
+        // Broadcast both ways ([2, 1] x [1, 3]): no single stride, one call
+        // per element at its offsets.
+        let cross = schedule(&[2, 1], &[1, 3], g, (56, 384), MatrixOp::None);
+        let csz = 56 * 384;
+        assert_eq!(cross.0, 56);
+        let offsets: Vec<[i64; 3]> = cross.1.iter().map(|c| c.0).collect();
+        assert_eq!(
+            offsets,
+            (0..6)
+                .map(|i| [(i / 3) * asz, (i % 3) * bsz, i * csz])
+                .collect::<Vec<_>>()
+        );
     }
 }
