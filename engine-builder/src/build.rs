@@ -5,7 +5,7 @@ use crate::convert::{self, ConvertOptions, Registry};
 use crate::error::{Error, Result};
 use crate::onnx::OnnxModel;
 use crate::optimize;
-use jetrt_engine::backend::{self, BackendKind, BuildConfig, Precision};
+use jetrt_engine::backend::{self, BackendKind, BuildConfig, Precision, Tactics};
 use jetrt_engine::engine::Engine;
 use jetrt_engine::engine_file::{
     BuildRecord, EngineHeader, IoDesc, Plan, PluginRequirement, Preprocess,
@@ -32,6 +32,10 @@ pub struct BuildOptions {
     pub workspace: Option<usize>,
     /// Which GPU to build for.
     pub device: usize,
+    /// How GPU layers' algorithms are picked.
+    pub tactics: Tactics,
+    /// A timing cache file to read and extend.
+    pub timing_cache: Option<PathBuf>,
     /// Preprocessing hints recorded in the engine.
     pub preprocess: Option<Preprocess>,
     pub labels: Vec<String>,
@@ -132,6 +136,8 @@ pub fn build_engine(
         precision: opts.precision,
         workspace: opts.workspace,
         device: opts.device,
+        tactics: opts.tactics,
+        timing_cache: opts.timing_cache.clone(),
     };
     let data = b.build(&net, &cfg)?;
     let plan = Plan {

@@ -7,7 +7,7 @@ use crate::compare::{compare, Metrics, Tolerance};
 use crate::convert::{BatchProfile, Registry};
 use crate::error::{Error, Result};
 use crate::onnx::{read_pb, OnnxModel};
-use jetrt_engine::backend::{BackendKind, Precision, RunConfig};
+use jetrt_engine::backend::{BackendKind, Precision, RunConfig, Tactics};
 use jetrt_engine::engine::Engine;
 use jetrt_engine::shape::Dim;
 use jetrt_engine::Tensor;
@@ -170,6 +170,8 @@ pub struct CaseOptions {
     pub precision: Precision,
     pub workspace: Option<usize>,
     pub device: usize,
+    pub tactics: Tactics,
+    pub timing_cache: Option<PathBuf>,
 }
 
 impl Default for CaseOptions {
@@ -182,6 +184,8 @@ impl Default for CaseOptions {
             precision: Precision::Fp32,
             workspace: None,
             device: 0,
+            tactics: Tactics::default(),
+            timing_cache: None,
         }
     }
 }
@@ -354,6 +358,8 @@ fn run_case_inner(
         precision: opts.precision,
         workspace: opts.workspace,
         device: opts.device,
+        tactics: opts.tactics,
+        timing_cache: opts.timing_cache.clone(),
         plugins: opts.plugins.clone(),
         ..Default::default()
     };

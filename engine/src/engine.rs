@@ -116,6 +116,7 @@ impl Engine {
             precision: Precision::parse(&b.precision).unwrap_or_default(),
             workspace: b.workspace.and_then(|w| usize::try_from(w).ok()),
             device,
+            ..Default::default()
         }
     }
 

@@ -14,6 +14,9 @@ pub enum Error {
     /// An engine file that cannot be read: truncated, corrupt, foreign or too new.
     #[error("{}: {msg}", path.display())]
     EngineFile { path: PathBuf, msg: String },
+    /// A timing cache file that cannot be read or written.
+    #[error("timing cache {}: {msg}", path.display())]
+    TimingCache { path: PathBuf, msg: String },
     /// A network that violates the IR's rules (bad reference, shape mismatch, ...).
     #[error("invalid network: {0}")]
     Network(String),

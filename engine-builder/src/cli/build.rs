@@ -78,6 +78,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         precision: a.target.precision(),
         workspace: a.target.workspace_bytes(),
         device: a.target.device,
+        tactics: a.target.tactics(),
+        timing_cache: a.target.timing_cache.clone(),
         preprocess,
         labels,
         plugins: a.plugins.plugins.clone(),

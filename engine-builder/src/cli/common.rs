@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use engine_builder::build::load_plugins;
 use engine_builder::build::BackendChoice;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use jetrt_engine::backend::{BackendKind, Precision, RunConfig};
+use jetrt_engine::backend::{BackendKind, Precision, RunConfig, Tactics};
 use jetrt_engine::engine::{Context as RunContext, Engine};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,6 +80,15 @@ pub struct TargetArgs {
     /// The most scratch memory one layer may use on the GPU, in MiB
     #[arg(long, value_name = "MiB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub workspace: Option<u64>,
+    /// How a GPU build picks each convolution's algorithm: timed runs every
+    /// candidate on this GPU and records the fastest in the engine;
+    /// heuristic takes cuDNN's first guess (a quicker build)
+    #[arg(long, default_value = "timed", value_parser = ["timed", "heuristic"])]
+    pub tactics: String,
+    /// A file of timed choices to reuse and extend across builds (GPU
+    /// backends; created if missing, ignored if written on another GPU)
+    #[arg(long, value_name = "FILE")]
+    pub timing_cache: Option<PathBuf>,
 }
 
 impl TargetArgs {
@@ -100,6 +109,10 @@ impl TargetArgs {
 
     pub fn workspace_bytes(&self) -> Option<usize> {
         self.workspace.map(|m| (m as usize) << 20)
+    }
+
+    pub fn tactics(&self) -> Tactics {
+        Tactics::parse(&self.tactics).unwrap_or_default()
     }
 }
 

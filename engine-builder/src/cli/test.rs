@@ -64,6 +64,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
         backend: a.target.backend(),
         precision: a.target.precision(),
         workspace: a.target.workspace_bytes(),
+        tactics: a.target.tactics(),
+        timing_cache: a.target.timing_cache.clone(),
         device: a.target.device,
     };
     let mut rules = Vec::new();

@@ -37,6 +37,26 @@ impl fmt::Display for Precision {
     }
 }
 
+/// How a GPU build picks each layer's algorithm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tactics {
+    /// Time the candidates on the build GPU and record the fastest.
+    #[default]
+    Timed,
+    /// Take the libraries' heuristics' first choice (a quicker build).
+    Heuristic,
+}
+
+impl Tactics {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "timed" => Some(Tactics::Timed),
+            "heuristic" => Some(Tactics::Heuristic),
+            _ => None,
+        }
+    }
+}
+
 /// Options for building a plan; an engine records them (its header's
 /// build record) so that a plan rebuilt for another device gets the same.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48,6 +68,10 @@ pub struct BuildConfig {
     pub workspace: Option<usize>,
     /// Which GPU to build for (an index among the machine's GPUs).
     pub device: usize,
+    pub tactics: Tactics,
+    /// A timing cache file the build reads its choices from and writes
+    /// them back to (GPU backends).
+    pub timing_cache: Option<std::path::PathBuf>,
 }
 
 /// Options for running a plan.

@@ -121,6 +121,10 @@ pub trait Executor: Send {
         None
     }
 
+    /// Forgets the per-layer times so far (a profile's warm-up runs, whose
+    /// first calls load kernels and libraries).
+    fn reset_layer_times(&mut self) {}
+
     /// Device memory the context holds, in bytes (GPU backends).
     fn device_memory(&self) -> Option<u64> {
         None

@@ -11,7 +11,7 @@ pub(crate) mod cpu;
 pub(crate) mod cuda;
 mod executor;
 
-pub use config::{BuildConfig, Capabilities, Precision, RunConfig};
+pub use config::{BuildConfig, Capabilities, Precision, RunConfig, Tactics};
 pub use cpu::CpuBackend;
 pub use executor::{Executor, LayerTime};
 

@@ -379,6 +379,13 @@ impl Executor for CpuExecutor {
         self.run_in_pool(inputs)
     }
 
+    fn reset_layer_times(&mut self) {
+        if let Some(t) = &self.times {
+            let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+            t.iter_mut().for_each(|v| *v = (0.0, 0));
+        }
+    }
+
     fn layer_times(&self) -> Option<Vec<crate::backend::LayerTime>> {
         let times = self
             .times

@@ -3,8 +3,9 @@
 //! context on its stream. float32 convolutions use FMA math only (no TF32),
 //! so they agree with the cpu backend to float32 rounding.
 
-use super::device::Gpu;
+use super::device::{cu, DeviceBuf, Gpu};
 use super::probe;
+use super::tactics::Tactics;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use cudarc::cudnn::sys;
@@ -50,6 +51,8 @@ fn check(what: &str, s: sys::cudnnStatus_t) -> Result<()> {
 pub struct Dnn {
     gpu: Arc<Gpu>,
     handle: sys::cudnnHandle_t,
+    /// The stream the handle works on.
+    stream: CUstream,
 }
 
 // SAFETY: a cuDNN handle may be used from any thread, one call at a time;
@@ -67,6 +70,7 @@ impl Dnn {
         let d = Dnn {
             gpu: gpu.clone(),
             handle,
+            stream,
         };
         // SAFETY: a live handle and a stream of the same context.
         check("setting the stream", unsafe {
@@ -172,31 +176,68 @@ fn tensor(dims: &[usize], dt: DataType) -> Result<TensorDesc> {
     Ok(t)
 }
 
-/// A convolution planned for one geometry: descriptors, the algorithm the
-/// heuristics rank first within the workspace limit, and its scratch size.
+/// A cuDNN algorithm of either pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Algo {
+    Fwd(sys::cudnnConvolutionFwdAlgo_t),
+    Bwd(sys::cudnnConvolutionBwdDataAlgo_t),
+}
+
+impl Algo {
+    /// cuDNN's number for it (what plans and timing caches record).
+    fn id(self) -> i32 {
+        match self {
+            Algo::Fwd(a) => a as i32,
+            Algo::Bwd(a) => a as i32,
+        }
+    }
+}
+
+/// A convolution planned for one geometry: descriptors, the algorithm
+/// chosen (`tactics.rs`) and its scratch size.
 pub struct Conv {
     x: TensorDesc,
     w: FilterDesc,
     y: TensorDesc,
     conv: ConvDesc,
-    fwd: sys::cudnnConvolutionFwdAlgo_t,
-    bwd: sys::cudnnConvolutionBwdDataAlgo_t,
+    algo: Algo,
     pub workspace: usize,
-    backward: bool,
 }
 
 // SAFETY: descriptors are plain host objects used by one executor at a time.
 unsafe impl Send for Conv {}
 
+/// How many ranked algorithms to ask the heuristics for (more than either
+/// pass has).
+const ASK: usize = 10;
+
+/// The identity of a geometry in plans and timing caches.
+fn key(shape: &ConvShape, dt: DataType, backward: bool, limit: usize) -> String {
+    format!(
+        "{} {dt} x{:?} w{:?} y{:?} pad{:?} stride{:?} dil{:?} g{} ws{limit}",
+        if backward { "bwd" } else { "fwd" },
+        shape.x,
+        shape.w,
+        shape.y,
+        shape.pad,
+        shape.stride,
+        shape.dilation,
+        shape.groups
+    )
+}
+
 impl Conv {
     /// Plans `shape` in `dt` storage; `backward` plans the backward-data
-    /// pass (a deconvolution: reads `y`, writes `x`).
+    /// pass (a deconvolution: reads `y`, writes `x`). The algorithm is the
+    /// one `tactics` records for the geometry, else the fastest candidate
+    /// when `tactics` times, else the heuristics' first.
     pub fn plan(
         dnn: &Dnn,
         shape: &ConvShape,
         dt: DataType,
         backward: bool,
         workspace_limit: usize,
+        tactics: &mut Tactics,
     ) -> Result<Conv> {
         dnn.gpu.bind()?;
         let x = tensor(&shape.x, dt)?;
@@ -262,92 +303,185 @@ impl Conv {
             w,
             y,
             conv,
-            fwd: sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
-            bwd: sys::cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+            algo: Algo::Fwd(
+                sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+            ),
             workspace: 0,
-            backward,
         };
-        const ASK: usize = 8;
+        // The candidates within the limit, best ranked first, with the
+        // scratch each needs.
+        let candidates: Vec<(Algo, usize)> = plan
+            .ranked(dnn, backward)?
+            .into_iter()
+            .filter_map(|a| {
+                plan.workspace_of(dnn, a)
+                    .ok()
+                    .filter(|&ws| ws <= workspace_limit)
+                    .map(|ws| (a, ws))
+            })
+            .collect();
+        let first = *candidates
+            .first()
+            .ok_or_else(|| no_algorithm(shape, workspace_limit))?;
+        let key = key(shape, dt, backward, workspace_limit);
+        let recorded = tactics
+            .choice(&key)
+            .and_then(|id| candidates.iter().find(|c| c.0.id() == id).copied());
+        let (algo, ws) = match recorded {
+            Some(c) => c,
+            None if tactics.timer().is_some() && candidates.len() > 1 => {
+                match plan.fastest(dnn, shape, dt, &candidates, tactics) {
+                    Ok(c) => {
+                        tactics.record(key, c.0.id());
+                        tactics.timed += 1;
+                        c
+                    }
+                    Err(e) => {
+                        log::warn!("cuDNN: timing the algorithms for {key} failed ({e}); taking the heuristics' first");
+                        first
+                    }
+                }
+            }
+            None => first,
+        };
+        plan.algo = algo;
+        plan.workspace = ws;
+        Ok(plan)
+    }
+
+    /// The algorithms cuDNN's heuristics rank for this geometry that it
+    /// says can run, best first.
+    fn ranked(&self, dnn: &Dnn, backward: bool) -> Result<Vec<Algo>> {
         let mut n: c_int = 0;
+        let ok = sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS;
         if backward {
             // SAFETY: the perf structs are plain data cuDNN fills in.
             let mut perf: [sys::cudnnConvolutionBwdDataAlgoPerf_t; ASK] =
                 unsafe { std::mem::zeroed() };
             // SAFETY: live descriptors; `perf` holds ASK results.
-            check("choosing a backward-data algorithm", unsafe {
+            check("ranking backward-data algorithms", unsafe {
                 sys::cudnnGetConvolutionBackwardDataAlgorithm_v7(
                     dnn.handle,
-                    plan.w.0,
-                    plan.y.0,
-                    plan.conv.0,
-                    plan.x.0,
+                    self.w.0,
+                    self.y.0,
+                    self.conv.0,
+                    self.x.0,
                     ASK as c_int,
                     &mut n,
                     perf.as_mut_ptr(),
                 )
             })?;
-            let pick = perf[..(n.max(0) as usize).min(ASK)]
+            Ok(perf[..(n.max(0) as usize).min(ASK)]
                 .iter()
-                .find(|p| {
-                    p.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS
-                        && p.memory <= workspace_limit
-                })
-                .ok_or_else(|| no_algorithm(shape, workspace_limit))?;
-            plan.bwd = pick.algo;
-            let mut ws = 0usize;
-            // SAFETY: live descriptors; `ws` is valid for writes.
-            check("sizing the workspace", unsafe {
-                sys::cudnnGetConvolutionBackwardDataWorkspaceSize(
-                    dnn.handle,
-                    plan.w.0,
-                    plan.y.0,
-                    plan.conv.0,
-                    plan.x.0,
-                    plan.bwd,
-                    &mut ws,
-                )
-            })?;
-            plan.workspace = ws;
+                .filter(|p| p.status == ok)
+                .map(|p| Algo::Bwd(p.algo))
+                .collect())
         } else {
             // SAFETY: the perf structs are plain data cuDNN fills in.
             let mut perf: [sys::cudnnConvolutionFwdAlgoPerf_t; ASK] = unsafe { std::mem::zeroed() };
             // SAFETY: live descriptors; `perf` holds ASK results.
-            check("choosing a forward algorithm", unsafe {
+            check("ranking forward algorithms", unsafe {
                 sys::cudnnGetConvolutionForwardAlgorithm_v7(
                     dnn.handle,
-                    plan.x.0,
-                    plan.w.0,
-                    plan.conv.0,
-                    plan.y.0,
+                    self.x.0,
+                    self.w.0,
+                    self.conv.0,
+                    self.y.0,
                     ASK as c_int,
                     &mut n,
                     perf.as_mut_ptr(),
                 )
             })?;
-            let pick = perf[..(n.max(0) as usize).min(ASK)]
+            Ok(perf[..(n.max(0) as usize).min(ASK)]
                 .iter()
-                .find(|p| {
-                    p.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS
-                        && p.memory <= workspace_limit
-                })
-                .ok_or_else(|| no_algorithm(shape, workspace_limit))?;
-            plan.fwd = pick.algo;
-            let mut ws = 0usize;
+                .filter(|p| p.status == ok)
+                .map(|p| Algo::Fwd(p.algo))
+                .collect())
+        }
+    }
+
+    /// The scratch bytes `algo` needs for this geometry.
+    fn workspace_of(&self, dnn: &Dnn, algo: Algo) -> Result<usize> {
+        let mut ws = 0usize;
+        match algo {
             // SAFETY: live descriptors; `ws` is valid for writes.
-            check("sizing the workspace", unsafe {
+            Algo::Fwd(a) => check("sizing the workspace", unsafe {
                 sys::cudnnGetConvolutionForwardWorkspaceSize(
                     dnn.handle,
-                    plan.x.0,
-                    plan.w.0,
-                    plan.conv.0,
-                    plan.y.0,
-                    plan.fwd,
+                    self.x.0,
+                    self.w.0,
+                    self.conv.0,
+                    self.y.0,
+                    a,
                     &mut ws,
                 )
-            })?;
-            plan.workspace = ws;
+            })?,
+            // SAFETY: as above.
+            Algo::Bwd(a) => check("sizing the workspace", unsafe {
+                sys::cudnnGetConvolutionBackwardDataWorkspaceSize(
+                    dnn.handle,
+                    self.w.0,
+                    self.y.0,
+                    self.conv.0,
+                    self.x.0,
+                    a,
+                    &mut ws,
+                )
+            })?,
         }
-        Ok(plan)
+        Ok(ws)
+    }
+
+    /// Times each candidate on scratch tensors of the geometry (their
+    /// values do not change the time) and returns the fastest; a candidate
+    /// that fails to run is passed over.
+    fn fastest(
+        &mut self,
+        dnn: &Dnn,
+        shape: &ConvShape,
+        dt: DataType,
+        candidates: &[(Algo, usize)],
+        tactics: &Tactics,
+    ) -> Result<(Algo, usize)> {
+        let timer = tactics
+            .timer()
+            .ok_or_else(|| Error::Device("no timer".into()))?;
+        let bytes = |d: &[usize]| d.iter().product::<usize>() * dt.size();
+        let x = DeviceBuf::new(&dnn.gpu, bytes(&shape.x), "timing a convolution")?;
+        let w = DeviceBuf::new(&dnn.gpu, bytes(&shape.w), "timing a convolution")?;
+        let y = DeviceBuf::new(&dnn.gpu, bytes(&shape.y), "timing a convolution")?;
+        let most = candidates.iter().map(|c| c.1).max().unwrap_or(0);
+        let ws = DeviceBuf::new(&dnn.gpu, most, "timing a convolution")?;
+        for b in [&x, &w, &y] {
+            if b.bytes > 0 {
+                // SAFETY: the buffer holds b.bytes bytes; zeros are a valid
+                // value of either float type.
+                cu("clearing a timing buffer", unsafe {
+                    cudarc::driver::result::memset_d8_sync(b.ptr, 0, b.bytes)
+                })?;
+            }
+        }
+        let mut best: Option<((Algo, usize), f32)> = None;
+        for &(algo, need) in candidates {
+            self.algo = algo;
+            self.workspace = need;
+            // SAFETY: the buffers hold the geometry's dims in `dt` and the
+            // scratch the most demanding candidate needs.
+            let t = timer.time(dnn.stream, || unsafe {
+                self.run(dnn, x.ptr, w.ptr, y.ptr, ws.ptr)
+            });
+            match t {
+                Ok(ms) => {
+                    log::debug!("cuDNN {algo:?}: {:.1} us", ms * 1e3);
+                    if best.is_none_or(|b| ms < b.1) {
+                        best = Some(((algo, need), ms));
+                    }
+                }
+                Err(e) => log::debug!("cuDNN {algo:?} did not run: {e}"),
+            }
+        }
+        best.map(|b| b.0)
+            .ok_or_else(|| Error::Device("no candidate algorithm ran".into()))
     }
 
     /// Forward: `y = conv(x, w)`; backward-data: `x = conv^T(y, w)`.
@@ -364,10 +498,10 @@ impl Conv {
         );
         let p = |v: u64| v as usize as *mut c_void;
         dnn.gpu.bind()?;
-        if self.backward {
+        match self.algo {
             // SAFETY: the caller guarantees the buffers; alpha/beta are
             // float32, as the float compute type reads them.
-            check("a transposed convolution", unsafe {
+            Algo::Bwd(algo) => check("a transposed convolution", unsafe {
                 sys::cudnnConvolutionBackwardData(
                     dnn.handle,
                     a,
@@ -376,17 +510,16 @@ impl Conv {
                     self.y.0,
                     p(y),
                     self.conv.0,
-                    self.bwd,
+                    algo,
                     p(ws),
                     self.workspace,
                     b,
                     self.x.0,
                     p(x),
                 )
-            })
-        } else {
+            }),
             // SAFETY: as above.
-            check("a convolution", unsafe {
+            Algo::Fwd(algo) => check("a convolution", unsafe {
                 sys::cudnnConvolutionForward(
                     dnn.handle,
                     a,
@@ -395,14 +528,14 @@ impl Conv {
                     self.w.0,
                     p(w),
                     self.conv.0,
-                    self.fwd,
+                    algo,
                     p(ws),
                     self.workspace,
                     b,
                     self.y.0,
                     p(y),
                 )
-            })
+            }),
         }
     }
 }

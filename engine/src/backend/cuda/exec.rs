@@ -13,6 +13,7 @@ use super::graph::Graph;
 use super::ops::elementwise::Cast;
 use super::ops::{self, Arg, Builder, Kernel, ParamBlob, PlanCx, RunCx};
 use super::profile::Profiler;
+use super::tactics::{Search, Tactics};
 use crate::backend::{Executor, LayerTime, Precision, RunConfig};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
@@ -107,6 +108,7 @@ pub struct CudaExecutor {
     host_in: Vec<PinnedBuf>,
     precision: Precision,
     workspace_limit: usize,
+    tactics: Tactics,
     weight_bytes: usize,
     dims: Option<Vec<Vec<usize>>>,
     bound_in: Vec<Option<u64>>,
@@ -135,8 +137,10 @@ impl CudaExecutor {
         precision: Precision,
         workspace: Option<usize>,
         cfg: &RunConfig,
+        search: Search,
     ) -> Result<Self> {
         let gpu = Gpu::open(cfg.device)?;
+        let tactics = Tactics::new(&gpu, search)?;
         let stream = Stream::new(&gpu)?;
         let blas = Blas::new(&gpu, stream.raw)?;
         let dnn = Dnn::new(&gpu, stream.raw)?;
@@ -285,6 +289,7 @@ impl CudaExecutor {
             host_in: Vec::new(),
             precision,
             workspace_limit: workspace.unwrap_or(DEFAULT_WORKSPACE),
+            tactics,
             weight_bytes,
             dims: None,
             bound_in: vec![None; net.inputs.len()],
@@ -297,6 +302,11 @@ impl CudaExecutor {
 
     fn storage(&self, dt: DataType) -> DataType {
         ops::storage(self.precision, dt)
+    }
+
+    /// The algorithm choices planning has made or read.
+    pub fn tactics(&self) -> &Tactics {
+        &self.tactics
     }
 
     fn plan_for(
@@ -424,6 +434,7 @@ impl CudaExecutor {
             params: &mut blob,
             workspace: 0,
             workspace_limit: self.workspace_limit,
+            tactics: &mut self.tactics,
             host_inputs: Vec::new(),
         };
         for (i, l) in net.layers.iter().enumerate() {
@@ -635,6 +646,9 @@ impl CudaExecutor {
             params: plan._params.ptr,
             err: 0,
         };
+        if let Some(p) = &self.profiler {
+            p.begin_run(stream)?;
+        }
         for s in &mut plan.steps {
             let kernel = self.kernels[s.layer]
                 .as_mut()
@@ -987,6 +1001,12 @@ impl Executor for CudaExecutor {
             .as_mut()
             .map(FrameBinding::host)
             .ok_or_else(|| Error::Network("no input is bound to frames".into()))
+    }
+
+    fn reset_layer_times(&mut self) {
+        if let Some(p) = &mut self.profiler {
+            p.reset();
+        }
     }
 
     fn layer_times(&self) -> Option<Vec<LayerTime>> {

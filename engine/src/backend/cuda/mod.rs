@@ -11,14 +11,18 @@ mod cudnn;
 mod device;
 mod exec;
 mod frame;
+mod gate;
 mod graph;
 mod launch;
 mod nvrtc;
 mod ops;
 mod probe;
 mod profile;
+mod tactics;
 
-use super::{Backend, BackendKind, BuildConfig, Capabilities, Executor, Precision, RunConfig};
+use super::{
+    Backend, BackendKind, BuildConfig, Capabilities, Executor, Precision, RunConfig, Tactics,
+};
 use crate::engine_file::PlanKey;
 use crate::error::{Error, Result};
 use crate::ir::Network;
@@ -46,6 +50,9 @@ struct CudaPlan {
     precision: Precision,
     #[serde(default)]
     workspace: Option<usize>,
+    /// The convolution algorithms timed at build time, by geometry.
+    #[serde(default)]
+    tactics: tactics::Choices,
 }
 
 const PLAN_FORMAT: u32 = 1;
@@ -78,16 +85,41 @@ impl Backend for CudaBackend {
 
     fn build(&self, net: &Network, cfg: &BuildConfig) -> Result<Vec<u8>> {
         // Loading the network here checks every layer runs on this GPU
-        // and leaves its kernels compiled in the cache.
+        // and leaves its kernels compiled in the cache; planning it for
+        // the build's dims times the convolutions' algorithms.
         let run = RunConfig {
             device: self.device,
             ..Default::default()
         };
-        CudaExecutor::new(net, cfg.precision, cfg.workspace, &run)?;
+        let gpu = tactics::device_id(&*device::Gpu::open(self.device)?);
+        let cudnn = probe::libraries()?.cudnn;
+        let cached = match &cfg.timing_cache {
+            Some(path) => tactics::read_cache(path, &gpu, cudnn)?,
+            None => tactics::Choices::new(),
+        };
+        let search = match cfg.tactics {
+            Tactics::Timed => tactics::Search::Timed(cached),
+            Tactics::Heuristic => tactics::Search::Recorded(Default::default()),
+        };
+        let mut ex = CudaExecutor::new(net, cfg.precision, cfg.workspace, &run, search)?;
+        if let Some(dims) = build_dims(net) {
+            ex.set_input_dims(&dims)?;
+        }
+        let t = ex.tactics();
+        if t.timed > 0 {
+            log::info!(
+                "cuda: timed the algorithms of {} convolution geometries",
+                t.timed
+            );
+        }
+        if let (Some(path), Tactics::Timed) = (&cfg.timing_cache, cfg.tactics) {
+            tactics::write_cache(path, &gpu, cudnn, t.choices())?;
+        }
         serde_json::to_vec(&CudaPlan {
             format: PLAN_FORMAT,
             precision: cfg.precision,
             workspace: cfg.workspace,
+            tactics: t.used(),
         })
         .map_err(|e| Error::Network(format!("cannot write the cuda plan: {e}")))
     }
@@ -106,8 +138,21 @@ impl Backend for CudaBackend {
             p.precision,
             p.workspace,
             cfg,
+            tactics::Search::Recorded(p.tactics),
         )?))
     }
+}
+
+/// The dims a build plans for: each input's profile optimum, or its
+/// fixed dims; `None` when an input has neither.
+fn build_dims(net: &Network) -> Option<Vec<Vec<usize>>> {
+    net.inputs
+        .iter()
+        .map(|i| match &i.profile {
+            Some(p) => Some(p.opt.clone()),
+            None => crate::shape::known_dims(&i.info.shape),
+        })
+        .collect()
 }
 
 #[cfg(test)]

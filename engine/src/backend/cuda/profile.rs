@@ -1,16 +1,20 @@
 //! Per-layer GPU time: a pair of CUDA events around each layer's work on
-//! the stream, read after the run has finished.
+//! the stream, read after the run has finished. Each profiled run starts
+//! behind a gate (`gate.rs`), so the layers run back to back and their
+//! times are the GPU's, not the host's launch gaps.
 
 use super::device::{cu, Gpu};
-use super::probe;
+use super::gate::{self, ElapsedFn, Gate};
 use crate::backend::LayerTime;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ir::Network;
 use cudarc::driver::{result, sys};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-type ElapsedFn = unsafe extern "C" fn(*mut f32, sys::CUevent, sys::CUevent) -> sys::CUresult;
+/// How long a profiled run's gate holds the stream: longer than the host
+/// takes to enqueue a large network's layers (a few microseconds each).
+const GATE_MS: f64 = 30.0;
 
 pub struct Profiler {
     gpu: Arc<Gpu>,
@@ -18,6 +22,7 @@ pub struct Profiler {
     recorded: Vec<bool>,
     totals: Vec<(f64, usize)>,
     elapsed: ElapsedFn,
+    gate: Gate,
 }
 
 // SAFETY: events are handles of a process-wide context, used by one
@@ -26,10 +31,8 @@ unsafe impl Send for Profiler {}
 
 impl Profiler {
     pub fn new(gpu: &Arc<Gpu>, layers: usize) -> Result<Self> {
-        // CUDA 12.8 renamed the function; the driver has one or both.
-        let elapsed = probe::libraries()?
-            .driver_symbol::<ElapsedFn>(&["cuEventElapsedTime_v2", "cuEventElapsedTime"])
-            .ok_or_else(|| Error::Device("the CUDA driver has no cuEventElapsedTime".into()))?;
+        let elapsed = gate::elapsed_fn()?;
+        let gate = Gate::new(gpu)?;
         gpu.bind()?;
         let mut events = Vec::with_capacity(layers);
         for _ in 0..layers {
@@ -44,7 +47,13 @@ impl Profiler {
             recorded: vec![false; layers],
             totals: vec![(0.0, 0); layers],
             elapsed,
+            gate,
         })
+    }
+
+    /// Holds the stream while a run's layers are enqueued.
+    pub fn begin_run(&self, stream: sys::CUstream) -> Result<()> {
+        self.gate.hold(stream, GATE_MS)
     }
 
     pub fn start(&mut self, layer: usize, stream: sys::CUstream) -> Result<()> {
@@ -62,17 +71,18 @@ impl Profiler {
         })
     }
 
+    /// Forgets the times so far.
+    pub fn reset(&mut self) {
+        self.totals.iter_mut().for_each(|t| *t = (0.0, 0));
+    }
+
     /// Adds the times of the run just finished.
     pub fn collect(&mut self) -> Result<()> {
         for (i, rec) in self.recorded.iter_mut().enumerate() {
             if !std::mem::take(rec) {
                 continue;
             }
-            let mut ms = 0f32;
-            // SAFETY: both events were recorded on the stream, which has
-            // finished; `ms` is valid for writes.
-            let s = unsafe { (self.elapsed)(&mut ms, self.events[i].0, self.events[i].1) };
-            cu("reading an event time", s.result())?;
+            let ms = gate::elapsed(self.elapsed, self.events[i].0, self.events[i].1)?;
             self.totals[i].0 += ms as f64;
             self.totals[i].1 += 1;
         }

@@ -60,6 +60,23 @@ __device__ __forceinline__ void stf(u16 *p, i64 i, float v) { p[i] = f2h(v); }
 // strides along those dims are `s` (0 where broadcast, negative allowed).
 __device__ __forceinline__ i64 offset_of(i64 i, const Dims &d, const i64 *s) {
   i64 o = 0;
+  if ((u64)i < 0x80000000ULL) {
+    // 32-bit division: 64-bit division is emulated, several times slower.
+    // Once the remaining index is below a dim, it is that coordinate and
+    // every outer one is 0.
+    unsigned r = (unsigned)i;
+    for (int k = d.rank - 1; k >= 0 && r != 0; --k) {
+      i64 n = d.d[k];
+      if ((u64)n > r) {
+        o += (i64)r * s[k];
+        break;
+      }
+      unsigned q = r / (unsigned)n;
+      o += (i64)(r - q * (unsigned)n) * s[k];
+      r = q;
+    }
+    return o;
+  }
   for (int k = d.rank - 1; k >= 0; --k) {
     i64 n = d.d[k];
     i64 c = i % n;
@@ -67,6 +84,18 @@ __device__ __forceinline__ i64 offset_of(i64 i, const Dims &d, const i64 *s) {
     o += c * s[k];
   }
   return o;
+}
+
+// (i / inner) % count, in 32-bit arithmetic where i allows.
+__device__ __forceinline__ i64 channel_of(i64 i, i64 inner, i64 count) {
+  if ((u64)i < 0x80000000ULL) {
+    unsigned r = (unsigned)i;
+    if ((u64)inner > r) return 0;
+    r /= (unsigned)inner;
+    if ((u64)count > r) return r;
+    return r % (unsigned)count;
+  }
+  return (i / inner) % count;
 }
 
 #define GRID_STRIDE(i, n)                                                      \

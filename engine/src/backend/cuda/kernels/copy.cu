@@ -30,6 +30,58 @@ extern "C" __global__ void copy_strided_2(CopyParams p) { copy_strided<B2>(p); }
 extern "C" __global__ void copy_strided_4(CopyParams p) { copy_strided<B4>(p); }
 extern "C" __global__ void copy_strided_8(CopyParams p) { copy_strided<B8>(p); }
 
+// Concatenation of up to CONCAT_MAX inputs in one launch: the output seen
+// as [outer, total, inner], this launch writing its inputs' span of the
+// axis from `first` on; input j covers [start[j], start[j + 1]) of the
+// span and is dense [outer, start[j + 1] - start[j], inner]. (One launch
+// per input cost a densenet121 concatenation of 25 inputs 25 launches.)
+#define CONCAT_MAX 32
+struct ConcatParams {
+  u64 dst;
+  i64 n;  // outer * span * inner
+  i64 outer, total, inner, first, span;
+  int count;
+  int pad;
+  u64 src[CONCAT_MAX];
+  i64 start[CONCAT_MAX + 1];
+};
+static_assert(sizeof(ConcatParams) == 584, "ConcatParams layout");
+
+// I: the index type, 32-bit where the output allows (64-bit division is
+// emulated, several times slower).
+template <typename T, typename I>
+__device__ void concat_in(const ConcatParams &p) {
+  T *dst = (T *)p.dst;
+  const I inner = (I)p.inner, span = (I)p.span;
+  GRID_STRIDE(k, p.n) {
+    I i = (I)k;
+    I in = i % inner;
+    I r = i / inner;
+    I t = r % span;
+    I o = r / span;
+    int j = 0;
+    while (j + 1 < p.count && p.start[j + 1] <= (i64)t) ++j;
+    I s0 = (I)p.start[j];
+    I e = (I)p.start[j + 1] - s0;
+    const T *src = (const T *)p.src[j];
+    dst[((i64)o * p.total + p.first + t) * p.inner + in] = src[((i64)o * e + (t - s0)) * p.inner + in];
+  }
+}
+
+template <typename T>
+__device__ void concat(const ConcatParams &p) {
+  if (p.n < 0x80000000LL) {
+    concat_in<T, unsigned>(p);
+  } else {
+    concat_in<T, i64>(p);
+  }
+}
+
+extern "C" __global__ void concat_1(ConcatParams p) { concat<B1>(p); }
+extern "C" __global__ void concat_2(ConcatParams p) { concat<B2>(p); }
+extern "C" __global__ void concat_4(ConcatParams p) { concat<B4>(p); }
+extern "C" __global__ void concat_8(ConcatParams p) { concat<B8>(p); }
+
 // A dense output of `dims` whose coordinate c along axis k reads source
 // index tables[table_offset[k] + c] along that axis (-1: the fill value);
 // the source's strides are src_strides.

@@ -345,7 +345,7 @@ __device__ void bias_act_kernel(const BiasActParams &p) {
   const float *bias = (const float *)p.bias;
   GRID_STRIDE(i, p.n) {
     float v = ldf(y, i);
-    if (bias) v += bias[(i / p.inner) % p.channels];
+    if (bias) v += bias[channel_of(i, p.inner, p.channels)];
     if (res) v += ldf(res, i);
     stf((T *)p.out, i, activate(p.op, p.alpha, p.beta, v));
   }
@@ -372,7 +372,7 @@ __device__ void scale_kernel(const ScaleParams &p) {
   const float *sh = (const float *)p.shift;
   const float *pw = (const float *)p.power;
   GRID_STRIDE(i, p.n) {
-    i64 c = (i / p.inner) % p.groups;
+    i64 c = channel_of(i, p.inner, p.groups);
     float y = ldf(x, i);
     if (sc) y *= sc[c];
     if (sh) y += sh[c];

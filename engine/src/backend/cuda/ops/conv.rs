@@ -196,7 +196,14 @@ impl Kernel for Conv {
             } else {
                 (src.iter().product::<usize>() * esize).div_ceil(256) * 256
             };
-            let conv = cudnn::Conv::plan(pc.dnn, &shape, self.dtype, false, pc.workspace_limit)?;
+            let conv = cudnn::Conv::plan(
+                pc.dnn,
+                &shape,
+                self.dtype,
+                false,
+                pc.workspace_limit,
+                pc.tactics,
+            )?;
             Planned {
                 conv,
                 staged,
@@ -221,7 +228,14 @@ impl Kernel for Conv {
                 dilation: two_d(&p.dilation, 0, 1),
                 groups: p.groups,
             };
-            let conv = cudnn::Conv::plan(pc.dnn, &shape, self.dtype, true, pc.workspace_limit)?;
+            let conv = cudnn::Conv::plan(
+                pc.dnn,
+                &shape,
+                self.dtype,
+                true,
+                pc.workspace_limit,
+                pc.tactics,
+            )?;
             let crop = if cropped {
                 let shift: Vec<i64> = p.pre_padding.iter().map(|&v| -v).collect();
                 Some(shifted(pc, &full, y, &shift)?)

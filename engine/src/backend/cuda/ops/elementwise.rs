@@ -3,7 +3,8 @@
 //! a run only sets the pointers and launches.
 
 use super::{
-    broadcast, dims8, input_storage, strides8, Arg, Builder, Dims, Kernel, PlanCx, RunCx, MAX_RANK,
+    broadcast, coalesce, dims8, input_storage, strides8, Arg, Builder, Dims, Kernel, PlanCx, RunCx,
+    MAX_RANK,
 };
 use crate::backend::cuda::device::DeviceBuf;
 use crate::backend::cuda::launch::{grid_for, launch, sized, typed, Func};
@@ -82,9 +83,10 @@ impl Kernel for Binary {
     fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], outs: &[Arg]) -> Result<()> {
         let o = &outs[0].dims;
         self.p.n = outs[0].len() as i64;
-        self.p.dims = dims8(o)?;
-        self.p.sa = strides8(&broadcast(&ins[0].dims, o));
-        self.p.sb = strides8(&broadcast(&ins[1].dims, o));
+        let (dims, s) = coalesce(o, &[broadcast(&ins[0].dims, o), broadcast(&ins[1].dims, o)]);
+        self.p.dims = dims8(&dims)?;
+        self.p.sa = strides8(&s[0]);
+        self.p.sb = strides8(&s[1]);
         Ok(())
     }
 

@@ -18,6 +18,7 @@ use super::cublas::Blas;
 use super::cudnn::Dnn;
 use super::device::{DeviceBuf, Gpu};
 use super::launch::{self, Func};
+use super::tactics::Tactics;
 use crate::backend::Precision;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
@@ -98,6 +99,41 @@ pub fn broadcast(input: &[usize], out: &[usize]) -> Vec<i64> {
         .collect()
 }
 
+/// `dims` with its dims of 1 dropped and adjacent dims merged wherever
+/// every operand's strides run on across them (`s[k] == s[k+1] * d[k+1]`):
+/// the same elements at the same offsets in row-major order, with fewer
+/// divisions per element in the kernels' `offset_of` (a bias over
+/// [1, 56, 56, 384] becomes [3136, 384]; equal shapes become one dim).
+pub fn coalesce(dims: &[usize], strides: &[Vec<i64>]) -> (Vec<usize>, Vec<Vec<i64>>) {
+    // Built innermost first, reversed at the end.
+    let mut d: Vec<usize> = Vec::new();
+    let mut s: Vec<Vec<i64>> = vec![Vec::new(); strides.len()];
+    for k in (0..dims.len()).rev() {
+        if dims[k] == 1 {
+            continue;
+        }
+        let runs_on = d.last().is_some_and(|&inner| {
+            strides
+                .iter()
+                .zip(&s)
+                .all(|(st, acc)| acc.last().is_some_and(|&si| st[k] == si * inner as i64))
+        });
+        if runs_on {
+            if let Some(last) = d.last_mut() {
+                *last *= dims[k];
+            }
+        } else {
+            d.push(dims[k]);
+            for (acc, st) in s.iter_mut().zip(strides) {
+                acc.push(st[k]);
+            }
+        }
+    }
+    d.reverse();
+    s.iter_mut().for_each(|v| v.reverse());
+    (d, s)
+}
+
 /// Per-plan tables (slice maps, resize taps) uploaded in one buffer.
 #[derive(Default)]
 pub struct ParamBlob {
@@ -122,6 +158,8 @@ pub struct PlanCx<'a> {
     /// The most scratch any layer planned so far needs.
     pub workspace: usize,
     pub workspace_limit: usize,
+    /// Which convolution algorithms to run (and, at build time, to time).
+    pub tactics: &'a mut Tactics,
     /// Values of the layer's inputs computed on the host (shape operands).
     pub host_inputs: Vec<Option<Arc<Tensor>>>,
 }
@@ -277,4 +315,60 @@ pub fn input_storage(b: &Builder<'_>, l: &Layer) -> Vec<DataType> {
         .iter()
         .map(|&t| b.storage(b.net.info(t).dtype))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Coalesced dims and strides reach every element at the offsets the
+    /// original ones do.
+    #[test]
+    fn coalesced_dims_reach_the_same_offsets() {
+        let offset = |i: usize, d: &[usize], s: &[i64]| -> i64 {
+            let (mut r, mut o) = (i, 0i64);
+            for k in (0..d.len()).rev() {
+                o += (r % d[k]) as i64 * s[k];
+                r /= d[k];
+            }
+            o
+        };
+        let cases: Vec<(Vec<usize>, Vec<usize>, Vec<usize>)> = vec![
+            (
+                vec![1, 56, 56, 384],
+                vec![1, 56, 56, 384],
+                vec![1, 1, 1, 384],
+            ),
+            (vec![2, 3, 4, 5], vec![2, 3, 4, 5], vec![1, 1, 1, 1]),
+            (vec![2, 3, 4, 5], vec![2, 1, 4, 1], vec![1, 3, 1, 5]),
+            (vec![4, 1, 6], vec![4, 1, 1], vec![1, 1, 6]),
+            (vec![3], vec![3], vec![1]),
+            (vec![], vec![], vec![]),
+        ];
+        for (o, a, b) in cases {
+            let sa = broadcast(&a, &o);
+            let sb = broadcast(&b, &o);
+            let (d, s) = coalesce(&o, &[sa.clone(), sb.clone()]);
+            let n: usize = o.iter().product();
+            assert_eq!(d.iter().product::<usize>(), n, "{o:?}");
+            for i in 0..n {
+                assert_eq!(offset(i, &d, &s[0]), offset(i, &o, &sa), "{o:?} a {i}");
+                assert_eq!(offset(i, &d, &s[1]), offset(i, &o, &sb), "{o:?} b {i}");
+            }
+        }
+        let (d, s) = coalesce(
+            &[1, 56, 56, 384],
+            &[
+                broadcast(&[1, 56, 56, 384], &[1, 56, 56, 384]),
+                broadcast(&[1, 1, 1, 384], &[1, 56, 56, 384]),
+            ],
+        );
+        assert_eq!(d, vec![3136, 384]);
+        assert_eq!(s, vec![vec![384, 1], vec![0, 1]]);
+        let (d, _) = coalesce(
+            &[2, 3, 4],
+            &[contiguous(&[2, 3, 4]), contiguous(&[2, 3, 4])],
+        );
+        assert_eq!(d, vec![24]);
+    }
 }

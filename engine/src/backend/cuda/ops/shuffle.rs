@@ -143,49 +143,106 @@ impl Kernel for Shuffle {
     }
 }
 
+/// Inputs one concatenation launch takes (copy.cu's CONCAT_MAX).
+const CONCAT_MAX: usize = 32;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct ConcatParams {
+    dst: u64,
+    n: i64,
+    outer: i64,
+    total: i64,
+    inner: i64,
+    first: i64,
+    span: i64,
+    count: i32,
+    pad: i32,
+    src: [u64; CONCAT_MAX],
+    start: [i64; CONCAT_MAX + 1],
+}
+const _: () = assert!(std::mem::size_of::<ConcatParams>() == 584);
+
+/// One launch per [`CONCAT_MAX`] inputs; the pointers are filled in when
+/// enqueued (a bound network input may move between runs).
 pub struct Concat {
     f: Func,
     axis: usize,
-    moves: Vec<Move>,
+    /// Each launch's parameters and the inputs it reads, first to last.
+    launches: Vec<(ConcatParams, std::ops::Range<usize>)>,
 }
 
 impl Concat {
     pub fn new(b: &Builder<'_>, l: &Layer, axis: usize) -> Result<Self> {
         let dt = b.storage(b.net.info(l.inputs[0]).dtype);
         Ok(Concat {
-            f: b.func(&sized("copy_strided", dt))?,
+            f: b.func(&sized("concat", dt))?,
             axis,
-            moves: Vec::new(),
+            launches: Vec::new(),
         })
     }
+}
+
+/// The launches concatenating inputs of `extents` along an axis of a
+/// [`outer`, sum(extents), `inner`] output.
+fn concat_launches(
+    extents: &[usize],
+    outer: usize,
+    inner: usize,
+) -> Vec<(ConcatParams, std::ops::Range<usize>)> {
+    let total: usize = extents.iter().sum();
+    let mut out = Vec::new();
+    let mut first = 0usize;
+    for (c, chunk) in extents.chunks(CONCAT_MAX).enumerate() {
+        let mut start = [0i64; CONCAT_MAX + 1];
+        for (j, &e) in chunk.iter().enumerate() {
+            start[j + 1] = start[j] + e as i64;
+        }
+        let span: usize = chunk.iter().sum();
+        let from = c * CONCAT_MAX;
+        out.push((
+            ConcatParams {
+                dst: 0,
+                n: (outer * span * inner) as i64,
+                outer: outer as i64,
+                total: total as i64,
+                inner: inner as i64,
+                first: first as i64,
+                span: span as i64,
+                count: chunk.len() as i32,
+                pad: 0,
+                src: [0; CONCAT_MAX],
+                start,
+            },
+            from..from + chunk.len(),
+        ));
+        first += span;
+    }
+    out
 }
 
 impl Kernel for Concat {
     fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], outs: &[Arg]) -> Result<()> {
         let out = &outs[0].dims;
-        let ostr = contiguous(out);
-        self.moves.clear();
-        let mut at = 0i64;
-        for (k, a) in ins.iter().enumerate() {
-            self.moves.push(Move {
-                from: End::Input(k),
-                to: End::Output,
-                p: CopyParams {
-                    n: a.len() as i64,
-                    dst_offset: at * ostr[self.axis],
-                    dims: dims8(&a.dims)?,
-                    dst_strides: strides8(&ostr),
-                    src_strides: strides8(&contiguous(&a.dims)),
-                    ..Default::default()
-                },
-            });
-            at += a.dims[self.axis] as i64;
-        }
+        let outer: usize = out[..self.axis].iter().product();
+        let inner: usize = out[self.axis + 1..].iter().product();
+        let extents: Vec<usize> = ins.iter().map(|a| a.dims[self.axis]).collect();
+        self.launches = concat_launches(&extents, outer, inner);
         Ok(())
     }
 
     fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
-        run_moves(rc, self.f, &mut self.moves, ins, &outs[0])
+        for (p, range) in &mut self.launches {
+            if p.n == 0 {
+                continue;
+            }
+            p.dst = outs[0].ptr;
+            for (j, a) in ins[range.clone()].iter().enumerate() {
+                p.src[j] = a.ptr;
+            }
+            launch(rc.stream, self.f, grid_for(p.n as usize), p)?;
+        }
+        Ok(())
     }
 }
 
@@ -353,5 +410,35 @@ impl Kernel for Slice {
                 launch(rc.stream, self.table, grid_for(p.n as usize), p)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inputs split into launches of at most CONCAT_MAX, each covering
+    /// its inputs' span of the axis from where the last one ended.
+    #[test]
+    fn a_concatenation_of_many_inputs_is_few_launches() {
+        let extents: Vec<usize> = (0..70).map(|j| 1 + j % 3).collect();
+        let l = concat_launches(&extents, 2, 49);
+        assert_eq!(l.len(), 3);
+        let total: usize = extents.iter().sum();
+        let mut first = 0i64;
+        for (k, (p, range)) in l.iter().enumerate() {
+            let chunk = &extents[range.clone()];
+            assert_eq!(range.start, k * CONCAT_MAX);
+            assert_eq!(p.count as usize, chunk.len());
+            assert_eq!(p.first, first);
+            assert_eq!(p.total, total as i64);
+            assert_eq!(p.start[p.count as usize], p.span);
+            for (j, &e) in chunk.iter().enumerate() {
+                assert_eq!(p.start[j + 1] - p.start[j], e as i64);
+            }
+            assert_eq!(p.n, 2 * p.span * 49);
+            first += p.span;
+        }
+        assert_eq!(first, total as i64);
     }
 }
