@@ -319,3 +319,62 @@ fn an_output_that_becomes_an_input_gets_an_identity() {
     assert_eq!(kinds(&out), vec!["Identity"]);
     assert_same(&net, &out, &[input(&[2], 1)]);
 }
+
+/// x * 0.5 * (1 + erf(x / sqrt(2))) as PyTorch exports it, in either
+/// grouping of the products; `leak` also makes the Add a network output.
+fn gelu_net(half_first: bool, leak: bool) -> Network {
+    let mut net = Network::new("t");
+    let x = net.add_input("x", DataType::F32, dims(&[1, 4, 3]), None);
+    let ew = |op| LayerKind::ElementWise { op };
+    let c = |net: &mut Network, name: &str, v: f32| {
+        net.add_constant(name, Tensor::from_f32(&[1, 1, 1], vec![v]).unwrap())
+    };
+    let s2 = c(&mut net, "sqrt2", std::f32::consts::SQRT_2);
+    let one = c(&mut net, "one", 1.0);
+    let half = c(&mut net, "half", 0.5);
+    let d = net.add("div", ew(ElementWiseOp::Div), vec![x, s2]).unwrap();
+    let e = net
+        .add("erf", LayerKind::Unary { op: UnaryOp::Erf }, vec![d])
+        .unwrap();
+    let a = net
+        .add("add", ew(ElementWiseOp::Sum), vec![e, one])
+        .unwrap();
+    let y = if half_first {
+        let h = net
+            .add("mul_h", ew(ElementWiseOp::Prod), vec![half, x])
+            .unwrap();
+        net.add("mul", ew(ElementWiseOp::Prod), vec![h, a]).unwrap()
+    } else {
+        let m = net.add("mul", ew(ElementWiseOp::Prod), vec![x, a]).unwrap();
+        net.add("mul_h", ew(ElementWiseOp::Prod), vec![m, half])
+            .unwrap()
+    };
+    net.mark_output("y", y);
+    if leak {
+        net.mark_output("a", a);
+    }
+    net
+}
+
+#[test]
+fn an_exported_gelu_becomes_one_activation() {
+    let inp = [input(&[1, 4, 3], 9)];
+    for half_first in [false, true] {
+        let net = gelu_net(half_first, false);
+        let fused = remove_dead_layers(&fuse_gelu(&net).unwrap()).unwrap();
+        fused.check().unwrap();
+        assert_eq!(kinds(&fused), vec!["Activation"], "{half_first}");
+        assert!(matches!(
+            fused.layers[0].kind,
+            LayerKind::Activation {
+                activation: Activation::GeluErf
+            }
+        ));
+        assert_same(&net, &fused, &inp);
+    }
+    // An intermediate something else reads stays: nothing is fused.
+    let net = gelu_net(false, true);
+    let kept = remove_dead_layers(&fuse_gelu(&net).unwrap()).unwrap();
+    assert!(!kinds(&kept).contains(&"Activation"), "{:?}", kinds(&kept));
+    assert_same(&net, &kept, &inp);
+}

@@ -4,7 +4,7 @@ use super::{
     broadcast, contiguous, dims8, input_storage, strides8, Arg, Builder, Dims, Kernel, PlanCx,
     RunCx, MAX_RANK,
 };
-use crate::backend::cuda::launch::{grid_for, grid_rows, launch, typed, Func};
+use crate::backend::cuda::launch::{self, grid_for, grid_rows, launch, typed, Func};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::ir::{Layer, ReduceOp, TopKOp};
@@ -171,8 +171,14 @@ struct NormParams {
 }
 const _: () = assert!(std::mem::size_of::<NormParams>() == 584);
 
+/// Groups of at most this many values are normalized one warp each
+/// (`norm_warp`), larger ones one block each.
+const WARP_GROUP: i64 = 2048;
+
 pub struct Norm {
     f: Func,
+    /// The warp-per-group kernel.
+    fw: Func,
     axes: Vec<usize>,
     groups: usize,
     p: NormParams,
@@ -189,6 +195,7 @@ impl Norm {
         let dt = input_storage(b, l)[0];
         Ok(Norm {
             f: b.func(&typed("norm", dt))?,
+            fw: b.func(&typed("norm_warp", dt))?,
             axes: axes.to_vec(),
             groups,
             p: NormParams {
@@ -259,12 +266,18 @@ impl Kernel for Norm {
         self.p.x = ins[0].ptr;
         self.p.scale = ins[1].ptr;
         self.p.bias = ins[2].ptr;
-        launch(
-            rc.stream,
-            self.f,
-            grid_rows(self.p.groups as usize),
-            &self.p,
-        )
+        if self.p.count <= WARP_GROUP {
+            let per_block = (launch::BLOCK / 32) as usize;
+            let blocks = (self.p.groups as usize).div_ceil(per_block);
+            launch(rc.stream, self.fw, grid_rows(blocks), &self.p)
+        } else {
+            launch(
+                rc.stream,
+                self.f,
+                grid_rows(self.p.groups as usize),
+                &self.p,
+            )
+        }
     }
 }
 
