@@ -69,6 +69,17 @@ pub fn matrix_dims<'a>(
     })
 }
 
+/// Whether a product's batch folds into the rows of one product: B is the
+/// same matrix for every batch element (its batch dims all 1), A's are
+/// stored back to back untransposed, and there is a batch to fold. A
+/// Linear on a 4-D activation (ConvNeXt, transformers) is then one GEMM of
+/// [batch * m, k] x [k, n] instead of `batch` small ones.
+pub fn batch_folds_into_rows(batch_a: &[usize], batch_b: &[usize], op0: MatrixOp) -> bool {
+    op0 != MatrixOp::Transpose
+        && batch_a.iter().product::<usize>() > 1
+        && batch_b.iter().all(|&d| d == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +103,18 @@ mod tests {
         );
         assert!(matrix_dims(&[3], MatrixOp::None, &[3, 1], MatrixOp::None).is_err());
         assert!(matrix_dims(&[], MatrixOp::Vector, &[3, 1], MatrixOp::None).is_err());
+    }
+
+    #[test]
+    fn a_shared_weight_folds_the_batch() {
+        let fold = |a: &[usize], op0, b: &[usize]| {
+            let g = matrix_dims(a, op0, b, MatrixOp::None).unwrap();
+            batch_folds_into_rows(g.batch_a, g.batch_b, op0)
+        };
+        assert!(fold(&[1, 56, 56, 96], MatrixOp::None, &[1, 1, 96, 384]));
+        assert!(fold(&[2, 56, 56, 96], MatrixOp::None, &[96, 384]));
+        assert!(!fold(&[1, 1, 56, 96], MatrixOp::None, &[1, 1, 96, 384]));
+        assert!(!fold(&[2, 56, 96], MatrixOp::None, &[2, 96, 384]));
+        assert!(!fold(&[2, 96, 56], MatrixOp::Transpose, &[96, 384]));
     }
 }

@@ -3,7 +3,7 @@
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::gemm::{sgemm, MatRef};
 use crate::backend::cpu::util::{broadcast_dims, broadcast_strides, for_each_offset};
-use crate::ir::matrix::matrix_dims;
+use crate::ir::matrix::{batch_folds_into_rows, matrix_dims};
 use crate::ir::MatrixOp;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -40,16 +40,25 @@ impl Op for MatMul {
                 MatrixOp::None => xw(x, &bv[..k * n], &mut out),
                 MatrixOp::Transpose | MatrixOp::Vector => wx(&bv[..k * n], x, &mut out),
             }
-            let mut shape = batch;
-            if self.op0 != MatrixOp::Vector {
-                shape.push(m);
-            }
-            if self.op1 != MatrixOp::Vector {
-                shape.push(n);
-            }
+            let shape = out_shape(batch, self.op0, self.op1, m, n);
             return Ok(vec![float_tensor(a.dtype(), shape, out)?]);
         }
         let mut out = vec![0f32; count * m * n];
+        if batch_folds_into_rows(ba, bb, self.op0) {
+            // One weight for the whole batch: one product with the batch
+            // as rows (`count` small products read the weights `count` times).
+            let am = MatRef::row_major(&av[..count * asz], count * ar, ac);
+            let bm = match self.op1 {
+                MatrixOp::None => MatRef::row_major(&bv[..bsz], br, bc),
+                MatrixOp::Transpose | MatrixOp::Vector => MatRef::row_major(&bv[..bsz], br, bc).t(),
+            };
+            sgemm(am, bm, &mut out, false, ctx.threads);
+            return Ok(vec![float_tensor(
+                a.dtype(),
+                out_shape(batch, self.op0, self.op1, m, n),
+                out,
+            )?]);
+        }
         let mut views = Vec::with_capacity(count);
         for_each_offset(&batch, [&sa, &sb], |i, [oa, ob]| views.push((i, oa, ob)));
         for (i, oa, ob) in views {
@@ -72,15 +81,29 @@ impl Op for MatMul {
                 ctx.threads,
             );
         }
-        let mut shape = batch;
-        if self.op0 != MatrixOp::Vector {
-            shape.push(m);
-        }
-        if self.op1 != MatrixOp::Vector {
-            shape.push(n);
-        }
-        Ok(vec![float_tensor(a.dtype(), shape, out)?])
+        Ok(vec![float_tensor(
+            a.dtype(),
+            out_shape(batch, self.op0, self.op1, m, n),
+            out,
+        )?])
     }
+}
+
+/// The product's dims: the batch, then m and n unless that side is a vector.
+fn out_shape(
+    mut shape: Vec<usize>,
+    op0: MatrixOp,
+    op1: MatrixOp,
+    m: usize,
+    n: usize,
+) -> Vec<usize> {
+    if op0 != MatrixOp::Vector {
+        shape.push(m);
+    }
+    if op1 != MatrixOp::Vector {
+        shape.push(n);
+    }
+    shape
 }
 
 /// Outputs per task of the matrix-vector products: enough work to pay for
@@ -138,6 +161,61 @@ fn xw(x: &[f32], w: &[f32], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::{LayerKind, Network};
+    use crate::shape::Dim;
+    use crate::DataType;
+    use std::sync::Arc;
+
+    /// A weight shared by the batch (folded into one product) and one
+    /// batched with it (a product per element) both give the definition.
+    #[test]
+    fn batched_products_match_the_definition() {
+        let val = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * 7 + seed) % 17) as f32 * 0.1 - 0.8)
+                .collect()
+        };
+        let (k, n) = (5, 6);
+        for (a_dims, b_dims) in [
+            (vec![2, 3, 4, k], vec![1, 1, k, n]),
+            (vec![1, 3, 4, k], vec![1, 1, k, n]),
+            (vec![2, 3, 4, k], vec![2, 3, k, n]),
+        ] {
+            let mut net = Network::new("mm");
+            let known = |d: &[usize]| d.iter().map(|&v| Dim::Known(v)).collect();
+            let a = net.add_input("a", DataType::F32, known(&a_dims), None);
+            let b = net.add_input("b", DataType::F32, known(&b_dims), None);
+            let kind = LayerKind::MatrixMultiply {
+                op0: MatrixOp::None,
+                op1: MatrixOp::None,
+            };
+            let y = net.add("mm", kind, vec![a, b]).unwrap();
+            net.mark_output("y", y);
+            let (na, nb): (usize, usize) = (a_dims.iter().product(), b_dims.iter().product());
+            let (av, bv) = (val(na, 1), val(nb, 3));
+            let ta = Tensor::from_f32(&a_dims, av.clone()).unwrap();
+            let tb = Tensor::from_f32(&b_dims, bv.clone()).unwrap();
+            let out = crate::eval::eval_network(Arc::new(net), vec![ta, tb], Some(2)).unwrap();
+            let got = out[0].as_f32().unwrap();
+            let (count, m) = (a_dims[0] * a_dims[1], a_dims[2]);
+            let b_batched = b_dims[0] * b_dims[1] > 1;
+            for e in 0..count {
+                let bo = if b_batched { e * k * n } else { 0 };
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f64 = (0..k)
+                            .map(|t| av[e * m * k + i * k + t] as f64 * bv[bo + t * n + j] as f64)
+                            .sum();
+                        let g = got[e * m * n + i * n + j] as f64;
+                        assert!(
+                            (g - want).abs() <= 1e-5,
+                            "{a_dims:?} x {b_dims:?} [{e},{i},{j}]"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn matrix_vector_products_match_the_definition() {

@@ -5,7 +5,7 @@
 use super::{broadcast, contiguous, Arg, Kernel, PlanCx, RunCx};
 use crate::backend::cuda::cublas::Operand;
 use crate::error::{Error, Result};
-use crate::ir::matrix::matrix_dims;
+use crate::ir::matrix::{batch_folds_into_rows, matrix_dims};
 use crate::ir::MatrixOp;
 
 struct Planned {
@@ -67,14 +67,11 @@ fn schedule(
     let sb: Vec<i64> = broadcast(bb, &batch).iter().map(|s| s * bsz).collect();
     let count: usize = batch.iter().product();
     let csz = (m * n) as i64;
+    // One B for every batch element: the batch is just more rows of A.
+    if batch_folds_into_rows(ba, bb, op0) {
+        return (m * count, vec![([0, 0, 0], [0, 0], 1)]);
+    }
     match (linear(&sa, &batch, asz), linear(&sb, &batch, bsz)) {
-        // One B for every batch element, and A's matrices back to back
-        // untransposed: the batch is just more rows of A, so one large
-        // product replaces `count` small ones (a Linear layer on a 4-D
-        // activation, as in ConvNeXt and transformers).
-        (Some(x), Some(0)) if count > 1 && x == asz && op0 != MatrixOp::Transpose => {
-            (m * count, vec![([0, 0, 0], [0, 0], 1)])
-        }
         (Some(x), Some(y)) => (m, vec![([0, 0, 0], [x, y], count)]),
         _ => {
             let strides = contiguous(&batch);
