@@ -4,6 +4,7 @@
 //! so they agree with the cpu backend to float32 rounding.
 
 use super::device::{cu, DeviceBuf, Gpu};
+use super::gate::Timer;
 use super::probe;
 use super::tactics::Tactics;
 use crate::dtype::DataType;
@@ -327,22 +328,24 @@ impl Conv {
         let recorded = tactics
             .choice(&key)
             .and_then(|id| candidates.iter().find(|c| c.0.id() == id).copied());
-        let (algo, ws) = match recorded {
-            Some(c) => c,
-            None if tactics.timer().is_some() && candidates.len() > 1 => {
-                match plan.fastest(dnn, shape, dt, &candidates, tactics) {
-                    Ok(c) => {
-                        tactics.record(key, c.0.id());
-                        tactics.timed += 1;
-                        c
-                    }
-                    Err(e) => {
-                        log::warn!("cuDNN: timing the algorithms for {key} failed ({e}); taking the heuristics' first");
-                        first
-                    }
-                }
+        let timed = match (recorded, tactics.timer()) {
+            (None, Some(timer)) if candidates.len() > 1 => {
+                Some(plan.fastest(dnn, shape, dt, &candidates, timer))
             }
-            None => first,
+            _ => None,
+        };
+        let (algo, ws) = match (recorded, timed) {
+            (Some(c), _) => c,
+            (None, Some(Ok(c))) => {
+                tactics.record(key, c.0.id());
+                tactics.timed += 1;
+                c
+            }
+            (None, Some(Err(e))) => {
+                log::warn!("cuDNN: timing the algorithms for {key} failed ({e}); taking the heuristics' first");
+                first
+            }
+            (None, None) => first,
         };
         plan.algo = algo;
         plan.workspace = ws;
@@ -441,11 +444,8 @@ impl Conv {
         shape: &ConvShape,
         dt: DataType,
         candidates: &[(Algo, usize)],
-        tactics: &Tactics,
+        timer: &Timer,
     ) -> Result<(Algo, usize)> {
-        let timer = tactics
-            .timer()
-            .ok_or_else(|| Error::Device("no timer".into()))?;
         let bytes = |d: &[usize]| d.iter().product::<usize>() * dt.size();
         let x = DeviceBuf::new(&dnn.gpu, bytes(&shape.x), "timing a convolution")?;
         let w = DeviceBuf::new(&dnn.gpu, bytes(&shape.w), "timing a convolution")?;

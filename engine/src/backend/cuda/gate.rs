@@ -27,12 +27,52 @@ pub fn elapsed_fn() -> Result<ElapsedFn> {
         .ok_or_else(|| Error::Device("the CUDA driver has no cuEventElapsedTime".into()))
 }
 
-/// Milliseconds between two recorded events whose stream has finished.
-pub fn elapsed(f: ElapsedFn, a: sys::CUevent, b: sys::CUevent) -> Result<f32> {
+/// A CUDA event of a GPU's context, destroyed with this value.
+pub struct Event {
+    gpu: Arc<Gpu>,
+    raw: sys::CUevent,
+}
+
+// SAFETY: an event is a handle of a process-wide context; its owner (one
+// executor) uses it from one thread at a time.
+unsafe impl Send for Event {}
+
+impl Event {
+    pub fn new(gpu: &Arc<Gpu>) -> Result<Self> {
+        gpu.bind()?;
+        let flags = sys::CUevent_flags::CU_EVENT_DEFAULT;
+        let raw = cu("creating an event", result::event::create(flags))?;
+        Ok(Event {
+            gpu: gpu.clone(),
+            raw,
+        })
+    }
+
+    /// Records the event on `stream`, a stream of the event's context.
+    pub fn record(&self, stream: sys::CUstream) -> Result<()> {
+        // SAFETY: a live event of this context and a stream of it.
+        cu("recording an event", unsafe {
+            result::event::record(self.raw, stream)
+        })
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        if self.gpu.bind().is_ok() {
+            // SAFETY: created in `new`, destroyed once.
+            let _ = unsafe { result::event::destroy(self.raw) };
+        }
+    }
+}
+
+/// Milliseconds from `a` to `b`, both recorded on a stream that has
+/// finished.
+pub fn elapsed(f: ElapsedFn, a: &Event, b: &Event) -> Result<f32> {
     let mut ms = 0f32;
     // SAFETY: both events were recorded and have completed (the caller
     // synchronized their stream); `ms` is valid for writes.
-    let s = unsafe { f(&mut ms, a, b) };
+    let s = unsafe { f(&mut ms, a.raw, b.raw) };
     cu("reading an event time", s.result())?;
     Ok(ms)
 }
@@ -61,14 +101,10 @@ impl Gate {
 pub struct Timer {
     gpu: Arc<Gpu>,
     gate: Gate,
-    start: sys::CUevent,
-    stop: sys::CUevent,
+    start: Event,
+    stop: Event,
     elapsed: ElapsedFn,
 }
-
-// SAFETY: events are handles of a process-wide context, used by one
-// executor at a time.
-unsafe impl Send for Timer {}
 
 /// Calls per timing: enough to average out a kernel of a few
 /// microseconds, few enough to enqueue well within the gate.
@@ -78,25 +114,12 @@ const GATE_MS: f64 = 2.0;
 
 impl Timer {
     pub fn new(gpu: &Arc<Gpu>) -> Result<Self> {
-        let gate = Gate::new(gpu)?;
-        let elapsed = elapsed_fn()?;
-        gpu.bind()?;
-        let flags = sys::CUevent_flags::CU_EVENT_DEFAULT;
-        let start = cu("creating an event", result::event::create(flags))?;
-        let stop = match cu("creating an event", result::event::create(flags)) {
-            Ok(e) => e,
-            Err(e) => {
-                // SAFETY: created just above, destroyed once.
-                let _ = unsafe { result::event::destroy(start) };
-                return Err(e);
-            }
-        };
         Ok(Timer {
             gpu: gpu.clone(),
-            gate,
-            start,
-            stop,
-            elapsed,
+            gate: Gate::new(gpu)?,
+            start: Event::new(gpu)?,
+            stop: Event::new(gpu)?,
+            elapsed: elapsed_fn()?,
         })
     }
 
@@ -115,30 +138,12 @@ impl Timer {
         f()?;
         sync()?;
         self.gate.hold(stream, GATE_MS)?;
-        // SAFETY: live events of this context and a stream of it.
-        cu("recording an event", unsafe {
-            result::event::record(self.start, stream)
-        })?;
+        self.start.record(stream)?;
         for _ in 0..REPS {
             f()?;
         }
-        // SAFETY: as above.
-        cu("recording an event", unsafe {
-            result::event::record(self.stop, stream)
-        })?;
+        self.stop.record(stream)?;
         sync()?;
-        Ok(elapsed(self.elapsed, self.start, self.stop)? / REPS as f32)
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        if self.gpu.bind().is_ok() {
-            // SAFETY: created in `new`, destroyed once.
-            unsafe {
-                let _ = result::event::destroy(self.start);
-                let _ = result::event::destroy(self.stop);
-            }
-        }
+        Ok(elapsed(self.elapsed, &self.start, &self.stop)? / REPS as f32)
     }
 }

@@ -3,12 +3,12 @@
 //! behind a gate (`gate.rs`), so the layers run back to back and their
 //! times are the GPU's, not the host's launch gaps.
 
-use super::device::{cu, Gpu};
-use super::gate::{self, ElapsedFn, Gate};
+use super::device::Gpu;
+use super::gate::{self, ElapsedFn, Event, Gate};
 use crate::backend::LayerTime;
 use crate::error::Result;
 use crate::ir::Network;
-use cudarc::driver::{result, sys};
+use cudarc::driver::sys;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -17,32 +17,21 @@ use std::sync::Arc;
 const GATE_MS: f64 = 30.0;
 
 pub struct Profiler {
-    gpu: Arc<Gpu>,
-    events: Vec<(sys::CUevent, sys::CUevent)>,
+    events: Vec<(Event, Event)>,
     recorded: Vec<bool>,
     totals: Vec<(f64, usize)>,
     elapsed: ElapsedFn,
     gate: Gate,
 }
 
-// SAFETY: events are handles of a process-wide context, used by one
-// executor at a time.
-unsafe impl Send for Profiler {}
-
 impl Profiler {
     pub fn new(gpu: &Arc<Gpu>, layers: usize) -> Result<Self> {
         let elapsed = gate::elapsed_fn()?;
         let gate = Gate::new(gpu)?;
-        gpu.bind()?;
-        let mut events = Vec::with_capacity(layers);
-        for _ in 0..layers {
-            let flags = sys::CUevent_flags::CU_EVENT_DEFAULT;
-            let a = cu("creating an event", result::event::create(flags))?;
-            let b = cu("creating an event", result::event::create(flags))?;
-            events.push((a, b));
-        }
+        let events = (0..layers)
+            .map(|_| Ok((Event::new(gpu)?, Event::new(gpu)?)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Profiler {
-            gpu: gpu.clone(),
             events,
             recorded: vec![false; layers],
             totals: vec![(0.0, 0); layers],
@@ -57,18 +46,12 @@ impl Profiler {
     }
 
     pub fn start(&mut self, layer: usize, stream: sys::CUstream) -> Result<()> {
-        // SAFETY: a live event of this context and the context's stream.
-        cu("recording an event", unsafe {
-            result::event::record(self.events[layer].0, stream)
-        })
+        self.events[layer].0.record(stream)
     }
 
     pub fn stop(&mut self, layer: usize, stream: sys::CUstream) -> Result<()> {
         self.recorded[layer] = true;
-        // SAFETY: as above.
-        cu("recording an event", unsafe {
-            result::event::record(self.events[layer].1, stream)
-        })
+        self.events[layer].1.record(stream)
     }
 
     /// Forgets the times so far.
@@ -82,7 +65,8 @@ impl Profiler {
             if !std::mem::take(rec) {
                 continue;
             }
-            let ms = gate::elapsed(self.elapsed, self.events[i].0, self.events[i].1)?;
+            let (a, b) = &self.events[i];
+            let ms = gate::elapsed(self.elapsed, a, b)?;
             self.totals[i].0 += ms as f64;
             self.totals[i].1 += 1;
         }
@@ -125,19 +109,5 @@ impl Profiler {
                 runs: n,
             })
             .collect()
-    }
-}
-
-impl Drop for Profiler {
-    fn drop(&mut self) {
-        if self.gpu.bind().is_ok() {
-            for &(a, b) in &self.events {
-                // SAFETY: created in `new`, destroyed once.
-                unsafe {
-                    let _ = result::event::destroy(a);
-                    let _ = result::event::destroy(b);
-                }
-            }
-        }
     }
 }

@@ -155,9 +155,9 @@ extern "C" __global__ void softmax_f16(SoftmaxParams p) { softmax<u16>(p); }
 
 // ---- Normalization -------------------------------------------------------
 
-// One block per statistics group. A group's position in the key dims
-// gives its base offsets (in x, scale and bias), the reduced dims those of
-// its elements; the strides are linear in both, so grouped channels work
+// A block (a warp, for small groups) per statistics group. A group's
+// position in the key dims gives its base offsets (in x, scale and bias),
+// the reduced dims those of its elements; the strides are linear in both, so grouped channels work
 // as any other dim. Mean and variance are float64, two passes.
 struct NormParams {
   u64 out, x, scale, bias;
@@ -175,77 +175,70 @@ struct NormParams {
 };
 static_assert(sizeof(NormParams) == 584, "NormParams layout");
 
-template <typename T>
-__device__ void normalization(const NormParams &p) {
-  __shared__ double sd[BLOCK];
+// Normalizes group g, its elements taken by this thread from `first` on,
+// `step` apart; `sum` adds a double over every thread sharing the group
+// (a block or a warp).
+template <typename T, typename Sum>
+__device__ __forceinline__ void normalize_group(const NormParams &p, i64 g, i64 first, i64 step,
+                                                Sum sum) {
   const T *x = (const T *)p.x;
   const T *sc = (const T *)p.scale;
   const T *bi = (const T *)p.bias;
   T *out = (T *)p.out;
-  ROW_STRIDE(g, p.groups) {
-    i64 bx = offset_of(g, p.key, p.key_x);
-    i64 bs = offset_of(g, p.key, p.key_s);
-    i64 bb = offset_of(g, p.key, p.key_b);
-    double s = 0.0;
-    for (i64 j = threadIdx.x; j < p.count; j += BLOCK) s += (double)ldf(x, bx + offset_of(j, p.red, p.red_x));
-    double mean = block_reduce(s, SumD(), sd) / (double)(p.count > 0 ? p.count : 1);
-    double v = 0.0;
-    for (i64 j = threadIdx.x; j < p.count; j += BLOCK) {
-      double d = (double)ldf(x, bx + offset_of(j, p.red, p.red_x)) - mean;
-      v += d * d;
-    }
-    double var = block_reduce(v, SumD(), sd) / (double)(p.count > 0 ? p.count : 1);
-    double inv = 1.0 / sqrt(var + (double)p.eps);
-    for (i64 j = threadIdx.x; j < p.count; j += BLOCK) {
-      i64 ox = bx + offset_of(j, p.red, p.red_x);
-      float y = (float)(((double)ldf(x, ox) - mean) * inv);
-      y = y * ldf(sc, bs + offset_of(j, p.red, p.red_s)) + ldf(bi, bb + offset_of(j, p.red, p.red_b));
-      stf(out, ox, y);
-    }
+  const double n = (double)(p.count > 0 ? p.count : 1);
+  i64 bx = offset_of(g, p.key, p.key_x);
+  i64 bs = offset_of(g, p.key, p.key_s);
+  i64 bb = offset_of(g, p.key, p.key_b);
+  double s = 0.0;
+  for (i64 j = first; j < p.count; j += step) s += (double)ldf(x, bx + offset_of(j, p.red, p.red_x));
+  double mean = sum(s) / n;
+  double v = 0.0;
+  for (i64 j = first; j < p.count; j += step) {
+    double d = (double)ldf(x, bx + offset_of(j, p.red, p.red_x)) - mean;
+    v += d * d;
   }
+  double inv = 1.0 / sqrt(sum(v) / n + (double)p.eps);
+  for (i64 j = first; j < p.count; j += step) {
+    i64 ox = bx + offset_of(j, p.red, p.red_x);
+    float y = (float)(((double)ldf(x, ox) - mean) * inv);
+    y = y * ldf(sc, bs + offset_of(j, p.red, p.red_s)) + ldf(bi, bb + offset_of(j, p.red, p.red_b));
+    stf(out, ox, y);
+  }
+}
+
+// A sum over the block's threads (every thread of the block calls it).
+struct BlockSum {
+  double *shared;
+  __device__ double operator()(double v) const { return block_reduce(v, SumD(), shared); }
+};
+
+// A sum over the warp's lanes (every lane calls it).
+struct WarpSum {
+  __device__ double operator()(double v) const {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+  }
+};
+
+// One block per group.
+template <typename T>
+__device__ void normalization(const NormParams &p) {
+  __shared__ double sd[BLOCK];
+  ROW_STRIDE(g, p.groups) { normalize_group<T>(p, g, threadIdx.x, BLOCK, BlockSum{sd}); }
 }
 
 extern "C" __global__ void norm_f32(NormParams p) { normalization<float>(p); }
 extern "C" __global__ void norm_f16(NormParams p) { normalization<u16>(p); }
 
-__device__ __forceinline__ double warp_sum(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// One warp per statistics group, for small groups (LayerNorm over the
-// channels of ConvNeXt or a transformer: 96-1024 values): the block-wide
-// version above kept 256 threads and its barriers on 96 values, most of
-// the block idle. Every lane of a warp takes the same group, so the
-// shuffles see the whole warp.
+// One warp per group, for small groups (LayerNorm over the channels of
+// ConvNeXt or a transformer: 96-1024 values): the block-wide version kept
+// 256 threads and its barriers on 96 values, most of the block idle. Every
+// lane of a warp takes the same group, so the shuffles see the whole warp.
 template <typename T>
 __device__ void normalization_warp(const NormParams &p) {
-  const T *x = (const T *)p.x;
-  const T *sc = (const T *)p.scale;
-  const T *bi = (const T *)p.bias;
-  T *out = (T *)p.out;
-  const int lane = threadIdx.x & 31;
   const i64 warps = (i64)gridDim.x * (BLOCK / 32);
-  const double n = (double)(p.count > 0 ? p.count : 1);
   for (i64 g = (i64)blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5); g < p.groups; g += warps) {
-    i64 bx = offset_of(g, p.key, p.key_x);
-    i64 bs = offset_of(g, p.key, p.key_s);
-    i64 bb = offset_of(g, p.key, p.key_b);
-    double s = 0.0;
-    for (i64 j = lane; j < p.count; j += 32) s += (double)ldf(x, bx + offset_of(j, p.red, p.red_x));
-    double mean = warp_sum(s) / n;
-    double v = 0.0;
-    for (i64 j = lane; j < p.count; j += 32) {
-      double d = (double)ldf(x, bx + offset_of(j, p.red, p.red_x)) - mean;
-      v += d * d;
-    }
-    double inv = 1.0 / sqrt(warp_sum(v) / n + (double)p.eps);
-    for (i64 j = lane; j < p.count; j += 32) {
-      i64 ox = bx + offset_of(j, p.red, p.red_x);
-      float y = (float)(((double)ldf(x, ox) - mean) * inv);
-      y = y * ldf(sc, bs + offset_of(j, p.red, p.red_s)) + ldf(bi, bb + offset_of(j, p.red, p.red_b));
-      stf(out, ox, y);
-    }
+    normalize_group<T>(p, g, threadIdx.x & 31, 32, WarpSum{});
   }
 }
 
