@@ -105,6 +105,9 @@ pub struct ConvShape {
     pub stride: Vec<usize>,
     pub dilation: Vec<usize>,
     pub groups: usize,
+    /// x, y and the filter are stored channels-last (NHWC, filter KRSC)
+    /// rather than channels-first; dims above stay in NCHW order.
+    pub nhwc: bool,
 }
 
 struct TensorDesc(sys::cudnnTensorDescriptor_t);
@@ -150,12 +153,26 @@ fn data_type(dt: DataType) -> Result<sys::cudnnDataType_t> {
     }
 }
 
-fn tensor(dims: &[usize], dt: DataType) -> Result<TensorDesc> {
+/// A descriptor of `dims` (N, C, spatial...) stored channels-first, or
+/// channels-last when `nhwc` (the strides say which; the dims keep their
+/// order).
+fn tensor(dims: &[usize], dt: DataType, nhwc: bool) -> Result<TensorDesc> {
     let d = ints(dims)?;
+    // The dims in storage order, innermost last.
+    let order: Vec<usize> = if nhwc && d.len() > 2 {
+        std::iter::once(0)
+            .chain(2..d.len())
+            .chain(std::iter::once(1))
+            .collect()
+    } else {
+        (0..d.len()).collect()
+    };
     let mut s = vec![1 as c_int; d.len()];
-    for i in (0..d.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1]
-            .checked_mul(d[i + 1])
+    let mut step: c_int = 1;
+    for &k in order.iter().rev() {
+        s[k] = step;
+        step = step
+            .checked_mul(d[k])
             .ok_or_else(|| Error::Device("cuDNN: a tensor exceeds its 32-bit strides".into()))?;
     }
     let mut t = std::ptr::null_mut();
@@ -215,8 +232,9 @@ const ASK: usize = 10;
 /// The identity of a geometry in plans and timing caches.
 fn key(shape: &ConvShape, dt: DataType, backward: bool, limit: usize) -> String {
     format!(
-        "{} {dt} x{:?} w{:?} y{:?} pad{:?} stride{:?} dil{:?} g{} ws{limit}",
+        "{} {dt}{} x{:?} w{:?} y{:?} pad{:?} stride{:?} dil{:?} g{} ws{limit}",
         if backward { "bwd" } else { "fwd" },
+        if shape.nhwc { " nhwc" } else { "" },
         shape.x,
         shape.w,
         shape.y,
@@ -241,8 +259,8 @@ impl Conv {
         tactics: &mut Tactics,
     ) -> Result<Conv> {
         dnn.gpu.bind()?;
-        let x = tensor(&shape.x, dt)?;
-        let y = tensor(&shape.y, dt)?;
+        let x = tensor(&shape.x, dt, shape.nhwc)?;
+        let y = tensor(&shape.y, dt, shape.nhwc)?;
         let wd = ints(&shape.w)?;
         let mut w = std::ptr::null_mut();
         // SAFETY: `w` is valid for writes.
@@ -255,7 +273,11 @@ impl Conv {
             sys::cudnnSetFilterNdDescriptor(
                 w.0,
                 data_type(dt)?,
-                sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW,
+                if shape.nhwc {
+                    sys::cudnnTensorFormat_t::CUDNN_TENSOR_NHWC
+                } else {
+                    sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW
+                },
                 wd.len() as c_int,
                 wd.as_ptr(),
             )

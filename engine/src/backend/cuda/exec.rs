@@ -10,6 +10,7 @@ use super::cudnn::Dnn;
 use super::device::{cu, human, DeviceBuf, Gpu, PinnedBuf, Stream};
 use super::frame::FrameBinding;
 use super::graph::Graph;
+use super::layout;
 use super::ops::elementwise::Cast;
 use super::ops::{self, Arg, Builder, Kernel, ParamBlob, PlanCx, RunCx};
 use super::profile::Profiler;
@@ -89,6 +90,9 @@ pub struct CudaExecutor {
     /// each is read on the device) and writes. A fused step, at the place
     /// of its last layer, reads and writes across the layers it replaces.
     io: Vec<StepIo>,
+    /// Per layer: its step runs on channels-last operands and takes their
+    /// dims in storage order (`layout.rs`).
+    storage_order: Vec<bool>,
     /// The layers each fused step runs, by the place it runs at.
     fused: HashMap<usize, Vec<usize>>,
     consts: HashMap<usize, DeviceBuf>,
@@ -117,6 +121,28 @@ pub struct CudaExecutor {
     frame: Option<FrameBinding>,
     /// Why runs are not captured into CUDA graphs, if they are not.
     no_graphs: Option<String>,
+}
+
+/// The network's tensors as the layout assignment asks about them.
+struct NetTensors<'a>(&'a Network);
+
+impl layout::Tensors for NetTensors<'_> {
+    fn rank4(&self, t: TensorRef) -> bool {
+        self.0.info(t).shape.len() == 4
+    }
+
+    fn either(&self, t: TensorRef) -> bool {
+        let s = &self.0.info(t).shape;
+        let k = |i: usize| s.get(i).and_then(|d| d.known());
+        s.len() == 4 && (k(1) == Some(1) || (k(2) == Some(1) && k(3) == Some(1)))
+    }
+
+    fn thin(&self, t: TensorRef) -> bool {
+        let s = &self.0.info(t).shape;
+        s.get(1)
+            .and_then(|d| d.known())
+            .is_some_and(|c| c <= layout::THIN)
+    }
 }
 
 /// Names layer `l` in an error that does not name a layer yet.
@@ -177,6 +203,69 @@ impl CudaExecutor {
                 fused_at.insert(r.last(), (i, r));
             }
         }
+        // Each step's inputs and outputs, then the layout of its tensors,
+        // then its kernel (which may depend on the layouts).
+        let stepped: Vec<bool> = (0..net.layers.len())
+            .map(|i| {
+                !(matches!(net.layers[i].kind, LayerKind::Constant { .. })
+                    || host.layers[i]
+                    || (replaced[i] && !fused_at.contains_key(&i)))
+            })
+            .collect();
+        for (i, l) in net.layers.iter().enumerate() {
+            if !stepped[i] {
+                continue;
+            }
+            io[i] = match fused_at.get(&i) {
+                Some((conv, r)) => StepIo {
+                    ins: vec![(net.layers[*conv].inputs[0], true), (r.residual, true)],
+                    outs: vec![TensorRef::Layer(i, 0)],
+                },
+                None => StepIo {
+                    ins: l
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &t)| (t, !resolve::reads_on_host(l, k)))
+                        .collect(),
+                    outs: (0..l.outputs.len())
+                        .map(|s| TensorRef::Layer(i, s))
+                        .collect(),
+                },
+            };
+        }
+        // A fused step is its convolution's.
+        let roles: Vec<layout::Role> = (0..net.layers.len())
+            .map(|i| {
+                let l = fused_at
+                    .get(&i)
+                    .map_or(&net.layers[i], |f| &net.layers[f.0]);
+                ops::layout_role(&b, l)
+            })
+            .collect();
+        let layouts = if precision == Precision::Fp16
+            && !std::env::var("JETRT_CUDA_LAYOUT").is_ok_and(|v| v == "nchw")
+        {
+            let shapes: Vec<Option<layout::StepShape>> = (0..net.layers.len())
+                .map(|i| {
+                    if !stepped[i] {
+                        return None;
+                    }
+                    Some(layout::StepShape {
+                        role: roles[i],
+                        ins: io[i].ins.iter().filter(|x| x.1).map(|x| x.0).collect(),
+                        outs: io[i].outs.clone(),
+                    })
+                })
+                .collect();
+            let io_tensors: HashSet<TensorRef> = (0..net.inputs.len())
+                .map(TensorRef::Input)
+                .chain(net.outputs.iter().map(|o| o.tensor))
+                .collect();
+            layout::assign(&shapes, &NetTensors(net), &io_tensors)
+        } else {
+            layout::Layouts::default()
+        };
         for (i, l) in net.layers.iter().enumerate() {
             let wrap = in_layer(l);
             if let LayerKind::Constant { weights } = &l.kind {
@@ -191,42 +280,42 @@ impl CudaExecutor {
                 kernels.push(None);
                 continue;
             }
-            if host.layers[i] || (replaced[i] && !fused_at.contains_key(&i)) {
+            if !stepped[i] {
                 kernels.push(None);
                 continue;
             }
-            if let Some((conv, r)) = fused_at.get(&i) {
-                let cl = &net.layers[*conv];
-                for w in cl.kind.weights() {
-                    let t = net.weights(w);
-                    weight_bytes += t.len() * b.storage(t.dtype()).size();
+            let nhwc = layouts.step_nhwc(i);
+            let (weighted, kernel) = match fused_at.get(&i) {
+                Some((conv, r)) => {
+                    let cl = &net.layers[*conv];
+                    let lay = ops::conv::Layout {
+                        x_nhwc: layouts.is_nhwc(cl.inputs[0]),
+                        y_nhwc: nhwc,
+                    };
+                    (cl, ops::build_fused_conv(&b, cl, r.act.map(|a| a.1), lay))
                 }
-                kernels.push(Some(
-                    ops::build_fused_conv(&b, cl, r.act.map(|a| a.1)).map_err(wrap)?,
-                ));
-                io[i] = StepIo {
-                    ins: vec![(cl.inputs[0], true), (r.residual, true)],
-                    outs: vec![TensorRef::Layer(i, 0)],
-                };
-                continue;
-            }
-            for w in l.kind.weights() {
+                None => {
+                    let x_nhwc = l.inputs.first().is_some_and(|&t| layouts.is_nhwc(t));
+                    (l, ops::build(&b, l, nhwc, x_nhwc))
+                }
+            };
+            for w in weighted.kind.weights() {
                 let t = net.weights(w);
                 weight_bytes += t.len() * b.storage(t.dtype()).size();
             }
-            kernels.push(Some(ops::build(&b, l).map_err(wrap)?));
-            io[i] = StepIo {
-                ins: l
-                    .inputs
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &t)| (t, !resolve::reads_on_host(l, k)))
-                    .collect(),
-                outs: (0..l.outputs.len())
-                    .map(|s| TensorRef::Layer(i, s))
-                    .collect(),
-            };
+            kernels.push(Some(kernel.map_err(wrap)?));
         }
+        if !layouts.steps.is_empty() {
+            log::debug!(
+                "cuda: {} of {} steps run on channels-last tensors",
+                layouts.steps.len(),
+                stepped.iter().filter(|&&s| s).count()
+            );
+        }
+        // Steps whose kernels take their operands' dims in storage order.
+        let storage_order: Vec<bool> = (0..net.layers.len())
+            .map(|i| layouts.step_nhwc(i) && roles[i] == layout::Role::Either)
+            .collect();
         let cast = Cast::new(&b)?;
         let mut stripped = net.clone();
         stripped.weights.clear();
@@ -267,6 +356,7 @@ impl CudaExecutor {
             plan: None,
             kernels,
             io,
+            storage_order,
             fused: fused_at
                 .iter()
                 .map(|(&at, (conv, r))| {
@@ -441,9 +531,14 @@ impl CudaExecutor {
             let Some(kernel) = self.kernels[i].as_mut() else {
                 continue;
             };
+            let stored = self.storage_order[i];
             let arg = |t: TensorRef| Arg {
                 ptr: ptr_of(t),
-                dims: r.dims(t).to_vec(),
+                dims: if stored && r.dims(t).len() == 4 {
+                    layout::to_nhwc(r.dims(t))
+                } else {
+                    r.dims(t).to_vec()
+                },
                 dtype: ops::storage(self.precision, net.info(t).dtype),
             };
             let sio = &self.io[i];

@@ -14,6 +14,7 @@ mod frame;
 mod gate;
 mod graph;
 mod launch;
+mod layout;
 mod nvrtc;
 mod ops;
 mod probe;
@@ -261,6 +262,147 @@ mod gpu_tests {
             let out = ex.run(vec![t]).unwrap();
             let want: Vec<f32> = v.iter().map(|&a| a.max(0.0)).collect();
             assert_eq!(out[0].as_f32().unwrap(), want.as_slice(), "run {k}");
+        }
+    }
+
+    /// Random values in [-0.5, 0.5), seeded.
+    fn noise(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    fn conv(
+        net: &mut Network,
+        x: crate::ir::TensorRef,
+        (cin, cout, k): (usize, usize, usize),
+        pad: ([i64; 2], [i64; 2]),
+        act: Option<crate::ir::Activation>,
+        seed: u32,
+    ) -> crate::ir::TensorRef {
+        let w =
+            crate::Tensor::from_f32(&[cout, cin, k, k], noise(cout * cin * k * k, seed)).unwrap();
+        let b = crate::Tensor::from_f32(&[cout], noise(cout, seed + 1)).unwrap();
+        let p = crate::ir::ConvParams {
+            out_channels: cout,
+            kernel_size: vec![k, k],
+            stride: vec![1, 1],
+            pre_padding: pad.0.to_vec(),
+            post_padding: pad.1.to_vec(),
+            dilation: vec![1, 1],
+            groups: 1,
+            kernel: net.add_weights(w),
+            bias: Some(net.add_weights(b)),
+            activation: act,
+        };
+        net.add(format!("conv{seed}"), LayerKind::Convolution(p), vec![x])
+            .unwrap()
+    }
+
+    /// A float16 plan that stores activations channels-last where it can
+    /// (`layout.rs`) computes what the cpu backend does: a convolution from
+    /// the NCHW input with asymmetric padding, pooling, a fused residual,
+    /// a concatenation and a keep-dims mean on NHWC tensors, and a
+    /// convolution that reads NHWC and writes the NCHW output.
+    #[test]
+    #[ignore]
+    fn gpu_channels_last_plans_match_the_cpu_backend() {
+        use crate::ir::{Activation, ElementWiseOp, PoolKind, PoolParams, ReduceOp};
+        let mut net = Network::new("layouts");
+        let x = net.add_input(
+            "x",
+            DataType::F32,
+            [1, 8, 9, 7].map(Dim::Known).to_vec(),
+            None,
+        );
+        let relu = Some(Activation::Relu);
+        let a = conv(&mut net, x, (8, 16, 3), ([0, 1], [2, 1]), relu, 11);
+        let pool = PoolParams {
+            pool_type: PoolKind::Max,
+            window: vec![2, 2],
+            stride: vec![2, 2],
+            pre_padding: vec![0, 0],
+            post_padding: vec![0, 0],
+            round_up: true,
+            exclude_padding: false,
+        };
+        let p = net.add("pool", LayerKind::Pooling(pool), vec![a]).unwrap();
+        let c = conv(&mut net, p, (16, 16, 1), ([0, 0], [0, 0]), None, 21);
+        let sum = net
+            .add(
+                "sum",
+                LayerKind::ElementWise {
+                    op: ElementWiseOp::Sum,
+                },
+                vec![c, p],
+            )
+            .unwrap();
+        let r = net
+            .add(
+                "relu",
+                LayerKind::Activation {
+                    activation: Activation::Relu,
+                },
+                vec![sum],
+            )
+            .unwrap();
+        let cat = net
+            .add("cat", LayerKind::Concatenation { axis: 1 }, vec![r, p])
+            .unwrap();
+        let mean = net
+            .add(
+                "mean",
+                LayerKind::Reduce {
+                    op: ReduceOp::Avg,
+                    axes: vec![2, 3],
+                    keep_dims: true,
+                },
+                vec![cat],
+            )
+            .unwrap();
+        let out = conv(&mut net, cat, (32, 8, 3), ([1, 1], [1, 1]), None, 31);
+        net.mark_output("mean", mean);
+        net.mark_output("out", out);
+        let net = Arc::new(net);
+        let input = crate::Tensor::from_f32(&[1, 8, 9, 7], noise(8 * 9 * 7, 5)).unwrap();
+        let cpu = crate::backend::CpuBackend;
+        let plan = cpu.build(&net, &Default::default()).unwrap();
+        let want = cpu
+            .load(net.clone(), &plan, &Default::default())
+            .unwrap()
+            .run(vec![input.clone()])
+            .unwrap();
+        let b = CudaBackend::new(0);
+        let cfg = BuildConfig {
+            precision: Precision::Fp16,
+            ..Default::default()
+        };
+        let plan = b.build(&net, &cfg).unwrap();
+        let mut ex = b.load(net, &plan, &Default::default()).unwrap();
+        for run in 0..3 {
+            let got = ex.run(vec![input.clone()]).unwrap();
+            for (o, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.shape(), w.shape(), "output {o}");
+                let (g, w) = (g.to_f32(), w.to_f32());
+                for (k, (a, b)) in g
+                    .as_f32()
+                    .unwrap()
+                    .iter()
+                    .zip(w.as_f32().unwrap())
+                    .enumerate()
+                {
+                    assert!(
+                        (a - b).abs() <= 0.01 + 0.01 * b.abs(),
+                        "run {run} output {o} element {k}: {a} vs {b}"
+                    );
+                }
+            }
         }
     }
 }

@@ -4,6 +4,11 @@
 //! (`ir::fusion`): one step then reads x and the residual and writes the
 //! activation's output.
 //!
+//! A 2-D float16 convolution may run channels-last (`cuda/layout.rs`):
+//! its filter is uploaded OHWI and cuDNN reads and writes NHWC; an input
+//! in the other layout is staged in the convolution's first (the copy
+//! that also pads), so the convolution is where a tensor changes layout.
+//!
 //! cuDNN pads symmetrically only, so an asymmetric padding (ONNX's
 //! SAME_UPPER) first copies the input into a zero-bordered scratch buffer;
 //! a deconvolution is computed at its full extent and then cropped (and
@@ -12,10 +17,11 @@
 
 use super::elementwise::{act_code, ActCode, BiasAct};
 use super::shuffle::{pack_tables, TableParams};
-use super::{contiguous, dims8, input_storage, strides8, Arg, Builder, Kernel, PlanCx, RunCx};
+use super::{dims8, input_storage, strides8, Arg, Builder, Kernel, PlanCx, RunCx};
 use crate::backend::cuda::cudnn;
 use crate::backend::cuda::device::DeviceBuf;
 use crate::backend::cuda::launch::{grid_for, launch, sized, Func};
+use crate::backend::cuda::layout::{self, nhwc_bytes};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::ir::{ConvParams, Layer};
@@ -27,7 +33,16 @@ pub struct Fused {
     pub act: Option<crate::ir::Activation>,
 }
 
-/// A table copy of a plan: padding before, or cropping after, cuDNN.
+/// The storage of a convolution's input and of its output (which it runs
+/// in, with its residual); both channels-first by default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Layout {
+    pub x_nhwc: bool,
+    pub y_nhwc: bool,
+}
+
+/// A table copy of a plan: padding or restaging before, or cropping
+/// after, cuDNN.
 struct Reshape {
     p: TableParams,
     offset: usize,
@@ -52,6 +67,7 @@ pub struct Conv {
     epilogue: Option<BiasAct>,
     /// Input 1 is a residual added before the activation.
     residual: bool,
+    layout: Layout,
     table: Func,
     plan: Option<Planned>,
 }
@@ -65,6 +81,7 @@ impl Conv {
         p: &ConvParams,
         deconv: bool,
         fused: Option<Fused>,
+        layout: Layout,
     ) -> Result<Self> {
         let dtype = input_storage(b, l)[0];
         if !dtype.is_float() {
@@ -80,7 +97,13 @@ impl Conv {
             });
         }
         let w = b.net.weights(p.kernel);
-        let kernel = b.upload(w, Some(dtype), "convolution weights")?;
+        let kernel = if layout.y_nhwc {
+            let t = w.cast(dtype);
+            let bytes = nhwc_bytes(t.as_bytes(), w.shape(), dtype.size());
+            DeviceBuf::upload(b.gpu, &bytes, "convolution weights")?
+        } else {
+            b.upload(w, Some(dtype), "convolution weights")?
+        };
         let bias = p
             .bias
             .map(|id| b.upload(b.net.weights(id), Some(DataType::F32), "convolution bias"))
@@ -108,6 +131,7 @@ impl Conv {
             bias,
             epilogue,
             residual,
+            layout,
             table: b.func(&sized("copy_table", dtype))?,
             plan: None,
         })
@@ -124,8 +148,14 @@ fn two_d(v: &[usize], spatial_from: usize, fill: usize) -> Vec<usize> {
 }
 
 /// A table copy from a tensor of `src` dims into one of `dst` dims where
-/// spatial coordinate j reads j - shift[i] (zero outside the source).
-fn shifted(pc: &mut PlanCx<'_>, src: &[usize], dst: &[usize], shift: &[i64]) -> Result<Reshape> {
+/// spatial coordinate j reads j - shift[i] (zero outside the source);
+/// `src_nhwc` and `dst_nhwc` say how each is stored (dims are N, C, ...).
+fn shifted(
+    pc: &mut PlanCx<'_>,
+    (src, src_nhwc): (&[usize], bool),
+    (dst, dst_nhwc): (&[usize], bool),
+    shift: &[i64],
+) -> Result<Reshape> {
     let mut maps: Vec<Vec<Option<usize>>> = Vec::with_capacity(dst.len());
     for (d, &n) in dst.iter().enumerate() {
         let s = if d >= 2 { shift[d - 2] } else { 0 };
@@ -138,15 +168,24 @@ fn shifted(pc: &mut PlanCx<'_>, src: &[usize], dst: &[usize], shift: &[i64]) -> 
                 .collect(),
         );
     }
+    // The copy walks the destination in its storage order.
+    let mut strides = layout::strides(src, src_nhwc);
+    let mut dims = dst.to_vec();
+    if dst_nhwc {
+        dims = layout::to_nhwc(&dims);
+        strides = layout::to_nhwc_i64(&strides);
+        let c = maps.remove(1);
+        maps.push(c);
+    }
     let (bytes, table_offset) = pack_tables(&maps);
     Ok(Reshape {
         offset: pc.params.push(&bytes),
         p: TableParams {
             n: dst.iter().product::<usize>() as i64,
             fill: 0,
-            dims: dims8(dst)?,
+            dims: dims8(&dims)?,
             table_offset,
-            src_strides: strides8(&contiguous(src)),
+            src_strides: strides8(&strides),
             ..Default::default()
         },
     })
@@ -161,6 +200,9 @@ impl Kernel for Conv {
         let esize = self.dtype.size();
         let planned = if !self.deconv {
             let symmetric = p.pre_padding == p.post_padding;
+            let lay = self.layout;
+            // Staged: padded, or restaged in the layout the convolution runs in.
+            let direct = symmetric && (lay.x_nhwc == lay.y_nhwc || x.len() != 4);
             let (src, pad) = if symmetric {
                 (
                     x.clone(),
@@ -177,10 +219,15 @@ impl Kernel for Conv {
                 }
                 (padded, vec![0; k])
             };
-            let pad_copy = if symmetric {
+            let pad_copy = if direct {
                 None
             } else {
-                Some(shifted(pc, x, &src, &p.pre_padding)?)
+                let shift = if symmetric {
+                    vec![0; k]
+                } else {
+                    p.pre_padding.clone()
+                };
+                Some(shifted(pc, (x, lay.x_nhwc), (&src, lay.y_nhwc), &shift)?)
             };
             let shape = cudnn::ConvShape {
                 x: two_d(&src, 2, 1),
@@ -190,8 +237,9 @@ impl Kernel for Conv {
                 stride: two_d(&p.stride, 0, 1),
                 dilation: two_d(&p.dilation, 0, 1),
                 groups: p.groups,
+                nhwc: lay.y_nhwc,
             };
-            let staged = if symmetric {
+            let staged = if direct {
                 0
             } else {
                 (src.iter().product::<usize>() * esize).div_ceil(256) * 256
@@ -227,6 +275,7 @@ impl Kernel for Conv {
                 stride: two_d(&p.stride, 0, 1),
                 dilation: two_d(&p.dilation, 0, 1),
                 groups: p.groups,
+                nhwc: false,
             };
             let conv = cudnn::Conv::plan(
                 pc.dnn,
@@ -238,7 +287,7 @@ impl Kernel for Conv {
             )?;
             let crop = if cropped {
                 let shift: Vec<i64> = p.pre_padding.iter().map(|&v| -v).collect();
-                Some(shifted(pc, &full, y, &shift)?)
+                Some(shifted(pc, (&full, false), (y, false), &shift)?)
             } else {
                 None
             };
@@ -298,7 +347,14 @@ impl Kernel for Conv {
         }
         if let Some(e) = &self.epilogue {
             let res = if self.residual { ins[1].ptr } else { 0 };
-            e.enqueue(rc, &outs[0], outs[0].ptr, self.bias.as_ref(), res)?;
+            e.enqueue(
+                rc,
+                &outs[0],
+                self.layout.y_nhwc,
+                outs[0].ptr,
+                self.bias.as_ref(),
+                res,
+            )?;
         }
         Ok(())
     }

@@ -315,11 +315,13 @@ impl BiasAct {
         })
     }
 
-    /// `residual` is device memory of `y`'s dims and type, or 0.
+    /// `residual` is device memory of `y`'s dims and type, or 0; `y`'s dims
+    /// are (N, C, ...), stored channels-last when `nhwc`.
     pub fn enqueue(
         &self,
         rc: &RunCx<'_>,
         y: &Arg,
+        nhwc: bool,
         out: u64,
         bias: Option<&DeviceBuf>,
         residual: u64,
@@ -329,6 +331,14 @@ impl BiasAct {
             return Ok(());
         }
         let channels = y.dims.get(1).copied().unwrap_or(1).max(1);
+        let inner = if nhwc {
+            1
+        } else {
+            y.dims
+                .get(2..)
+                .map_or(1, |d| d.iter().product::<usize>())
+                .max(1)
+        };
         let p = BiasActParams {
             out,
             y: y.ptr,
@@ -336,11 +346,7 @@ impl BiasAct {
             res: residual,
             n: n as i64,
             channels: channels as i64,
-            inner: y
-                .dims
-                .get(2..)
-                .map_or(1, |d| d.iter().product::<usize>())
-                .max(1) as i64,
+            inner: inner as i64,
             op: self.code.op,
             alpha: self.code.alpha,
             beta: self.code.beta,

@@ -18,11 +18,12 @@ use super::cublas::Blas;
 use super::cudnn::Dnn;
 use super::device::{DeviceBuf, Gpu};
 use super::launch::{self, Func};
+use super::layout::{self, Role};
 use super::tactics::Tactics;
 use crate::backend::Precision;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
-use crate::ir::{Layer, LayerKind, Network};
+use crate::ir::{Layer, LayerKind, Network, ScaleMode};
 use crate::tensor::Tensor;
 use cudarc::driver::sys::CUstream;
 use std::sync::Arc;
@@ -232,17 +233,61 @@ pub fn storage(p: Precision, dt: DataType) -> DataType {
     }
 }
 
-/// The kernel for a layer that runs on the device.
-pub fn build(b: &Builder<'_>, l: &Layer) -> Result<Box<dyn Kernel>> {
+/// How layer `l`'s kernel handles channels-last tensors (`layout.rs`):
+/// what it can run on with its dims and axes permuted, or, for a 2-D
+/// float16 convolution, by cuDNN's NHWC path.
+pub fn layout_role(b: &Builder<'_>, l: &Layer) -> Role {
+    let f16 = input_storage(b, l).first() == Some(&DataType::F16);
+    match &l.kind {
+        LayerKind::Convolution(p) if f16 && p.kernel_size.len() == 2 && p.groups == 1 => Role::Conv,
+        LayerKind::Activation { .. }
+        | LayerKind::ElementWise { .. }
+        | LayerKind::ParametricRelu
+        | LayerKind::Unary { .. }
+        | LayerKind::Select
+        | LayerKind::Cast { .. }
+        | LayerKind::Identity
+        | LayerKind::Concatenation { .. }
+        | LayerKind::Reduce {
+            keep_dims: true, ..
+        } => Role::Either,
+        LayerKind::Scale(p)
+            if p.mode == ScaleMode::Uniform
+                || (p.mode == ScaleMode::Channel && p.channel_axis == 1) =>
+        {
+            Role::Either
+        }
+        LayerKind::Pooling(p) if p.window.len() == 2 => Role::Either,
+        _ => Role::Fixed,
+    }
+}
+
+/// The kernel for a layer that runs on the device. `nhwc`: it runs on
+/// channels-last operands (of a kind [`layout_role`] allows); `x_nhwc`:
+/// its input 0 is stored channels-last (read by a convolution in either).
+pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box<dyn Kernel>> {
     let err = |msg: String| Error::Layer {
         layer: l.name.clone(),
         kind: l.kind.name(),
         msg,
     };
+    // Axes of a 4-D channels-first tensor where its storage has them.
+    let axis = |a: usize| if nhwc { layout::nhwc_axis(a, 4) } else { a };
+    let lay = conv::Layout {
+        x_nhwc,
+        y_nhwc: nhwc,
+    };
     let k: Box<dyn Kernel> = match &l.kind {
-        LayerKind::Convolution(p) => Box::new(conv::Conv::new(b, l, p, false, None)?),
-        LayerKind::Deconvolution(p) => Box::new(conv::Conv::new(b, l, p, true, None)?),
-        LayerKind::Pooling(p) => Box::new(pool::Pool::new(b, l, p)?),
+        LayerKind::Convolution(p) => Box::new(conv::Conv::new(b, l, p, false, None, lay)?),
+        LayerKind::Deconvolution(p) => Box::new(conv::Conv::new(
+            b,
+            l,
+            p,
+            true,
+            None,
+            conv::Layout::default(),
+        )?),
+        LayerKind::Pooling(p) => Box::new(pool::Pool::new(b, l, p, nhwc)?),
         LayerKind::Activation { activation } => Box::new(elementwise::Act::new(
             b,
             l,
@@ -253,12 +298,20 @@ pub fn build(b: &Builder<'_>, l: &Layer) -> Result<Box<dyn Kernel>> {
             Box::new(elementwise::Binary::new(b, l, elementwise::OP_PRELU)?)
         }
         LayerKind::Unary { op } => Box::new(elementwise::Unary::new(b, l, *op)?),
-        LayerKind::Scale(p) => Box::new(elementwise::Scale::new(b, p)?),
+        LayerKind::Scale(p) => {
+            let mut p = p.clone();
+            p.channel_axis = axis(p.channel_axis);
+            Box::new(elementwise::Scale::new(b, &p)?)
+        }
         LayerKind::Select => Box::new(elementwise::Select::new(b, l)?),
         LayerKind::Cast { .. } => Box::new(elementwise::Cast::new(b)?),
         LayerKind::Identity => Box::new(misc::Copy),
         LayerKind::MatrixMultiply { op0, op1 } => Box::new(matmul::MatMul::new(*op0, *op1)),
-        LayerKind::Reduce { op, axes, .. } => Box::new(reduce::Reduce::new(b, l, *op, axes)?),
+        LayerKind::Reduce { op, axes, .. } => {
+            let mut axes: Vec<usize> = axes.iter().map(|&a| axis(a)).collect();
+            axes.sort_unstable();
+            Box::new(reduce::Reduce::new(b, l, *op, &axes)?)
+        }
         LayerKind::Softmax { axis } => Box::new(reduce::Softmax::new(b, l, *axis)?),
         LayerKind::Normalization {
             axes,
@@ -272,7 +325,7 @@ pub fn build(b: &Builder<'_>, l: &Layer) -> Result<Box<dyn Kernel>> {
         } => Box::new(reduce::Cumulative::new(b, l, *axis, *exclusive, *reverse)?),
         LayerKind::TopK { op, k, axis } => Box::new(reduce::TopK::new(b, l, *op, *k, *axis)?),
         LayerKind::Shuffle(p) => Box::new(shuffle::Shuffle::new(b, l, p)?),
-        LayerKind::Concatenation { axis } => Box::new(shuffle::Concat::new(b, l, *axis)?),
+        LayerKind::Concatenation { axis: a } => Box::new(shuffle::Concat::new(b, l, axis(*a))?),
         LayerKind::Slice(p) => Box::new(shuffle::Slice::new(b, l, p)?),
         LayerKind::Gather { axis, mode } => Box::new(gather::Gather::new(b, l, *axis, *mode)?),
         LayerKind::Resize(p) => Box::new(resize::Resize::new(b, l, p)?),
@@ -292,6 +345,7 @@ pub fn build_fused_conv(
     b: &Builder<'_>,
     conv: &Layer,
     act: Option<crate::ir::Activation>,
+    lay: conv::Layout,
 ) -> Result<Box<dyn Kernel>> {
     let LayerKind::Convolution(p) = &conv.kind else {
         return Err(Error::Network(format!(
@@ -305,6 +359,7 @@ pub fn build_fused_conv(
         p,
         false,
         Some(conv::Fused { act }),
+        lay,
     )?))
 }
 
