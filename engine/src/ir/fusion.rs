@@ -81,3 +81,118 @@ pub fn residual_of(
         act,
     })
 }
+
+/// `act(matmul(a, b) + bias)` with `bias` a constant whose dims are all 1
+/// but the last, which is the product's columns (a Linear layer's bias,
+/// then GELU or ReLU): the Sum at `add` and the optional Activation, as a
+/// [`Residual`] whose `residual` is the constant bias.
+pub fn bias_of(
+    net: &Network,
+    consumers: &HashMap<TensorRef, Vec<usize>>,
+    mm: usize,
+) -> Option<Residual> {
+    let l = &net.layers[mm];
+    if !matches!(l.kind, LayerKind::MatrixMultiply { .. }) {
+        return None;
+    }
+    let x = TensorRef::Layer(mm, 0);
+    let add = only_reader(net, consumers, x)?;
+    let a = &net.layers[add];
+    let other = match (&a.kind, a.inputs.as_slice()) {
+        (
+            LayerKind::ElementWise {
+                op: ElementWiseOp::Sum,
+            },
+            [p, q],
+        ) if *p == x && *q != x => *q,
+        (
+            LayerKind::ElementWise {
+                op: ElementWiseOp::Sum,
+            },
+            [p, q],
+        ) if *q == x && *p != x => *p,
+        _ => return None,
+    };
+    let TensorRef::Layer(c, 0) = other else {
+        return None;
+    };
+    if !matches!(net.layers[c].kind, LayerKind::Constant { .. }) {
+        return None;
+    }
+    let out = &l.outputs[0];
+    let bias = net.info(other);
+    let cols = out.shape.last()?.known()?;
+    let (last, rest) = bias.shape.split_last()?;
+    if bias.dtype != out.dtype
+        || a.outputs[0].shape != out.shape
+        || last.known() != Some(cols)
+        || rest.iter().any(|d| d.known() != Some(1))
+    {
+        return None;
+    }
+    let sum = TensorRef::Layer(add, 0);
+    let act = only_reader(net, consumers, sum).and_then(|r| match net.layers[r].kind {
+        LayerKind::Activation { activation } => Some((r, activation)),
+        _ => None,
+    });
+    Some(Residual {
+        add,
+        residual: other,
+        act,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::MatrixOp;
+    use crate::shape::Dim;
+    use crate::{DataType, Tensor};
+
+    /// A Linear (product, bias over the columns, ReLU) is found; a bias of
+    /// the product's full dims, or a product read twice, is not.
+    #[test]
+    fn a_linear_bias_over_the_columns_fuses() {
+        let build = |bias_dims: &[usize], read_twice: bool| {
+            let mut net = Network::new("linear");
+            let x = net.add_input("x", DataType::F32, [1, 4, 8].map(Dim::Known).to_vec(), None);
+            let w = net.add_weights(Tensor::zeros(DataType::F32, &[1, 8, 6]));
+            let w = net
+                .add("w", LayerKind::Constant { weights: w }, vec![])
+                .unwrap();
+            let mm = net
+                .add(
+                    "mm",
+                    LayerKind::MatrixMultiply {
+                        op0: MatrixOp::None,
+                        op1: MatrixOp::None,
+                    },
+                    vec![x, w],
+                )
+                .unwrap();
+            let b = net.add_weights(Tensor::zeros(DataType::F32, bias_dims));
+            let b = net
+                .add("b", LayerKind::Constant { weights: b }, vec![])
+                .unwrap();
+            let sum = ElementWiseOp::Sum;
+            let y = net
+                .add("add", LayerKind::ElementWise { op: sum }, vec![b, mm])
+                .unwrap();
+            let relu = LayerKind::Activation {
+                activation: Activation::Relu,
+            };
+            let z = net.add("relu", relu, vec![y]).unwrap();
+            net.mark_output("z", z);
+            if read_twice {
+                net.mark_output("mm", mm);
+            }
+            let consumers = net.consumers();
+            bias_of(&net, &consumers, 1)
+        };
+        let r = build(&[1, 1, 6], false).expect("fused");
+        assert_eq!((r.add, r.residual), (3, TensorRef::Layer(2, 0)));
+        assert_eq!(r.act, Some((4, Activation::Relu)));
+        assert!(build(&[1, 4, 6], false).is_none());
+        assert!(build(&[1, 1, 6], true).is_none());
+    }
+}

@@ -190,7 +190,9 @@ impl CudaExecutor {
             if host.layers[i] || replaced[i] {
                 continue;
             }
-            if let Some(r) = fusion::residual_of(net, &consumers, i) {
+            let found = fusion::residual_of(net, &consumers, i)
+                .or_else(|| fusion::bias_of(net, &consumers, i));
+            if let Some(r) = found {
                 let chain = [i, r.add, r.last()];
                 if chain
                     .iter()
@@ -217,6 +219,15 @@ impl CudaExecutor {
                 continue;
             }
             io[i] = match fused_at.get(&i) {
+                // A product's bias is a constant its kernel holds.
+                Some((mm, _))
+                    if matches!(net.layers[*mm].kind, LayerKind::MatrixMultiply { .. }) =>
+                {
+                    StepIo {
+                        ins: net.layers[*mm].inputs.iter().map(|&t| (t, true)).collect(),
+                        outs: vec![TensorRef::Layer(i, 0)],
+                    }
+                }
                 Some((conv, r)) => StepIo {
                     ins: vec![(net.layers[*conv].inputs[0], true), (r.residual, true)],
                     outs: vec![TensorRef::Layer(i, 0)],
@@ -286,6 +297,18 @@ impl CudaExecutor {
             }
             let nhwc = layouts.step_nhwc(i);
             let (weighted, kernel) = match fused_at.get(&i) {
+                Some((mm, r))
+                    if matches!(net.layers[*mm].kind, LayerKind::MatrixMultiply { .. }) =>
+                {
+                    let TensorRef::Layer(bias, _) = r.residual else {
+                        return Err(Error::Network("a fused bias that is not a layer's".into()));
+                    };
+                    let ml = &net.layers[*mm];
+                    (
+                        ml,
+                        ops::build_fused_matmul(&b, ml, bias, r.act.map(|a| a.1)),
+                    )
+                }
                 Some((conv, r)) => {
                     let cl = &net.layers[*conv];
                     let lay = ops::conv::Layout {

@@ -179,6 +179,7 @@ pub fn all_kernel_names() -> Vec<String> {
             "ew_scale",
             "softmax",
             "norm",
+            "norm_warp",
             "pool",
             "resize",
         ] {

@@ -347,14 +347,14 @@ impl Kernel for Conv {
         }
         if let Some(e) = &self.epilogue {
             let res = if self.residual { ins[1].ptr } else { 0 };
-            e.enqueue(
-                rc,
-                &outs[0],
-                self.layout.y_nhwc,
-                outs[0].ptr,
-                self.bias.as_ref(),
-                res,
-            )?;
+            let d = &outs[0].dims;
+            let c = d.get(1).copied().unwrap_or(1);
+            let split = if self.layout.y_nhwc {
+                (c, 1)
+            } else {
+                (c, d.get(2..).map_or(1, |r| r.iter().product()))
+            };
+            e.enqueue(rc, &outs[0], split, outs[0].ptr, self.bias.as_ref(), res)?;
         }
         Ok(())
     }

@@ -315,13 +315,13 @@ impl BiasAct {
         })
     }
 
-    /// `residual` is device memory of `y`'s dims and type, or 0; `y`'s dims
-    /// are (N, C, ...), stored channels-last when `nhwc`.
+    /// `residual` is device memory of `y`'s dims and type, or 0; `y` is
+    /// [outer, channels, inner] as stored.
     pub fn enqueue(
         &self,
         rc: &RunCx<'_>,
         y: &Arg,
-        nhwc: bool,
+        (channels, inner): (usize, usize),
         out: u64,
         bias: Option<&DeviceBuf>,
         residual: u64,
@@ -330,23 +330,14 @@ impl BiasAct {
         if n == 0 {
             return Ok(());
         }
-        let channels = y.dims.get(1).copied().unwrap_or(1).max(1);
-        let inner = if nhwc {
-            1
-        } else {
-            y.dims
-                .get(2..)
-                .map_or(1, |d| d.iter().product::<usize>())
-                .max(1)
-        };
         let p = BiasActParams {
             out,
             y: y.ptr,
             bias: bias.map_or(0, |b| b.ptr),
             res: residual,
             n: n as i64,
-            channels: channels as i64,
-            inner: inner as i64,
+            channels: channels.max(1) as i64,
+            inner: inner.max(1) as i64,
             op: self.code.op,
             alpha: self.code.alpha,
             beta: self.code.beta,

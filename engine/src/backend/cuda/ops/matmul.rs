@@ -1,9 +1,13 @@
 //! MatrixMultiply through cuBLAS: one strided-batched product where the
 //! batch dims broadcast as a whole (or not at all), else one product per
-//! batch element, their offsets computed when the layer is planned.
+//! batch element, their offsets computed when the layer is planned. A
+//! fused Linear (`ir::fusion::bias_of`) adds its bias and activation over
+//! the product's columns in one epilogue kernel.
 
+use super::elementwise::BiasAct;
 use super::{broadcast, contiguous, Arg, Kernel, PlanCx, RunCx};
 use crate::backend::cuda::cublas::Operand;
+use crate::backend::cuda::device::DeviceBuf;
 use crate::error::{Error, Result};
 use crate::ir::matrix::{batch_folds_into_rows, matrix_dims};
 use crate::ir::MatrixOp;
@@ -19,14 +23,17 @@ struct Planned {
 pub struct MatMul {
     op0: MatrixOp,
     op1: MatrixOp,
+    /// A bias over the columns (float32) and the activation after it.
+    epilogue: Option<(BiasAct, DeviceBuf)>,
     plan: Option<Planned>,
 }
 
 impl MatMul {
-    pub fn new(op0: MatrixOp, op1: MatrixOp) -> Self {
+    pub fn new(op0: MatrixOp, op1: MatrixOp, epilogue: Option<(BiasAct, DeviceBuf)>) -> Self {
         MatMul {
             op0,
             op1,
+            epilogue,
             plan: None,
         }
     }
@@ -141,6 +148,9 @@ impl Kernel for MatMul {
                     batch,
                 )?;
             }
+        }
+        if let Some((e, bias)) = &self.epilogue {
+            e.enqueue(rc, &outs[0], (p.n, 1), outs[0].ptr, Some(bias), 0)?;
         }
         Ok(())
     }

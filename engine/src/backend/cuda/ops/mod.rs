@@ -306,7 +306,7 @@ pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box
         LayerKind::Select => Box::new(elementwise::Select::new(b, l)?),
         LayerKind::Cast { .. } => Box::new(elementwise::Cast::new(b)?),
         LayerKind::Identity => Box::new(misc::Copy),
-        LayerKind::MatrixMultiply { op0, op1 } => Box::new(matmul::MatMul::new(*op0, *op1)),
+        LayerKind::MatrixMultiply { op0, op1 } => Box::new(matmul::MatMul::new(*op0, *op1, None)),
         LayerKind::Reduce { op, axes, .. } => {
             let mut axes: Vec<usize> = axes.iter().map(|&a| axis(a)).collect();
             axes.sort_unstable();
@@ -361,6 +361,32 @@ pub fn build_fused_conv(
         Some(conv::Fused { act }),
         lay,
     )?))
+}
+
+/// The kernel of a fused `act(matmul(a, b) + bias)` step (see
+/// `ir::fusion::bias_of`): `bias` is the constant layer's index.
+pub fn build_fused_matmul(
+    b: &Builder<'_>,
+    mm: &Layer,
+    bias: usize,
+    act: Option<crate::ir::Activation>,
+) -> Result<Box<dyn Kernel>> {
+    let (LayerKind::MatrixMultiply { op0, op1 }, LayerKind::Constant { weights }) =
+        (&mm.kind, &b.net.layers[bias].kind)
+    else {
+        return Err(Error::Network(format!(
+            "'{}' is not a matrix product with a constant bias",
+            mm.name
+        )));
+    };
+    let dt = input_storage(b, mm)[0];
+    let code = act.map_or(elementwise::ActCode::IDENTITY, elementwise::act_code);
+    let buf = b.upload(b.net.weights(*weights), Some(DataType::F32), "a bias")?;
+    Ok(Box::new(matmul::MatMul::new(
+        *op0,
+        *op1,
+        Some((elementwise::BiasAct::new(b, dt, code)?, buf)),
+    )))
 }
 
 /// The storage types of a layer's inputs, as the IR records them, for
