@@ -556,3 +556,35 @@ fn ops_lists_every_default_domain_operator() {
     );
     assert!(err.contains("operators supported"));
 }
+
+/// A crafted Conv whose pads are 2^62 (it used to build, then write through
+/// a wild pointer at run time) and an input of 2^64 elements (whose volume
+/// wrapped to 0) are build errors naming the node.
+#[test]
+fn absurd_sizes_in_a_model_are_build_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("m.engine");
+    let p = dir.path().join("pads.onnx");
+    let x = value_info("x", 1, &[D::N(1), D::N(1), D::N(4), D::N(4)]);
+    let y = value_info("y", 1, &[]);
+    let conv = node(
+        "Conv",
+        &["x", "w"],
+        &["y"],
+        vec![attr_ints("pads", &[1 << 62, 1 << 62, 1 << 62, 1 << 62])],
+    );
+    let w = f32_init("w", &[1, 1, 1, 1], &[1.0]);
+    std::fs::write(
+        &p,
+        model_bytes(vec![conv], vec![x], vec![y.clone()], vec![w], 17),
+    )
+    .unwrap();
+    let err = eb_fails(&["build", s(&p), "-o", s(&e)]);
+    assert!(err.contains("at most") && err.contains("Conv"), "{err}");
+    let p = dir.path().join("wide.onnx");
+    let x = value_info("x", 1, &[D::N(1 << 32), D::N(1 << 32)]);
+    let relu = node("Relu", &["x"], &["y"], vec![]);
+    std::fs::write(&p, model_bytes(vec![relu], vec![x], vec![y], vec![], 17)).unwrap();
+    let err = eb_fails(&["build", s(&p), "-o", s(&e)]);
+    assert!(err.contains("Relu") && err.contains("exceed"), "{err}");
+}

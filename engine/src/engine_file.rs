@@ -463,6 +463,19 @@ mod tests {
         assert_eq!(d.plans, e.plans);
     }
 
+    /// An engine file whose network declares an input beyond the element
+    /// limit (one that used to load as ready and abort on its first run) is
+    /// refused when it is read.
+    #[test]
+    fn an_absurd_input_is_refused_on_load() {
+        let mut e = sample();
+        let mut net = (*e.network).clone();
+        net.inputs[0].info.shape = vec![Dim::Known(1 << 21), Dim::Known(1 << 21)];
+        e.network = Arc::new(net);
+        let err = decode(&encode(&e)).unwrap_err().to_string();
+        assert!(err.contains("'x'") && err.contains("exceed"), "{err}");
+    }
+
     #[test]
     fn every_truncation_is_an_error() {
         let bytes = encode(&sample());

@@ -159,9 +159,34 @@ pub fn volume(dims: &[usize]) -> usize {
     dims.iter().product()
 }
 
+/// The most elements a tensor may have: 2^40, beyond what any device can
+/// hold and far below where products of dims wrap. Shape inference refuses
+/// larger tensors, so [`volume`] of an inferred shape cannot overflow.
+pub const MAX_ELEMENTS: usize = 1 << 40;
+
+/// The product of `dims` if it is at most [`MAX_ELEMENTS`] (unknown dims
+/// count as 1), else `None`; never wraps.
+pub fn bounded_volume(shape: &[Dim]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(d.known().unwrap_or(1)))
+        .filter(|&n| n <= MAX_ELEMENTS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_volumes_refuse_what_would_wrap() {
+        let k = |v: &[usize]| v.iter().map(|&d| Dim::Known(d)).collect::<Vec<_>>();
+        assert_eq!(bounded_volume(&k(&[2, 3, 4])), Some(24));
+        assert_eq!(bounded_volume(&[Dim::Unknown, Dim::Known(5)]), Some(5));
+        assert_eq!(bounded_volume(&k(&[1 << 20, 1 << 20])), Some(1 << 40));
+        assert_eq!(bounded_volume(&k(&[1 << 20, 1 << 21])), None);
+        // 2^64 wraps to 0 in a plain product.
+        assert_eq!(bounded_volume(&k(&[1 << 32, 1 << 32])), None);
+    }
 
     #[test]
     fn dims_round_trip_through_json() {

@@ -139,9 +139,24 @@ fn read_external(t: &TensorProto, dir: Option<&Path>, want: usize) -> Result<Vec
     }
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // The claim is checked against the file before anything is allocated
+    // for it: a few bytes of model must not ask for exabytes.
+    let size = f
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if offset.checked_add(want as u64).is_none_or(|end| end > size) {
+        return Err(format!(
+            "{}: external data of {want} bytes at offset {offset} runs past the file's end ({size} bytes)",
+            path.display()
+        ));
+    }
     f.seek(SeekFrom::Start(offset))
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut buf = vec![0u8; want];
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(want)
+        .map_err(|_| format!("cannot allocate {want} bytes for external data"))?;
+    buf.resize(want, 0);
     f.read_exact(&mut buf).map_err(|e| {
         format!(
             "{}: cannot read {want} bytes at offset {offset}: {e}",
@@ -230,5 +245,36 @@ mod tests {
         };
         let e = tensor_from_proto(&double, None).unwrap_err();
         assert!(e.contains("double"), "{e}");
+    }
+
+    /// External data claiming more bytes than its file holds is an error
+    /// before anything is allocated for it (2^60 bytes here), and the
+    /// claim that fits reads back.
+    #[test]
+    fn external_data_is_checked_against_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.bin"), [0u8; 64]).unwrap();
+        let entry = |k: &str, v: &str| super::super::proto::StringStringEntryProto {
+            key: k.into(),
+            value: v.into(),
+        };
+        let external = |dims: Vec<i64>, length: u64| TensorProto {
+            dims,
+            data_type: 2, // uint8
+            data_location: DataLocation::External as i32,
+            external_data: vec![
+                entry("location", "w.bin"),
+                entry("length", &length.to_string()),
+            ],
+            ..Default::default()
+        };
+        let huge = external(vec![1 << 30, 1 << 30], 1 << 60);
+        let e = tensor_from_proto(&huge, Some(dir.path())).unwrap_err();
+        assert!(e.contains("past the file's end"), "{e}");
+        let past = external(vec![65], 65);
+        assert!(tensor_from_proto(&past, Some(dir.path())).is_err());
+        let fits = external(vec![64], 64);
+        let t = tensor_from_proto(&fits, Some(dir.path())).unwrap();
+        assert_eq!(t.shape(), &[64]);
     }
 }

@@ -4,7 +4,7 @@
 use super::layer::*;
 use super::TensorInfo;
 use crate::dtype::DataType;
-use crate::shape::{Dim, Shape, SymInt};
+use crate::shape::{bounded_volume, format_shape, Dim, Shape, SymInt, MAX_ELEMENTS};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -82,8 +82,31 @@ impl WeightsTable for WeightShapes {
     }
 }
 
+/// The largest pad, stride, dilation or window a convolution or pooling
+/// takes: 2^31, so that no arithmetic on them and an input length of at
+/// most [`MAX_ELEMENTS`] wraps.
+const MAX_WINDOW: i64 = 1 << 31;
+
 /// Output types of a layer of `kind` reading `inputs`.
 pub fn infer_outputs(
+    kind: &LayerKind,
+    inputs: &[&TensorInfo],
+    weights: &dyn WeightsTable,
+) -> R<Vec<TensorInfo>> {
+    let outs = infer_kind(kind, inputs, weights)?;
+    for o in &outs {
+        if bounded_volume(&o.shape).is_none() {
+            return Err(format!(
+                "its output {} would exceed {MAX_ELEMENTS} elements",
+                format_shape(&o.shape)
+            ));
+        }
+    }
+    Ok(outs)
+}
+
+/// [`infer_outputs`] before the size check.
+fn infer_kind(
     kind: &LayerKind,
     inputs: &[&TensorInfo],
     weights: &dyn WeightsTable,
@@ -410,6 +433,21 @@ fn conv(
     if p.groups == 0 || p.stride.contains(&0) || p.dilation.contains(&0) {
         return Err("groups, strides and dilations must be positive".into());
     }
+    let big = |v: usize| v > MAX_WINDOW as usize;
+    if p.pre_padding
+        .iter()
+        .chain(&p.post_padding)
+        .any(|v| v.abs() > MAX_WINDOW)
+        || p.stride
+            .iter()
+            .chain(&p.dilation)
+            .chain(&p.kernel_size)
+            .any(|&v| big(v))
+    {
+        return Err(format!(
+            "pads, strides, dilations and kernel sizes must be at most {MAX_WINDOW}"
+        ));
+    }
     let ks = kernel;
     if ks.len() != k + 2 || ks[2..] != p.kernel_size[..] {
         return Err(format!(
@@ -455,7 +493,12 @@ fn conv(
         if deconv {
             shape.push(match x.shape[2 + i].known() {
                 Some(n) => {
-                    let out = (n as i64 - 1) * p.stride[i] as i64 + eff - pad;
+                    // At most 2^40 * 2^31: i128 cannot wrap.
+                    let out = (n as i128 - 1) * p.stride[i] as i128 + eff as i128 - pad as i128;
+                    if out > MAX_ELEMENTS as i128 {
+                        return Err(format!("output length {out} along spatial dim {i}"));
+                    }
+                    let out = out as i64;
                     if out <= 0 {
                         return Err(format!("output length {out} along spatial dim {i}"));
                     }
@@ -508,6 +551,14 @@ fn pool(x: &TensorInfo, p: &PoolParams) -> R<TensorInfo> {
     )?;
     if p.stride.contains(&0) || p.window.contains(&0) {
         return Err("windows and strides must be positive".into());
+    }
+    if [&p.window, &p.stride, &p.pre_padding, &p.post_padding]
+        .iter()
+        .any(|v| v.iter().any(|&x| x > MAX_WINDOW as usize))
+    {
+        return Err(format!(
+            "windows, strides and pads must be at most {MAX_WINDOW}"
+        ));
     }
     let mut shape = x.shape[..2].to_vec();
     for i in 0..k {
@@ -1021,6 +1072,39 @@ mod tests {
 
     fn info(shape: &[Dim]) -> TensorInfo {
         TensorInfo::new(DataType::F32, shape.to_vec())
+    }
+
+    /// A convolution with pads of 2^62 (which wrapped the output length and
+    /// then corrupted memory at run time) is refused while inferring, as is
+    /// one whose output would exceed the element limit.
+    #[test]
+    fn absurd_convolutions_are_refused() {
+        let weights = vec![Arc::new(Tensor::zeros(DataType::F32, &[4, 3, 3, 3]))];
+        let p = |pad: i64, stride: usize| ConvParams {
+            out_channels: 4,
+            kernel_size: vec![3, 3],
+            stride: vec![stride, stride],
+            pre_padding: vec![pad, pad],
+            post_padding: vec![pad, pad],
+            dilation: vec![1, 1],
+            groups: 1,
+            kernel: WeightsId(0),
+            bias: None,
+            activation: None,
+        };
+        let x = info(&[1, 3, 8, 8].map(Dim::Known));
+        let conv = |p: ConvParams| infer_outputs(&LayerKind::Convolution(p), &[&x], &weights);
+        assert!(conv(p(1, 1)).is_ok());
+        let e = conv(p(1 << 62, 1)).unwrap_err();
+        assert!(e.contains("at most"), "{e}");
+        let e = conv(p(1 << 30, 1)).unwrap_err();
+        assert!(e.contains("exceed"), "{e}");
+        let deconv = |p: ConvParams| {
+            let w = vec![Arc::new(Tensor::zeros(DataType::F32, &[3, 4, 3, 3]))];
+            infer_outputs(&LayerKind::Deconvolution(p), &[&x], &w)
+        };
+        assert!(deconv(p(0, 2)).is_ok());
+        assert!(deconv(p(0, 1 << 31)).is_err());
     }
 
     #[test]

@@ -252,6 +252,20 @@ impl Network {
             if !names.insert(&i.name) {
                 return bad(format!("two inputs are named '{}'", i.name));
             }
+            let max = i.profile.as_ref().map(|p| {
+                p.max
+                    .iter()
+                    .map(|&d| crate::shape::Dim::Known(d))
+                    .collect::<Vec<_>>()
+            });
+            let too_big = |s: &[crate::shape::Dim]| crate::shape::bounded_volume(s).is_none();
+            if too_big(&i.info.shape) || max.as_deref().is_some_and(too_big) {
+                return bad(format!(
+                    "input '{}' would exceed {} elements",
+                    i.name,
+                    crate::shape::MAX_ELEMENTS
+                ));
+            }
         }
         for (idx, l) in self.layers.iter().enumerate() {
             let mut infos = Vec::new();
