@@ -4,6 +4,10 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+/// The largest frame side the daemon takes, from a client or in a JPEG's
+/// header (a decoded 8192x8192 frame is 192 MiB of RGB).
+pub const MAX_SIDE: u32 = 8192;
+
 /// Pixel layouts a frame may arrive in: the engine's uncompressed layouts
 /// (see `jetrt_engine::preprocess::PixelFormat`; packed, sources copy rows
 /// tightly) plus JPEG, which the daemon decodes itself.

@@ -6,7 +6,7 @@
 //! YUV is taken as BT.601 limited range (16..235), what USB cameras and
 //! GStreamer's default colorimetry for SD/HD test sources send.
 
-use crate::frame::{Frame, PixelFormat};
+use crate::frame::{Frame, PixelFormat, MAX_SIDE};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PixelError {
@@ -22,6 +22,8 @@ pub enum PixelError {
     Jpeg(String),
     #[error("the frame is empty ({width}x{height})")]
     Empty { width: u32, height: u32 },
+    #[error("the JPEG frame declares {width}x{height}, beyond {max}x{max}")]
+    TooLarge { width: u32, height: u32, max: u32 },
 }
 
 /// A frame as packed RGB8 with its size (an MJPEG frame's own size wins).
@@ -71,6 +73,19 @@ pub fn raw_frame(
 }
 
 fn decode_jpeg(data: &[u8]) -> Result<(Vec<u8>, u32, u32), PixelError> {
+    use image::ImageDecoder;
+    // The header's size is checked before decoding: a kilobyte of JPEG
+    // can declare gigabytes of pixels.
+    let (width, height) = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(data))
+        .map_err(|e| PixelError::Jpeg(e.to_string()))?
+        .dimensions();
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(PixelError::TooLarge {
+            width,
+            height,
+            max: MAX_SIDE,
+        });
+    }
     let img = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
         .map_err(|e| PixelError::Jpeg(e.to_string()))?
         .to_rgb8();
@@ -112,6 +127,33 @@ mod tests {
                 (y, u, v)
             );
         }
+    }
+
+    /// A small JPEG whose header declares 12000x12000 is refused before it
+    /// is decoded (it used to take 0.9 GB); the real size decodes.
+    #[test]
+    fn a_jpeg_declaring_a_huge_size_is_refused_before_decoding() {
+        let img = image::RgbImage::from_pixel(16, 8, image::Rgb([200, 30, 30]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode_image(&img)
+            .unwrap();
+        let (_, w, h) = convert(&jpeg, 0, 0, PixelFormat::Mjpeg).unwrap();
+        assert_eq!((w, h), (16, 8));
+        // The baseline frame header: FF C0, length, precision, height, width.
+        let sof = jpeg
+            .windows(2)
+            .position(|p| p == [0xFF, 0xC0])
+            .expect("a baseline JPEG");
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0x2E, 0xE0, 0x2E, 0xE0]);
+        assert_eq!(
+            convert(&jpeg, 0, 0, PixelFormat::Mjpeg).unwrap_err(),
+            PixelError::TooLarge {
+                width: 12000,
+                height: 12000,
+                max: MAX_SIDE
+            }
+        );
     }
 
     #[test]

@@ -1,10 +1,8 @@
 //! Frames pushed by a client (`push` over the socket), checked before they
 //! reach a pipeline: a client controls every byte of them.
 
+pub use crate::frame::MAX_SIDE;
 use crate::frame::{Frame, PixelFormat};
-
-/// The largest frame side accepted from a client.
-pub const MAX_SIDE: u32 = 8192;
 
 /// Checks a pushed image's description against its bytes.
 pub fn frame_from_client(
