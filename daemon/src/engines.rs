@@ -99,14 +99,15 @@ fn read(name: &str, path: &Path, what: &str) -> Result<Vec<u8>> {
         .map_err(|e| err(name, format!("cannot read {what} {}: {e}", path.display())))
 }
 
-/// The cache key of an ONNX engine.
+/// The cache key of an ONNX engine, and the model's sha256 (what a build's
+/// header records as its source).
 pub fn cache_key(
     name: &str,
     cfg: &EngineConfig,
     model: &Path,
     build: &BuildSettings,
     backend: Option<BackendKind>,
-) -> Result<String> {
+) -> Result<(String, String)> {
     let mut h = Sha256::new();
     let mut field = |tag: &str, bytes: &[u8]| {
         // Length-prefixed, so that no two field lists hash alike.
@@ -115,7 +116,13 @@ pub fn cache_key(
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
-    field("model", &read(name, model, "model")?);
+    let model_bytes = read(name, model, "model")?;
+    let model_sha: String = Sha256::digest(&model_bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    field("model", &model_bytes);
+    drop(model_bytes);
     field("build", format!("{build:?}").as_bytes());
     if let Some(l) = &build.labels {
         field("labels", &read(name, l, "labels file")?);
@@ -133,7 +140,10 @@ pub fn cache_key(
         field("plugin", &read(name, p, "plugin library")?);
     }
     let digest = h.finalize();
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Ok((
+        digest.iter().map(|b| format!("{b:02x}")).collect(),
+        model_sha,
+    ))
 }
 
 fn cached_build(
@@ -144,11 +154,19 @@ fn cached_build(
     backend: Option<BackendKind>,
     state_dir: &Path,
 ) -> Result<(Engine, Option<PathBuf>)> {
-    let key = cache_key(name, cfg, model, build, backend)?;
+    let (key, model_sha) = cache_key(name, cfg, model, build, backend)?;
     let dir = state_dir.join("engines");
     let path = dir.join(format!("{name}-{}.engine", &key[..16]));
+    remove_orphans(&dir, name);
     if path.exists() {
         match Engine::load(&path) {
+            // A file at the path that is a valid engine of another model
+            // (copied there, or a key collision) is not this build.
+            Ok(e) if e.header().source_hash != model_sha => log::warn!(
+                "engine '{name}': {} is a build of another model (source sha256 {}); rebuilding",
+                path.display(),
+                e.header().source_hash
+            ),
             Ok(e) => {
                 log::info!("engine '{name}': using the cached build {}", path.display());
                 return Ok((e, Some(path)));
@@ -204,6 +222,38 @@ fn remove_stale(dir: &Path, name: &str, keep: &Path) {
         if ours && p != keep {
             log::info!(
                 "engine '{name}': removing the outdated build {}",
+                p.display()
+            );
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// Removes this engine's temporary files that a process killed while
+/// saving left behind (`.NAME-KEY.engine.tmpPID` of a PID no longer
+/// running; a live one may be saving now).
+fn remove_orphans(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let file = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(pid) = file
+            .strip_prefix('.')
+            .and_then(|r| r.strip_prefix(name))
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|r| r.split_once(".engine.tmp"))
+            .map(|(_, pid)| pid)
+        else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().is_ok_and(|pid| {
+            pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+        });
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !alive {
+            log::info!(
+                "engine '{name}': removing {}, left by an interrupted save",
                 p.display()
             );
             let _ = std::fs::remove_file(&p);
@@ -280,4 +330,56 @@ fn read_labels(name: &str, path: &Path) -> Result<Vec<String>> {
         labels.pop();
     }
     Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tiny/model.onnx")
+    }
+
+    fn config(model: &Path) -> (EngineConfig, BuildSettings) {
+        let build = BuildSettings::default();
+        let cfg = EngineConfig {
+            origin: EngineOrigin::Onnx {
+                model: model.to_path_buf(),
+                build: build.clone(),
+            },
+            backend: Some("cpu".into()),
+            device: 0,
+            threads: Some(1),
+            plugins: vec![],
+        };
+        (cfg, build)
+    }
+
+    /// A valid engine of another model at the cache path is rebuilt, not
+    /// used; a temporary file of a dead saver is removed, a live one kept.
+    #[test]
+    fn the_cache_checks_its_source_and_clears_interrupted_saves() {
+        let state = tempfile::tempdir().unwrap();
+        let (cfg, build) = config(&tiny());
+        let cpu = Some(BackendKind::Cpu);
+        let (engine, path) = cached_build("t", &cfg, &tiny(), &build, cpu, state.path()).unwrap();
+        let path = path.expect("cached");
+        let sha = engine.header().source_hash.clone();
+        // Another model's build at the same path.
+        let mut other = Engine::load(&path).unwrap();
+        other.header_mut().source_hash = "0".repeat(64);
+        other.save(&path).unwrap();
+        let dir = path.parent().unwrap().to_path_buf();
+        let file = path.file_name().unwrap().to_str().unwrap().to_string();
+        let dead = dir.join(format!(".{file}.tmp4000000000"));
+        // PID 1 is always running.
+        let live = dir.join(format!(".{file}.tmp1"));
+        std::fs::write(&dead, b"partial").unwrap();
+        std::fs::write(&live, b"partial").unwrap();
+        let (again, _) = cached_build("t", &cfg, &tiny(), &build, cpu, state.path()).unwrap();
+        assert_eq!(again.header().source_hash, sha);
+        assert_eq!(Engine::load(&path).unwrap().header().source_hash, sha);
+        assert!(!dead.exists(), "the dead saver's file stays");
+        assert!(live.exists(), "a live saver's file was removed");
+    }
 }
