@@ -612,6 +612,8 @@ fn corrupt_engines_garbage_and_oversized_frames_do_not_stop_the_daemon() {
         (frame(br#"{"op": "dance"}"#), "bad_request"),
         (frame(br#"{"op": "subscribe"}"#), "bad_request"),
         (frame(br#"{"op": "subscribe", "pipeline": "nope"}"#), "unknown_pipeline"),
+        (frame(br#"{"op": "unsubscribe", "pipeline": "nope"}"#), "unknown_pipeline"),
+        (frame(br#"{"op": "hello", "protocol": 99}"#), "bad_request"),
         (frame(&vec![b' '; 100_000]), "too_large"),
         (
             [frame(br#"{"op": "infer", "pipeline": "ok", "image": {"format": "rgb", "width": 4, "height": 4}}"#), frame(&[0; 5])].concat(),

@@ -32,6 +32,20 @@ pub fn handle(
     let id = req.id().cloned();
     let id = id.as_ref();
     let reply = match req {
+        Request::Hello {
+            client: name,
+            protocol: Some(p),
+            ..
+        } if p != PROTOCOL_VERSION => error(
+            id,
+            "bad_request",
+            format!(
+                "the client speaks protocol {p}; this daemon ({} {}) speaks protocol {PROTOCOL_VERSION}{}",
+                "jetrtd",
+                crate::VERSION,
+                name.map(|n| format!(" (client '{n}')")).unwrap_or_default()
+            ),
+        ),
         Request::Hello { client: name, .. } => {
             if let Some(n) = name {
                 log::debug!("client {client} is '{n}'");
@@ -49,6 +63,9 @@ pub fn handle(
             } else {
                 unknown_pipeline(id, &pipeline, shared)
             }
+        }
+        Request::Unsubscribe { pipeline, .. } if !shared.has_pipeline(&pipeline) => {
+            unknown_pipeline(id, &pipeline, shared)
         }
         Request::Unsubscribe { pipeline, .. } => {
             let was = shared.hub.unsubscribe(&pipeline, client);
