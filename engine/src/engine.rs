@@ -81,7 +81,16 @@ impl Engine {
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            // 0644 whatever the umask (a service's umask may be 000):
+            // engines are read by others, written only by their owner.
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(&tmp)?;
+            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
             f.write_all(&self.to_bytes())?;
             f.sync_all()?;
             std::fs::rename(&tmp, path)

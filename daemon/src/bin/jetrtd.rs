@@ -81,6 +81,15 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         jetrt_daemon::VERSION,
         path.display()
     );
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    // systemd sets INVOCATION_ID for the services it starts; the unit runs
+    // jetrtd as its own user with the sandboxing that makes root moot.
+    if root && std::env::var_os("INVOCATION_ID").is_none() {
+        log::warn!(
+            "running as root outside the systemd unit: every model, plugin and labels file it reads and every client it serves gets root's reach; run it as an unprivileged user (the unit's 'jetrtd')"
+        );
+    }
     jetrt_daemon::runtime::serve(path, cfg, registry)
         .with_context(|| format!("jetrtd with {} stopped", path.display()))
 }

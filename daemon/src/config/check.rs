@@ -42,6 +42,15 @@ pub fn check(c: &Config) -> Vec<Warning> {
             warn(key, m);
         }
     };
+    if c.daemon.socket_mode & 0o002 != 0 {
+        warn(
+            "daemon.socket_mode".into(),
+            format!(
+                "{:04o} lets every local user connect and run inferences; 0660 with daemon.socket_group is the usual choice",
+                c.daemon.socket_mode
+            ),
+        );
+    }
     for (name, e) in &c.engines {
         match &e.origin {
             EngineOrigin::Prebuilt(p) => file(

@@ -862,5 +862,17 @@ color = "bgr"
             "{w:?}"
         );
         assert!(w.iter().any(|w| w.contains("sources.files.path")), "{w:?}");
+        assert!(!w.iter().any(|w| w.contains("socket_mode")), "{w:?}");
+        let open =
+            parse_str(&GOOD.replace("socket_mode = \"0600\"", "socket_mode = \"0777\"")).unwrap();
+        let w: Vec<String> = super::super::check(&open)
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("daemon.socket_mode: 0777 lets every local user")),
+            "{w:?}"
+        );
     }
 }

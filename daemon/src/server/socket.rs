@@ -1,6 +1,7 @@
 //! Binding the listening socket: a stale file from a crashed daemon is
 //! removed, a live daemon on the same path is an error, anything that is
-//! not a socket is left alone; then the configured mode and group.
+//! not a socket is left alone; the socket gets the configured mode and
+//! group before it appears at its path.
 
 use crate::error::{Error, Result};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -43,15 +44,32 @@ pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> Result<UnixListener>
             ));
         }
     }
+    // Bound under a temporary name, given its mode and group, then renamed
+    // into place: no client can connect while it still has the mode the
+    // umask gave it.
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let listener =
-        UnixListener::bind(path).map_err(|e| err(path, format!("cannot listen: {e}")))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| err(path, format!("cannot set mode {mode:o}: {e}")))?;
-    if let Some(g) = group {
-        let gid = group_id(g)
-            .ok_or_else(|| err(path, format!("no group named '{g}' (daemon.socket_group)")))?;
-        std::os::unix::fs::chown(path, None, Some(gid))
-            .map_err(|e| err(path, format!("cannot give the socket to group '{g}': {e}")))?;
+        UnixListener::bind(&tmp).map_err(|e| err(path, format!("cannot listen: {e}")))?;
+    let ready = (|| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| err(path, format!("cannot set mode {mode:o}: {e}")))?;
+        if let Some(g) = group {
+            let gid = group_id(g)
+                .ok_or_else(|| err(path, format!("no group named '{g}' (daemon.socket_group)")))?;
+            std::os::unix::fs::chown(&tmp, None, Some(gid))
+                .map_err(|e| err(path, format!("cannot give the socket to group '{g}': {e}")))?;
+        }
+        std::fs::rename(&tmp, path)
+            .map_err(|e| err(path, format!("cannot move the socket into place: {e}")))
+    })();
+    if let Err(e) = ready {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     Ok(listener)
 }
@@ -92,6 +110,8 @@ mod tests {
         let l = bind(&p, 0o600, None).unwrap();
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        // Bound under a temporary name and moved into place: only it is left.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         // A live listener on the path: refused.
         let e = bind(&p, 0o600, None).unwrap_err().to_string();
         assert!(e.contains("another daemon"), "{e}");
