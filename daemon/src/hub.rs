@@ -1,10 +1,10 @@
-//! Who gets what: each client's outbox (bounded, dropping its oldest
-//! message when full, counting the loss) and the subscriptions of clients
-//! to pipelines. A pipeline publishes by queueing one shared, already
+//! Who gets what: each client's outbox (subscription results bounded,
+//! dropping the oldest when full and counting the loss; replies to its
+//! requests never dropped) and the subscriptions of clients to pipelines. A pipeline publishes by queueing one shared, already
 //! encoded message per subscriber; it never waits on a client.
 
 use crate::latest::{latest, LatestSender};
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,27 +18,56 @@ pub type Wire = Arc<Vec<u8>>;
 pub struct Outbox {
     pub client: u64,
     tx: LatestSender<Wire>,
+    /// Replies to requests, never dropped: the reader stops taking requests
+    /// while `depth` of them wait (`reply_room`), and a pipeline answers at
+    /// most its queue of infer requests, so this stays small.
+    replies: Sender<Wire>,
+    depth: usize,
     pub sent: Arc<AtomicU64>,
 }
 
+/// What a client's writer drains: replies first, then results.
+pub struct Inbox {
+    pub replies: Receiver<Wire>,
+    pub results: Receiver<Wire>,
+}
+
 impl Outbox {
-    /// A new outbox of `depth` messages and the receiver its writer drains.
-    pub fn new(client: u64, depth: usize) -> (Self, Receiver<Wire>) {
-        let (tx, rx) = latest(depth);
+    /// A new outbox of `depth` results (and replies) and what its writer
+    /// drains.
+    pub fn new(client: u64, depth: usize) -> (Self, Inbox) {
+        let (tx, results) = latest(depth);
+        let (replies_tx, replies) = unbounded();
         (
             Outbox {
                 client,
                 tx,
+                replies: replies_tx,
+                depth: depth.max(1),
                 sent: Arc::new(AtomicU64::new(0)),
             },
-            rx,
+            Inbox { replies, results },
         )
     }
 
-    /// Queues a message, dropping the oldest one if the client is behind.
+    /// Queues a subscription result, dropping the oldest one if the client
+    /// is behind.
     pub fn send(&self, w: Wire) {
         self.sent.fetch_add(1, Ordering::Relaxed);
         self.tx.push(w);
+    }
+
+    /// Queues the reply to a request; it is never dropped.
+    pub fn reply(&self, w: Wire) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let _ = self.replies.send(w);
+    }
+
+    /// Whether fewer than `depth` replies wait: the reader takes the next
+    /// request only then, so a client that does not read its replies stops
+    /// being read instead of losing them.
+    pub fn reply_room(&self) -> bool {
+        self.replies.len() < self.depth
     }
 
     /// Messages this client lost because it did not read them in time.

@@ -515,7 +515,7 @@ impl Worker {
                 None,
             ),
         };
-        job.reply.send(Arc::new(w));
+        job.reply.reply(Arc::new(w));
     }
 }
 

@@ -423,6 +423,43 @@ fn a_client_that_never_reads_does_not_slow_the_others() {
     drop(stuck);
 }
 
+/// Replies are never dropped: 2000 pipelined requests (more than the
+/// client's queue of 16, their replies more than a socket buffer holds),
+/// written before any reply is read, all get their
+/// reply, in order, with their ids.
+#[test]
+fn pipelined_requests_all_get_their_replies() {
+    let _g = shared();
+    let body = format!(
+        "{}\n[sources.pattern]\nkind = \"synthetic\"\nwidth = 32\nheight = 32\nfps = 30\n\n[pipelines.p]\nsource = \"pattern\"\nengine = \"tiny\"\n",
+        tiny_engine_toml()
+    );
+    let d = Daemon::start("client_queue = 16", &body);
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let frame = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+    let n = 2000u64;
+    let all: Vec<u8> = (0..n)
+        .flat_map(|i| {
+            let op = if i % 2 == 0 { "hello" } else { "list" };
+            frame(format!(r#"{{"op": "{op}", "id": {i}}}"#).as_bytes())
+        })
+        .collect();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&all).unwrap());
+    // Read nothing for a while, so that the replies pile up first.
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..n {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        let m: Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(m["id"], i, "reply {i}: {m}");
+    }
+    writer.join().unwrap();
+}
+
 #[test]
 fn sighup_reloads_changed_pipelines_and_sigterm_drains_with_sd_notify() {
     let _g = shared();

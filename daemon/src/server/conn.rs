@@ -3,10 +3,9 @@
 //! on), the writer drains the client's outbox into the socket.
 
 use super::handler::{self, error};
-use crate::hub::{Outbox, Wire};
+use crate::hub::{Inbox, Outbox};
 use crate::protocol::{read_frame, FrameError, Request};
 use crate::runtime::Shared;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::Value;
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -14,20 +13,38 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn write_loop(mut stream: UnixStream, rx: &Receiver<Wire>, closing: &AtomicBool) {
+/// Writes the client's replies (first) and results until it goes or the
+/// connection closes with both drained.
+pub fn write_loop(mut stream: UnixStream, inbox: &Inbox, closing: &AtomicBool) {
     loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
+        let next = match inbox.replies.try_recv() {
+            Ok(w) => Ok(w),
+            Err(_) => crossbeam_channel::select! {
+                recv(inbox.replies) -> m => m.map_err(|_| ()),
+                recv(inbox.results) -> m => m.map_err(|_| ()),
+                default(Duration::from_millis(100)) => {
+                    if closing.load(Ordering::Relaxed)
+                        && inbox.replies.is_empty()
+                        && inbox.results.is_empty()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        match next {
             Ok(w) => {
                 if stream.write_all(&w).is_err() {
                     break;
                 }
             }
-            // When closing, the writer ends once the outbox is empty.
-            Err(RecvTimeoutError::Timeout) if closing.load(Ordering::Relaxed) => break,
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(()) => break,
         }
     }
+    // The reader may be waiting for room in the replies: nothing will be
+    // written any more.
+    closing.store(true, Ordering::Relaxed);
 }
 
 /// Whether a request announces a binary frame after it. Decided on the
@@ -50,8 +67,12 @@ pub fn read_loop(
 ) {
     let max = shared.limits.max_message_bytes;
     let mut r = BufReader::new(stream);
-    let reply = |v: Value| outbox.send(Arc::new(crate::protocol::encode(&v, None)));
+    let reply = |v: Value| outbox.reply(Arc::new(crate::protocol::encode(&v, None)));
     loop {
+        // A client that does not read its replies is not read either.
+        while !outbox.reply_room() && !closing.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let frame = match read_frame(&mut r, max) {
             Ok(f) => f,
             Err(FrameError::Closed) => break,

@@ -83,7 +83,7 @@ pub fn handle(
         },
         Request::Push { source, image, .. } => push(&source, &image, binary, shared, id),
     };
-    outbox.send(Arc::new(encode(&with_id(reply, id), None)));
+    outbox.reply(Arc::new(encode(&with_id(reply, id), None)));
 }
 
 fn unknown_pipeline(id: Option<&Value>, name: &str, shared: &Shared) -> Value {

@@ -167,7 +167,7 @@ fn admit(mut stream: UnixStream, shared: &Arc<Shared>) {
         return;
     }
     let id = clients.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-    let (outbox, rx) = Outbox::new(id, shared.limits.client_queue);
+    let (outbox, inbox) = Outbox::new(id, shared.limits.client_queue);
     let closing = Arc::new(AtomicBool::new(false));
     let (Ok(wstream), Ok(rstream)) = (stream.try_clone(), stream.try_clone()) else {
         log::warn!("cannot serve a client ({peer}): no file descriptors left");
@@ -176,7 +176,7 @@ fn admit(mut stream: UnixStream, shared: &Arc<Shared>) {
     let cl = closing.clone();
     let writer = std::thread::Builder::new()
         .name(format!("client{id}-w"))
-        .spawn(move || conn::write_loop(wstream, &rx, &cl));
+        .spawn(move || conn::write_loop(wstream, &inbox, &cl));
     let (sh, ob, cl) = (shared.clone(), outbox.clone(), closing.clone());
     let reader = std::thread::Builder::new()
         .name(format!("client{id}-r"))
