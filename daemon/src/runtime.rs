@@ -248,10 +248,20 @@ fn build_state(
                 );
                 engines.insert(name.clone(), Arc::new(e));
             }
-            Err(e) => {
-                log::error!("{e}; pipelines using it stay down");
-                engine_errors.insert(name.clone(), e.to_string());
-            }
+            // On a reload, a running engine whose new settings do not load
+            // (a missing or broken model) keeps running as it was: a bad
+            // edit must not take down pipelines that worked. The next
+            // reload tries the new settings again.
+            Err(e) => match old.and_then(|o| o.engines.get(name)) {
+                Some(running) => {
+                    log::error!("{e}; its pipelines keep the engine they run");
+                    engines.insert(name.clone(), running.clone());
+                }
+                None => {
+                    log::error!("{e}; pipelines using it stay down");
+                    engine_errors.insert(name.clone(), e.to_string());
+                }
+            },
         }
     }
     let mut sources = BTreeMap::new();

@@ -460,6 +460,38 @@ fn pipelined_requests_all_get_their_replies() {
     writer.join().unwrap();
 }
 
+/// A reload whose config points a running engine at a missing model keeps
+/// the engine and its pipeline running (it used to turn it failed); a
+/// reload back to the good model changes nothing either.
+#[test]
+fn a_reload_with_a_missing_model_keeps_the_running_engine() {
+    let _g = shared();
+    let pipes = "\n[sources.pattern]\nkind = \"synthetic\"\nwidth = 32\nheight = 32\nfps = 30\n\n[pipelines.p]\nsource = \"pattern\"\nengine = \"tiny\"\n";
+    let good = format!("{}{pipes}", tiny_engine_toml());
+    let mut d = Daemon::start("", &good);
+    d.wait_stats("p runs", Duration::from_secs(10), |s| {
+        s["pipelines"]["p"]["frames"].as_u64() >= Some(3)
+    });
+    let bad = good.replace("model.onnx", "no-such-model.onnx");
+    assert_ne!(bad, good);
+    d.rewrite_config("", &bad);
+    d.signal(libc::SIGHUP);
+    let t = Instant::now();
+    while !d.log().contains("its pipelines keep the engine they run") {
+        assert!(t.elapsed() < Duration::from_secs(20), "{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let frames = d.wait_stats("p still runs", Duration::from_secs(10), |s| {
+        s["pipelines"]["p"]["health"]["state"] == "running"
+    })["pipelines"]["p"]["frames"]
+        .as_u64()
+        .unwrap();
+    d.wait_stats("p goes on", Duration::from_secs(10), |s| {
+        s["pipelines"]["p"]["frames"].as_u64() > Some(frames + 3)
+    });
+    assert!(d.log().contains("no-such-model.onnx"), "{}", d.log());
+}
+
 #[test]
 fn sighup_reloads_changed_pipelines_and_sigterm_drains_with_sd_notify() {
     let _g = shared();
