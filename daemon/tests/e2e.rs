@@ -468,7 +468,7 @@ fn a_reload_with_a_missing_model_keeps_the_running_engine() {
     let _g = shared();
     let pipes = "\n[sources.pattern]\nkind = \"synthetic\"\nwidth = 32\nheight = 32\nfps = 30\n\n[pipelines.p]\nsource = \"pattern\"\nengine = \"tiny\"\n";
     let good = format!("{}{pipes}", tiny_engine_toml());
-    let mut d = Daemon::start("", &good);
+    let d = Daemon::start("", &good);
     d.wait_stats("p runs", Duration::from_secs(10), |s| {
         s["pipelines"]["p"]["frames"].as_u64() >= Some(3)
     });
