@@ -492,6 +492,51 @@ fn a_reload_with_a_missing_model_keeps_the_running_engine() {
     assert!(d.log().contains("no-such-model.onnx"), "{}", d.log());
 }
 
+/// A client that subscribes, never reads and half-closes: once its reader
+/// sees the end, its writer gives up within a second instead of blocking
+/// forever on the full socket (which kept its thread and descriptor).
+#[test]
+fn a_half_closed_client_that_never_reads_is_let_go() {
+    let _g = shared();
+    let body = format!(
+        "{}\n[sources.fast]\nkind = \"synthetic\"\nwidth = 64\nheight = 64\nfps = 200\n\n[pipelines.a]\nsource = \"fast\"\nengine = \"tiny\"\npostprocess = {{ kind = \"raw\" }}\n",
+        tiny_engine_toml()
+    );
+    let d = Daemon::start("client_queue = 4", &body);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
+            .unwrap()
+            .count()
+    };
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", d.child.id()))
+            .unwrap()
+            .count()
+    };
+    // A probe connection, so the daemon has settled.
+    d.client().stats().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (fds0, threads0) = (fds(), threads());
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    let frame = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+    s.write_all(&frame(br#"{"op": "subscribe", "pipeline": "a"}"#))
+        .unwrap();
+    // Results pile up unread until the socket buffers are full.
+    std::thread::sleep(Duration::from_secs(2));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let t = Instant::now();
+    while fds() > fds0 || threads() > threads0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the stuck client still holds {} descriptors and {} threads more",
+            fds() - fds0.min(fds()),
+            threads() - threads0.min(threads())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(s);
+}
+
 #[test]
 fn sighup_reloads_changed_pipelines_and_sigterm_drains_with_sd_notify() {
     let _g = shared();

@@ -13,9 +13,40 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a write may make no progress before the writer looks whether
+/// the connection is closing (then it gives up on a client that does not
+/// read, which would otherwise hold its thread and socket forever).
+const WRITE_STALL: Duration = Duration::from_millis(500);
+
+/// Writes all of `buf`; false when the client is gone, or stalls the
+/// write while the connection is closing.
+fn write_frame(stream: &mut UnixStream, buf: &[u8], closing: &AtomicBool) -> bool {
+    let mut off = 0;
+    while off < buf.len() {
+        match stream.write(&buf[off..]) {
+            Ok(0) => return false,
+            Ok(n) => off += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if closing.load(Ordering::Relaxed) {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// Writes the client's replies (first) and results until it goes or the
 /// connection closes with both drained.
 pub fn write_loop(mut stream: UnixStream, inbox: &Inbox, closing: &AtomicBool) {
+    let _ = stream.set_write_timeout(Some(WRITE_STALL));
     loop {
         let next = match inbox.replies.try_recv() {
             Ok(w) => Ok(w),
@@ -35,7 +66,7 @@ pub fn write_loop(mut stream: UnixStream, inbox: &Inbox, closing: &AtomicBool) {
         };
         match next {
             Ok(w) => {
-                if stream.write_all(&w).is_err() {
+                if !write_frame(&mut stream, &w, closing) {
                     break;
                 }
             }
