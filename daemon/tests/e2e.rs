@@ -759,6 +759,11 @@ fn corrupt_engines_garbage_and_oversized_frames_do_not_stop_the_daemon() {
         (Some("hello"), Some(7)),
         "{m}"
     );
+    // An id of null is an id too: echoed.
+    s.write_all(&frame(br#"{"op": "hello", "id": null}"#))
+        .unwrap();
+    let m = read_msg(&mut s);
+    assert!(m.get("id").is_some_and(Value::is_null), "{m}");
 
     // Max clients: `c` and `s` are two of three; the fourth is refused.
     let third = UnixStream::connect(&d.socket).unwrap();

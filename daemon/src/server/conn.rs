@@ -161,7 +161,7 @@ pub fn read_loop(
             None
         };
         match serde_json::from_value::<Request>(value) {
-            Ok(req) => handler::handle(req, binary, id, outbox, shared),
+            Ok(req) => handler::handle(req, msg_id.as_ref(), binary, id, outbox, shared),
             Err(e) => reply(error(
                 msg_id.as_ref(),
                 "bad_request",

@@ -22,15 +22,16 @@ fn with_id(mut v: Value, id: Option<&Value>) -> Value {
     v
 }
 
+/// `id` is the request's `id` as sent, `null` included (which the typed
+/// request cannot tell from an absent one).
 pub fn handle(
     req: Request,
+    id: Option<&Value>,
     binary: Option<Vec<u8>>,
     client: u64,
     outbox: &Outbox,
     shared: &Arc<Shared>,
 ) {
-    let id = req.id().cloned();
-    let id = id.as_ref();
     let reply = match req {
         Request::Hello {
             client: name,
