@@ -36,6 +36,44 @@ pub fn only_reader(
     }
 }
 
+/// `t`'s single reader when it is a Sum of `t` and another tensor, with
+/// that Sum's own single reader when it is an Activation: the epilogue
+/// both fusions below look for, as a [`Residual`] whose `residual` is the
+/// other operand (each fusion checks what that operand may be).
+fn sum_after(
+    net: &Network,
+    consumers: &HashMap<TensorRef, Vec<usize>>,
+    t: TensorRef,
+) -> Option<Residual> {
+    let add = only_reader(net, consumers, t)?;
+    let a = &net.layers[add];
+    let other = match (&a.kind, a.inputs.as_slice()) {
+        (
+            LayerKind::ElementWise {
+                op: ElementWiseOp::Sum,
+            },
+            [p, q],
+        ) if *p == t && *q != t => *q,
+        (
+            LayerKind::ElementWise {
+                op: ElementWiseOp::Sum,
+            },
+            [p, q],
+        ) if *q == t && *p != t => *p,
+        _ => return None,
+    };
+    let sum = TensorRef::Layer(add, 0);
+    let act = only_reader(net, consumers, sum).and_then(|r| match net.layers[r].kind {
+        LayerKind::Activation { activation } => Some((r, activation)),
+        _ => None,
+    });
+    Some(Residual {
+        add,
+        residual: other,
+        act,
+    })
+}
+
 /// The residual epilogue of convolution `conv`, if it has one.
 pub fn residual_of(
     net: &Network,
@@ -49,37 +87,9 @@ pub fn residual_of(
     if p.activation.is_some() {
         return None;
     }
-    let x = TensorRef::Layer(conv, 0);
-    let add = only_reader(net, consumers, x)?;
-    let a = &net.layers[add];
-    let other = match (&a.kind, a.inputs.as_slice()) {
-        (
-            LayerKind::ElementWise {
-                op: ElementWiseOp::Sum,
-            },
-            [p, q],
-        ) if *p == x && *q != x => *q,
-        (
-            LayerKind::ElementWise {
-                op: ElementWiseOp::Sum,
-            },
-            [p, q],
-        ) if *q == x && *p != x => *p,
-        _ => return None,
-    };
-    if net.info(other).shape != l.outputs[0].shape || net.info(other).dtype != l.outputs[0].dtype {
-        return None;
-    }
-    let sum = TensorRef::Layer(add, 0);
-    let act = only_reader(net, consumers, sum).and_then(|r| match net.layers[r].kind {
-        LayerKind::Activation { activation } => Some((r, activation)),
-        _ => None,
-    });
-    Some(Residual {
-        add,
-        residual: other,
-        act,
-    })
+    let r = sum_after(net, consumers, TensorRef::Layer(conv, 0))?;
+    let other = net.info(r.residual);
+    (other.shape == l.outputs[0].shape && other.dtype == l.outputs[0].dtype).then_some(r)
 }
 
 /// `act(matmul(a, b) + bias)` with `bias` a constant whose dims are all 1
@@ -95,51 +105,22 @@ pub fn bias_of(
     if !matches!(l.kind, LayerKind::MatrixMultiply { .. }) {
         return None;
     }
-    let x = TensorRef::Layer(mm, 0);
-    let add = only_reader(net, consumers, x)?;
-    let a = &net.layers[add];
-    let other = match (&a.kind, a.inputs.as_slice()) {
-        (
-            LayerKind::ElementWise {
-                op: ElementWiseOp::Sum,
-            },
-            [p, q],
-        ) if *p == x && *q != x => *q,
-        (
-            LayerKind::ElementWise {
-                op: ElementWiseOp::Sum,
-            },
-            [p, q],
-        ) if *q == x && *p != x => *p,
-        _ => return None,
-    };
-    let TensorRef::Layer(c, 0) = other else {
+    let r = sum_after(net, consumers, TensorRef::Layer(mm, 0))?;
+    let TensorRef::Layer(c, 0) = r.residual else {
         return None;
     };
     if !matches!(net.layers[c].kind, LayerKind::Constant { .. }) {
         return None;
     }
     let out = &l.outputs[0];
-    let bias = net.info(other);
+    let bias = net.info(r.residual);
     let cols = out.shape.last()?.known()?;
     let (last, rest) = bias.shape.split_last()?;
-    if bias.dtype != out.dtype
-        || a.outputs[0].shape != out.shape
-        || last.known() != Some(cols)
-        || rest.iter().any(|d| d.known() != Some(1))
-    {
-        return None;
-    }
-    let sum = TensorRef::Layer(add, 0);
-    let act = only_reader(net, consumers, sum).and_then(|r| match net.layers[r].kind {
-        LayerKind::Activation { activation } => Some((r, activation)),
-        _ => None,
-    });
-    Some(Residual {
-        add,
-        residual: other,
-        act,
-    })
+    let fits = bias.dtype == out.dtype
+        && net.layers[r.add].outputs[0].shape == out.shape
+        && last.known() == Some(cols)
+        && rest.iter().all(|d| d.known() == Some(1));
+    fits.then_some(r)
 }
 
 #[cfg(test)]
