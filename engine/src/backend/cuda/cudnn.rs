@@ -158,23 +158,17 @@ fn data_type(dt: DataType) -> Result<sys::cudnnDataType_t> {
 /// order).
 fn tensor(dims: &[usize], dt: DataType, nhwc: bool) -> Result<TensorDesc> {
     let d = ints(dims)?;
-    // The dims in storage order, innermost last.
-    let order: Vec<usize> = if nhwc && d.len() > 2 {
-        std::iter::once(0)
-            .chain(2..d.len())
-            .chain(std::iter::once(1))
-            .collect()
-    } else {
-        (0..d.len()).collect()
-    };
-    let mut s = vec![1 as c_int; d.len()];
-    let mut step: c_int = 1;
-    for &k in order.iter().rev() {
-        s[k] = step;
-        step = step
-            .checked_mul(d[k])
-            .ok_or_else(|| Error::Device("cuDNN: a tensor exceeds its 32-bit strides".into()))?;
-    }
+    let too_big = || Error::Device("cuDNN: a tensor exceeds its 32-bit strides".into());
+    // The element count bounds every stride (unless a dim is 0), so it
+    // must fit as well.
+    dims.iter()
+        .try_fold(1usize, |a, &n| a.checked_mul(n))
+        .and_then(|n| c_int::try_from(n).ok())
+        .ok_or_else(too_big)?;
+    let s = super::layout::strides(dims, nhwc)
+        .into_iter()
+        .map(|v| c_int::try_from(v).map_err(|_| too_big()))
+        .collect::<Result<Vec<c_int>>>()?;
     let mut t = std::ptr::null_mut();
     // SAFETY: `t` is valid for writes.
     check("creating a tensor descriptor", unsafe {

@@ -148,25 +148,14 @@ fn forward(
     l
 }
 
-/// `[N, C, rest...]` as stored channels-last: `[N, rest..., C]`.
-pub fn to_nhwc(dims: &[usize]) -> Vec<usize> {
-    if dims.len() < 3 {
-        return dims.to_vec();
+/// `[N, C, rest...]` (dims, strides, per-dim tables) in channels-last
+/// storage order: `[N, rest..., C]`.
+pub fn to_nhwc<T: Clone>(v: &[T]) -> Vec<T> {
+    let mut d = v.to_vec();
+    if d.len() >= 3 {
+        let c = d.remove(1);
+        d.push(c);
     }
-    let mut d = vec![dims[0]];
-    d.extend_from_slice(&dims[2..]);
-    d.push(dims[1]);
-    d
-}
-
-/// [`to_nhwc`] of strides.
-pub fn to_nhwc_i64(v: &[i64]) -> Vec<i64> {
-    if v.len() < 3 {
-        return v.to_vec();
-    }
-    let mut d = vec![v[0]];
-    d.extend_from_slice(&v[2..]);
-    d.push(v[1]);
     d
 }
 
@@ -183,11 +172,8 @@ pub fn nhwc_axis(a: usize, rank: usize) -> usize {
 /// Element strides, in `dims` order (N, C, rest...), of a packed tensor
 /// stored channels-first or, when `nhwc`, channels-last.
 pub fn strides(dims: &[usize], nhwc: bool) -> Vec<i64> {
-    let mut order: Vec<usize> = (0..dims.len()).collect();
-    if nhwc && dims.len() > 2 {
-        order.remove(1);
-        order.push(1);
-    }
+    let order: Vec<usize> = (0..dims.len()).collect();
+    let order = if nhwc { to_nhwc(&order) } else { order };
     let mut s = vec![0i64; dims.len()];
     let mut step = 1i64;
     for &k in order.iter().rev() {

@@ -173,9 +173,8 @@ fn shifted(
     let mut dims = dst.to_vec();
     if dst_nhwc {
         dims = layout::to_nhwc(&dims);
-        strides = layout::to_nhwc_i64(&strides);
-        let c = maps.remove(1);
-        maps.push(c);
+        strides = layout::to_nhwc(&strides);
+        maps = layout::to_nhwc(&maps);
     }
     let (bytes, table_offset) = pack_tables(&maps);
     Ok(Reshape {
