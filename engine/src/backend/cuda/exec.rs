@@ -123,6 +123,16 @@ pub struct CudaExecutor {
     no_graphs: Option<String>,
 }
 
+/// A chain of layers one step runs (`ir::fusion`): from `first` through
+/// `r`'s Sum and activation.
+struct Chain {
+    first: usize,
+    r: fusion::Residual,
+    /// A Linear's bias (`bias_of`: the Sum's other operand is a constant
+    /// the kernel holds), else a convolution's residual (`residual_of`).
+    bias: bool,
+}
+
 /// The network's tensors as the layout assignment asks about them.
 struct NetTensors<'a>(&'a Network);
 
@@ -181,18 +191,20 @@ impl CudaExecutor {
         let mut io: Vec<StepIo> = vec![StepIo::default(); net.layers.len()];
         let mut consts = HashMap::new();
         let mut weight_bytes = 0usize;
-        // Convolutions with a residual epilogue: one step at the place of
-        // the chain's last layer; the others run nothing.
+        // Convolutions with a residual epilogue and Linears with their bias:
+        // one step at the place of the chain's last layer; the others run
+        // nothing.
         let consumers = net.consumers();
-        let mut fused_at: HashMap<usize, (usize, fusion::Residual)> = HashMap::new();
+        let mut fused_at: HashMap<usize, Chain> = HashMap::new();
         let mut replaced = vec![false; net.layers.len()];
         for i in 0..net.layers.len() {
             if host.layers[i] || replaced[i] {
                 continue;
             }
             let found = fusion::residual_of(net, &consumers, i)
-                .or_else(|| fusion::bias_of(net, &consumers, i));
-            if let Some(r) = found {
+                .map(|r| (r, false))
+                .or_else(|| fusion::bias_of(net, &consumers, i).map(|r| (r, true)));
+            if let Some((r, bias)) = found {
                 let chain = [i, r.add, r.last()];
                 if chain
                     .iter()
@@ -202,7 +214,7 @@ impl CudaExecutor {
                 }
                 replaced[i] = true;
                 replaced[r.add] = r.last() != r.add;
-                fused_at.insert(r.last(), (i, r));
+                fused_at.insert(r.last(), Chain { first: i, r, bias });
             }
         }
         // Each step's inputs and outputs, then the layout of its tensors,
@@ -220,16 +232,16 @@ impl CudaExecutor {
             }
             io[i] = match fused_at.get(&i) {
                 // A product's bias is a constant its kernel holds.
-                Some((mm, _))
-                    if matches!(net.layers[*mm].kind, LayerKind::MatrixMultiply { .. }) =>
-                {
-                    StepIo {
-                        ins: net.layers[*mm].inputs.iter().map(|&t| (t, true)).collect(),
-                        outs: vec![TensorRef::Layer(i, 0)],
-                    }
-                }
-                Some((conv, r)) => StepIo {
-                    ins: vec![(net.layers[*conv].inputs[0], true), (r.residual, true)],
+                Some(c) if c.bias => StepIo {
+                    ins: net.layers[c.first]
+                        .inputs
+                        .iter()
+                        .map(|&t| (t, true))
+                        .collect(),
+                    outs: vec![TensorRef::Layer(i, 0)],
+                },
+                Some(c) => StepIo {
+                    ins: vec![(net.layers[c.first].inputs[0], true), (c.r.residual, true)],
                     outs: vec![TensorRef::Layer(i, 0)],
                 },
                 None => StepIo {
@@ -245,12 +257,12 @@ impl CudaExecutor {
                 },
             };
         }
-        // A fused step is its convolution's.
+        // A fused step's is its first layer's.
         let roles: Vec<layout::Role> = (0..net.layers.len())
             .map(|i| {
                 let l = fused_at
                     .get(&i)
-                    .map_or(&net.layers[i], |f| &net.layers[f.0]);
+                    .map_or(&net.layers[i], |c| &net.layers[c.first]);
                 ops::layout_role(&b, l)
             })
             .collect();
@@ -297,25 +309,23 @@ impl CudaExecutor {
             }
             let nhwc = layouts.step_nhwc(i);
             let (weighted, kernel) = match fused_at.get(&i) {
-                Some((mm, r))
-                    if matches!(net.layers[*mm].kind, LayerKind::MatrixMultiply { .. }) =>
-                {
-                    let TensorRef::Layer(bias, _) = r.residual else {
+                Some(c) if c.bias => {
+                    let TensorRef::Layer(bias, _) = c.r.residual else {
                         return Err(Error::Network("a fused bias that is not a layer's".into()));
                     };
-                    let ml = &net.layers[*mm];
+                    let ml = &net.layers[c.first];
                     (
                         ml,
-                        ops::build_fused_matmul(&b, ml, bias, r.act.map(|a| a.1)),
+                        ops::build_fused_matmul(&b, ml, bias, c.r.act.map(|a| a.1)),
                     )
                 }
-                Some((conv, r)) => {
-                    let cl = &net.layers[*conv];
+                Some(c) => {
+                    let cl = &net.layers[c.first];
                     let lay = ops::conv::Layout {
                         x_nhwc: layouts.is_nhwc(cl.inputs[0]),
                         y_nhwc: nhwc,
                     };
-                    (cl, ops::build_fused_conv(&b, cl, r.act.map(|a| a.1), lay))
+                    (cl, ops::build_fused_conv(&b, cl, c.r.act.map(|a| a.1), lay))
                 }
                 None => {
                     let x_nhwc = l.inputs.first().is_some_and(|&t| layouts.is_nhwc(t));
@@ -382,9 +392,9 @@ impl CudaExecutor {
             storage_order,
             fused: fused_at
                 .iter()
-                .map(|(&at, (conv, r))| {
-                    let mut v = vec![*conv, r.add];
-                    v.extend(r.act.map(|a| a.0));
+                .map(|(&at, c)| {
+                    let mut v = vec![c.first, c.r.add];
+                    v.extend(c.r.act.map(|a| a.0));
                     (at, v)
                 })
                 .collect(),
