@@ -11,7 +11,7 @@ use crate::config::{BuildSettings, EngineConfig, EngineOrigin};
 use crate::error::{Error, Result};
 use engine_builder::build::{build_engine, BackendChoice, BuildOptions};
 use engine_builder::convert::{BatchProfile, Registry};
-use engine_builder::onnx::OnnxModel;
+use engine_builder::onnx::{hex, OnnxModel};
 use jetrt_engine::backend::{self, BackendKind, RunConfig};
 use jetrt_engine::engine::{Context, Engine};
 use jetrt_engine::engine_file::{ColorOrder, Preprocess};
@@ -117,10 +117,8 @@ pub fn cache_key(
         h.update(bytes);
     };
     let model_bytes = read(name, model, "model")?;
-    let model_sha: String = Sha256::digest(&model_bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    // As the build's header records it (`OnnxModel::hash`).
+    let model_sha = hex(&Sha256::digest(&model_bytes));
     field("model", &model_bytes);
     drop(model_bytes);
     field("build", format!("{build:?}").as_bytes());
@@ -140,10 +138,7 @@ pub fn cache_key(
         field("plugin", &read(name, p, "plugin library")?);
     }
     let digest = h.finalize();
-    Ok((
-        digest.iter().map(|b| format!("{b:02x}")).collect(),
-        model_sha,
-    ))
+    Ok((hex(&digest), model_sha))
 }
 
 fn cached_build(

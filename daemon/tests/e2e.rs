@@ -7,7 +7,7 @@ mod support;
 use jetrt_daemon::frame::PixelFormat;
 use jetrt_daemon::sources::synthetic::render;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 use std::process::Command;
@@ -437,7 +437,6 @@ fn pipelined_requests_all_get_their_replies() {
     let d = Daemon::start("client_queue = 16", &body);
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let frame = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
     let n = 2000u64;
     let all: Vec<u8> = (0..n)
         .flat_map(|i| {
@@ -450,11 +449,7 @@ fn pipelined_requests_all_get_their_replies() {
     // Read nothing for a while, so that the replies pile up first.
     std::thread::sleep(Duration::from_millis(500));
     for i in 0..n {
-        let mut len = [0u8; 4];
-        s.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).unwrap();
-        let m: Value = serde_json::from_slice(&buf).unwrap();
+        let m = read_msg(&mut s);
         assert_eq!(m["id"], i, "reply {i}: {m}");
     }
     writer.join().unwrap();
@@ -518,7 +513,6 @@ fn a_half_closed_client_that_never_reads_is_let_go() {
     std::thread::sleep(Duration::from_millis(300));
     let (fds0, threads0) = (fds(), threads());
     let mut s = UnixStream::connect(&d.socket).unwrap();
-    let frame = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
     s.write_all(&frame(br#"{"op": "subscribe", "pipeline": "a"}"#))
         .unwrap();
     // Results pile up unread until the socket buffers are full.
@@ -712,14 +706,6 @@ fn corrupt_engines_garbage_and_oversized_frames_do_not_stop_the_daemon() {
     // an oversized frame; each gets an error and the connection survives.
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let read_msg = |s: &mut UnixStream| -> Value {
-        let mut len = [0u8; 4];
-        s.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).unwrap();
-        serde_json::from_slice(&buf).unwrap()
-    };
-    let frame = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (frame(b"\xff\x00garbage"), "bad_request"),
         (frame(b"[1, 2]"), "bad_request"),

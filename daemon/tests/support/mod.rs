@@ -293,3 +293,15 @@ pub fn next_of(c: &mut Client, pipeline: &str) -> jetrt_daemon::client::Message 
         }
     }
 }
+
+/// `bytes` as one frame (length first), whatever they hold: for sending
+/// what a well-behaved client would not.
+pub fn frame(bytes: &[u8]) -> Vec<u8> {
+    [&(bytes.len() as u32).to_be_bytes()[..], bytes].concat()
+}
+
+/// The next message on a raw connection, as JSON.
+pub fn read_msg(s: &mut UnixStream) -> serde_json::Value {
+    let f = jetrt_daemon::protocol::read_frame(s, usize::MAX).expect("a message");
+    serde_json::from_slice(&f).expect("a JSON message")
+}
