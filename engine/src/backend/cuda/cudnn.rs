@@ -113,6 +113,21 @@ pub struct ConvShape {
 struct TensorDesc(sys::cudnnTensorDescriptor_t);
 struct FilterDesc(sys::cudnnFilterDescriptor_t);
 struct ConvDesc(sys::cudnnConvolutionDescriptor_t);
+struct ActDesc(sys::cudnnActivationDescriptor_t);
+
+impl Drop for ActDesc {
+    fn drop(&mut self) {
+        // SAFETY: created by cudnnCreateActivationDescriptor, destroyed once.
+        let _ = unsafe { sys::cudnnDestroyActivationDescriptor(self.0) };
+    }
+}
+
+/// What cuDNN's fused call adds after the convolution: a bias per output
+/// channel (in the data type), an optional residual, then ReLU.
+struct Epilogue {
+    bias: TensorDesc,
+    relu: ActDesc,
+}
 
 impl Drop for TensorDesc {
     fn drop(&mut self) {
@@ -214,6 +229,7 @@ pub struct Conv {
     conv: ConvDesc,
     algo: Algo,
     pub workspace: usize,
+    epilogue: Option<Epilogue>,
 }
 
 // SAFETY: descriptors are plain host objects used by one executor at a time.
@@ -324,6 +340,7 @@ impl Conv {
                 sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
             ),
             workspace: 0,
+            epilogue: None,
         };
         // The candidates within the limit, best ranked first, with the
         // scratch each needs.
@@ -498,6 +515,78 @@ impl Conv {
         }
         best.map(|b| b.0)
             .ok_or_else(|| Error::Device("no candidate algorithm ran".into()))
+    }
+
+    /// Prepares [`Conv::run_fused`]: a bias of `channels` values in `dt`
+    /// stored as the convolution's tensors are, and ReLU (NaN propagated).
+    pub fn fuse_bias_relu(&mut self, channels: usize, dt: DataType, nhwc: bool) -> Result<()> {
+        let bias = tensor(&[1, channels, 1, 1], dt, nhwc)?;
+        let mut a = std::ptr::null_mut();
+        // SAFETY: `a` is valid for writes.
+        check("creating an activation descriptor", unsafe {
+            sys::cudnnCreateActivationDescriptor(&mut a)
+        })?;
+        let relu = ActDesc(a);
+        // SAFETY: a live descriptor.
+        check("describing ReLU", unsafe {
+            sys::cudnnSetActivationDescriptor(
+                relu.0,
+                sys::cudnnActivationMode_t::CUDNN_ACTIVATION_RELU,
+                sys::cudnnNanPropagation_t::CUDNN_PROPAGATE_NAN,
+                0.0,
+            )
+        })?;
+        self.epilogue = Some(Epilogue { bias, relu });
+        Ok(())
+    }
+
+    /// `y = relu(conv(x, w) + z + bias)` in one call (`z` 0: none), as
+    /// [`Conv::fuse_bias_relu`] prepared.
+    ///
+    /// # Safety
+    /// As [`Conv::run`]; `bias` holds the prepared channels and `z`, when
+    /// not 0, `y`'s dims and type.
+    pub unsafe fn run_fused(
+        &self,
+        dnn: &Dnn,
+        (x, w, y): (u64, u64, u64),
+        z: u64,
+        bias: u64,
+        ws: u64,
+    ) -> Result<()> {
+        let (Some(e), Algo::Fwd(algo)) = (&self.epilogue, self.algo) else {
+            return Err(Error::Device(
+                "cuDNN: a fused convolution that was not prepared".into(),
+            ));
+        };
+        let (one, alpha2) = (1.0f32, if z != 0 { 1.0f32 } else { 0.0 });
+        let p = |v: u64| v as usize as *mut c_void;
+        dnn.gpu.bind()?;
+        // SAFETY: the caller guarantees the buffers; z is y when absent
+        // (read with weight 0); alphas are float32, as the float compute
+        // type reads them.
+        check("a fused convolution", unsafe {
+            sys::cudnnConvolutionBiasActivationForward(
+                dnn.handle,
+                (&one as *const f32).cast(),
+                self.x.0,
+                p(x),
+                self.w.0,
+                p(w),
+                self.conv.0,
+                algo,
+                p(ws),
+                self.workspace,
+                (&alpha2 as *const f32).cast(),
+                self.y.0,
+                p(if z != 0 { z } else { y }),
+                e.bias.0,
+                p(bias),
+                e.relu.0,
+                self.y.0,
+                p(y),
+            )
+        })
     }
 
     /// Forward: `y = conv(x, w)`; backward-data: `x = conv^T(y, w)`.

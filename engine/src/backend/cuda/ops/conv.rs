@@ -68,6 +68,9 @@ pub struct Conv {
     /// Input 1 is a residual added before the activation.
     residual: bool,
     layout: Layout,
+    /// The bias in the data type, for cuDNN's fused bias-residual-ReLU
+    /// call, which NHWC ReLU convolutions use instead of the epilogue.
+    cudnn_bias: Option<DeviceBuf>,
     table: Func,
     plan: Option<Planned>,
 }
@@ -116,6 +119,20 @@ impl Conv {
         // The epilogue is our kernel rather than cuDNN's fused
         // bias-activation call: measured on an H200, that call was no faster
         // for ResNet-18 and slower for ResNet-50 (fp16, NCHW).
+        // In NHWC, cuDNN's kernels add the bias, residual and ReLU in their
+        // own epilogue (JETRT_CUDA_CONV_EPILOGUE=own keeps ours, to compare).
+        let cudnn_bias = match p.bias {
+            Some(id)
+                if layout.y_nhwc
+                    && !deconv
+                    && dtype == DataType::F16
+                    && activation == Some(crate::ir::Activation::Relu)
+                    && !std::env::var("JETRT_CUDA_CONV_EPILOGUE").is_ok_and(|v| v == "own") =>
+            {
+                Some(b.upload(b.net.weights(id), Some(dtype), "convolution bias")?)
+            }
+            _ => None,
+        };
         let code = activation.map(act_code);
         let epilogue = if bias.is_some() || code.is_some() || residual {
             Some(BiasAct::new(b, dtype, code.unwrap_or(ActCode::IDENTITY))?)
@@ -132,6 +149,7 @@ impl Conv {
             epilogue,
             residual,
             layout,
+            cudnn_bias,
             table: b.func(&sized("copy_table", dtype))?,
             plan: None,
         })
@@ -243,7 +261,7 @@ impl Kernel for Conv {
             } else {
                 (src.iter().product::<usize>() * esize).div_ceil(256) * 256
             };
-            let conv = cudnn::Conv::plan(
+            let mut conv = cudnn::Conv::plan(
                 pc.dnn,
                 &shape,
                 self.dtype,
@@ -251,6 +269,9 @@ impl Kernel for Conv {
                 pc.workspace_limit,
                 pc.tactics,
             )?;
+            if self.cudnn_bias.is_some() {
+                conv.fuse_bias_relu(p.out_channels, self.dtype, true)?;
+            }
             Planned {
                 conv,
                 staged,
@@ -340,6 +361,25 @@ impl Kernel for Conv {
                 r.p.dst = outs[0].ptr;
                 r.p.tables = rc.params + r.offset as u64;
                 launch(rc.stream, self.table, grid_for(r.p.n as usize), &r.p)?;
+            }
+        } else if let Some(bias) = &self.cudnn_bias {
+            let z = if self.residual { ins[1].ptr } else { 0 };
+            // SAFETY: as above; the bias holds out_channels values and the
+            // residual y's dims.
+            let fused = unsafe {
+                pl.conv
+                    .run_fused(rc.dnn, (x, self.kernel.ptr, outs[0].ptr), z, bias.ptr, ws)
+            };
+            match fused {
+                Ok(()) => return Ok(()),
+                // cuDNN refuses before it enqueues anything: the epilogue
+                // kernel does the rest from now on.
+                Err(e) => {
+                    log::warn!("cuDNN's fused convolution did not run ({e}); using the separate epilogue");
+                    self.cudnn_bias = None;
+                    // SAFETY: as above.
+                    unsafe { pl.conv.run(rc.dnn, x, self.kernel.ptr, outs[0].ptr, ws)? };
+                }
             }
         } else {
             unsafe { pl.conv.run(rc.dnn, x, self.kernel.ptr, outs[0].ptr, ws)? };
