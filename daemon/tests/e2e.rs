@@ -303,6 +303,93 @@ fn file_source_with_the_python_client_matches_engine_builder() {
     );
 }
 
+/// The JetBot example reads P(blocked) from the class its pipeline labels
+/// "blocked" (--blocked-label names it here) and, for an engine without
+/// labels, from class 0, as the JetBot notebooks number their folders
+/// (blocked/ before free/); it follows $JETRTD_SOCKET.
+#[test]
+fn jetbot_example_reads_p_blocked_of_the_right_class() {
+    let _g = shared();
+    let have_python = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !require(have_python, "python3") {
+        return;
+    }
+    let bare = tiny_engine_toml()
+        .replace("[engines.tiny]", "[engines.bare]")
+        .lines()
+        .filter(|l| !l.starts_with("labels"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let body = format!(
+        "{}\n{bare}\n[sources.files]\nkind = \"file\"\npath = \"{}\"\nfps = 20\n\n[pipelines.labelled]\nsource = \"files\"\nengine = \"tiny\"\npostprocess = {{ kind = \"topk\", top = 2, probs = true }}\n\n[pipelines.unlabelled]\nsource = \"files\"\nengine = \"bare\"\npostprocess = {{ kind = \"topk\", top = 2, probs = true }}\n",
+        tiny_engine_toml(),
+        tiny_dir().join("images").display()
+    );
+    let d = Daemon::start("", &body);
+    let engine = cached_engine(&d.path().join("state"), "tiny");
+    // The folder plays in name order, looping.
+    let names = ["circle.png", "cross.png", "square.png", "triangle.png"];
+    let probs: Vec<Vec<f64>> = names
+        .iter()
+        .map(|n| {
+            let logits = engine_builder_run(
+                &engine,
+                &tiny_dir().join("images").join(n),
+                &d.path().join(n),
+            );
+            let v: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
+            jetrt_daemon::postprocess::topk::softmax(&v)
+        })
+        .collect();
+    // labels.txt: circle, square, triangle, cross.
+    for (pipeline, label, class) in [("labelled", "triangle", 2), ("unlabelled", "blocked", 0)] {
+        let out = Command::new("python3")
+            .arg(workspace().join("clients/python/examples/collision_avoidance.py"))
+            .args(["--pipeline", pipeline, "--blocked-label", label])
+            .args(["--count", "5", "--max-age", "5", "--dry-run"])
+            .env("JETRTD_SOCKET", &d.socket)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "example failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // "  seq 12 P(blocked) 0.251 age 3 ms"
+        let mut seen = 0;
+        for l in stdout.lines().filter(|l| l.contains("P(blocked)")) {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let seq: usize = w[1].parse().unwrap();
+            let p: f64 = w[3].parse().unwrap();
+            let want = probs[seq % 4][class];
+            assert!(
+                (p - want).abs() < 6e-4,
+                "{pipeline} frame {seq}: P(blocked) {p}, class {class} has {want}\n{stdout}"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 5, "{pipeline}:\n{stdout}");
+    }
+    // A pipeline that does not exist is a message, not a traceback.
+    let out = Command::new("python3")
+        .arg(workspace().join("clients/python/examples/collision_avoidance.py"))
+        .args(["--pipeline", "nope", "--dry-run", "--socket"])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("no pipeline 'nope'")
+            && !stderr.contains("Traceback"),
+        "{stderr}"
+    );
+}
+
 #[cfg(feature = "gstreamer")]
 #[test]
 fn gstreamer_videotestsrc_matches_engine_builder() {

@@ -2,14 +2,14 @@
 
     from jetrt_client import Client
 
-    with Client("/run/jetrtd/jetrtd.sock") as c:
+    with Client() as c:               # $JETRTD_SOCKET, else /run/jetrtd/jetrtd.sock
         c.subscribe("collision")
         while True:
             r = c.next_result(timeout=1.0)
             if r is None or r.age > 0.25:
                 stop_motors()          # no fresh result: do not drive blind
                 continue
-            p_blocked = r.probs[1]
+            p_blocked = r.probs[0]   # JetBot: class 0 is "blocked"
 
 Every result carries `age`: seconds since its frame was captured, measured
 on this machine's clock, so a motor loop can refuse stale data.
@@ -20,6 +20,7 @@ JSON message before it announces.
 """
 
 import json
+import os
 import socket
 import struct
 import time
@@ -27,6 +28,8 @@ import time
 __all__ = ["Client", "Result", "DaemonError", "ConnectionLost"]
 
 PROTOCOL_VERSION = 1
+# Where jetrtd listens unless JETRTD_SOCKET (as jetrtctl reads it) says otherwise.
+DEFAULT_SOCKET = "/run/jetrtd/jetrtd.sock"
 _MAX_FRAME = 1 << 30
 
 
@@ -86,11 +89,10 @@ class Client:
     their reply; results of subscriptions that arrive meanwhile are kept
     for `next_result`. After a lost connection, `reconnect()` (or any
     request, with `auto_reconnect`) connects again and renews the
-    subscriptions."""
+    subscriptions. `path` defaults to $JETRTD_SOCKET, else DEFAULT_SOCKET."""
 
-    def __init__(self, path="/run/jetrtd/jetrtd.sock", timeout=5.0, name="python",
-                 auto_reconnect=True):
-        self.path = path
+    def __init__(self, path=None, timeout=5.0, name="python", auto_reconnect=True):
+        self.path = path or os.environ.get("JETRTD_SOCKET") or DEFAULT_SOCKET
         self.timeout = timeout
         self.name = name
         self.auto_reconnect = auto_reconnect

@@ -378,7 +378,9 @@ impl Kernel for Conv {
                 // cuDNN refuses before it enqueues anything: the epilogue
                 // kernel does the rest from now on.
                 Err(e) => {
-                    log::warn!("cuDNN's fused convolution did not run ({e}); using the separate epilogue");
+                    log::warn!(
+                        "cuDNN's fused convolution did not run ({e}); using the separate epilogue"
+                    );
                     self.cudnn_bias = None;
                     // SAFETY: as above.
                     unsafe { pl.conv.run(rc.dnn, x, self.kernel.ptr, outs[0].ptr, ws)? };
