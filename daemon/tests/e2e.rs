@@ -193,6 +193,41 @@ fn synthetic_source_feeds_two_pipelines_matching_engine_builder() {
         2,
         "{watched}"
     );
+    // `jetrtctl watch shapes | head -1`: the reader leaves after a line
+    // and jetrtctl ends quietly at its next result (no panic, exit 0).
+    {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jetrtctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(["watch", "shapes"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("shapes seq "), "{first}");
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "jetrtctl watch kept running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(
+            status.success() && !err.contains("panicked"),
+            "{status:?}: {err}"
+        );
+    }
     let triangle = tiny_dir().join("images/triangle.png");
     let inferred = ctl(&["infer", "shapes", triangle.to_str().unwrap()]);
     assert!(inferred.contains(": triangle 99."), "{inferred}");

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod error;
 pub mod onnx;
 pub mod optimize;
+pub mod pipe;
 pub mod testcase;
 
 pub use error::{Error, Result};

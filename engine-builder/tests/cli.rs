@@ -588,3 +588,28 @@ fn absurd_sizes_in_a_model_are_build_errors() {
     let err = eb_fails(&["build", s(&p), "-o", s(&e)]);
     assert!(err.contains("Relu") && err.contains("exceed"), "{err}");
 }
+
+/// `engine-builder ops | head`: the reader goes away early and the tool
+/// ends quietly (by SIGPIPE, as `cat` does), not with a panic's exit 101
+/// and a backtrace on stderr.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_engine-builder"))
+        .arg("ops")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close our end of the pipe before the tool writes (most of) its list.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    let quiet = out.status.success() || out.status.signal() == Some(SIGPIPE);
+    assert!(quiet, "{:?}: {err}", out.status);
+}
+
+/// SIGPIPE's number on Linux.
+const SIGPIPE: i32 = 13;
