@@ -28,7 +28,11 @@ pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Config, Con
         path: path.to_path_buf(),
         problems,
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(vec![toml_problem(text, &e)]))?;
+    let (raw, text, mut problems) = read_raw(text);
+    let Some(raw) = raw else {
+        return Err(invalid(problems));
+    };
+    let text = text.as_str();
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -41,12 +45,60 @@ pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Config, Con
         lines: BTreeMap::new(),
     };
     let config = v.config(raw, path, registry);
-    if v.problems.is_empty() {
+    problems.append(&mut v.problems);
+    if problems.is_empty() {
         Ok(config)
     } else {
-        v.problems.sort_by_key(|p| p.line.unwrap_or(0));
-        Err(invalid(v.problems))
+        problems.sort_by_key(|p| p.line.unwrap_or(0));
+        Err(invalid(problems))
     }
+}
+
+/// At most this many keys are refused before the rest goes unreported.
+const MAX_REFUSED: usize = 100;
+
+/// The file as [`RawConfig`], with every key it refuses (unknown, or of
+/// the wrong type) reported rather than only the first: a refused key's
+/// line is commented out and the text read again, so that the checks
+/// after it (unknown engines and the like) still run on the rest. Returns
+/// the text read in the end (same lines) and the problems; no config when
+/// the TOML does not parse or reading cannot go on (a refused table
+/// header, a value over several lines, a required key refused).
+fn read_raw(text: &str) -> (Option<RawConfig>, String, Vec<Problem>) {
+    let mut problems: Vec<Problem> = vec![];
+    if let Err(e) = text.parse::<toml::Table>() {
+        return (None, text.into(), vec![toml_problem(text, &e)]);
+    }
+    let mut cur = text.to_string();
+    let mut refused: Vec<String> = vec![];
+    while problems.len() < MAX_REFUSED {
+        let e = match toml::from_str::<RawConfig>(&cur) {
+            Ok(raw) => return (Some(raw), cur, problems),
+            Err(e) => e,
+        };
+        let p = toml_problem(&cur, &e);
+        // A required key that was itself refused: already reported.
+        let consequence = refused
+            .iter()
+            .any(|k| p.msg == format!("missing field `{k}`"));
+        if !consequence {
+            problems.push(p.clone());
+        }
+        let (Some(line), false) = (p.line, p.key.is_empty() || consequence) else {
+            break;
+        };
+        let edited: String = cur
+            .lines()
+            .enumerate()
+            .map(|(i, l)| if i + 1 == line { format!("# {l}\n") } else { format!("{l}\n") })
+            .collect();
+        if edited.parse::<toml::Table>().is_err() {
+            break;
+        }
+        refused.push(p.key.rsplit('.').next().unwrap_or_default().to_string());
+        cur = edited;
+    }
+    (None, cur, problems)
 }
 
 /// A TOML syntax or shape error, with the dotted key of the line it
@@ -59,8 +111,16 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
             msg: e.message().trim().to_string(),
         };
     };
-    let line = line_at(text, span.start);
+    let at = line_at(text, span.start);
     let lines: Vec<&str> = text.lines().collect();
+    // An element of a value over several lines belongs to the key above.
+    let line = (1..=at)
+        .rev()
+        .find(|&l| {
+            let t = lines.get(l - 1).copied().unwrap_or("").trim();
+            t.starts_with('[') || t.contains('=')
+        })
+        .unwrap_or(at);
     let here = lines.get(line - 1).copied().unwrap_or("").trim();
     let key = match here.split_once('=') {
         Some((k, _)) if !here.starts_with('[') => {
@@ -79,7 +139,7 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
         _ => String::new(),
     };
     Problem {
-        line: Some(line),
+        line: Some(if key.is_empty() { at } else { line }),
         key,
         msg: e.message().trim().to_string(),
     }
@@ -846,6 +906,42 @@ color = "bgr"
         );
         let e = parse_str("version = 1\n[sources.\"bad name\"]\nkind = \"push\"\n").unwrap_err();
         assert!(e.to_string().contains("letters, digits"), "{e}");
+    }
+
+    /// An unknown key or a value of the wrong type does not hide the
+    /// problems after it: all are reported at once, in line order.
+    #[test]
+    fn refused_keys_do_not_hide_later_problems() {
+        let text = "version = 1\n[daemon]\nbogus = 3\n[engines.e]\nonnx = \"m.onnx\"\nthreads = \"two\"\n[sources.s]\nkind = \"synthetic\"\nwidth = 64\nheight = 64\n[pipelines.a]\nsource = \"s\"\nengine = \"nope1\"\n[pipelines.b]\nsource = \"nosrc\"\nengine = \"nope2\"\nextra = true\n";
+        let e = parse_str(text).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = e
+            .problems()
+            .iter()
+            .map(|p| (p.line, p.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(3), "daemon.bogus"),
+                (Some(6), "engines.e.threads"),
+                (Some(13), "pipelines.a.engine"),
+                (Some(15), "pipelines.b.source"),
+                (Some(16), "pipelines.b.engine"),
+                (Some(17), "pipelines.b.extra"),
+            ],
+            "{e}"
+        );
+        // A refused required key is reported once, not again as missing.
+        let e = parse_str("version = 1\n[sources.s]\nkind = 5\n").unwrap_err();
+        assert_eq!(e.problems().len(), 1, "{e}");
+        assert_eq!(e.problems()[0].key, "sources.s.kind");
+        // A refused value over several lines ends the reading there.
+        let e = parse_str("version = 1\n[engines.e]\nonnx = \"m.onnx\"\nmean = [\n\"a\",\n]\n[pipelines.p]\nsource = \"x\"\nengine = \"e\"\n").unwrap_err();
+        assert_eq!(e.problems().len(), 1, "{e}");
+        assert_eq!(e.problems()[0].key, "engines.e.mean");
+        // A syntax error is the only problem: nothing after it is read.
+        let e = parse_str("version = 1\n[daemon\nbogus = 3\n").unwrap_err();
+        assert_eq!(e.problems().len(), 1, "{e}");
     }
 
     #[test]
