@@ -14,11 +14,10 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {path}: {source} (is jetrtd running, and may this user open the socket?)")]
-    Connect {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(
+        "cannot connect to {path}: {error} (is jetrtd running, and may this user open the socket?)"
+    )]
+    Connect { path: String, error: std::io::Error },
     #[error("the daemon closed the connection")]
     Closed,
     #[error("no reply within the timeout")]
@@ -75,9 +74,9 @@ pub struct Client {
 impl Client {
     /// Connects; replies must come within `timeout`.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self, ClientError> {
-        let connect_err = |source| ClientError::Connect {
+        let connect_err = |error| ClientError::Connect {
             path: path.display().to_string(),
-            source,
+            error,
         };
         let s = UnixStream::connect(path).map_err(connect_err)?;
         s.set_read_timeout(Some(timeout)).map_err(ClientError::Io)?;

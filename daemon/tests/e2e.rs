@@ -236,9 +236,13 @@ fn synthetic_source_feeds_two_pipelines_matching_engine_builder() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("cannot connect to /nonexistent/jetrtd.sock")
+        err.contains("cannot connect to /nonexistent/jetrtd.sock"),
+        "{err}"
     );
+    // The OS error once, not again as its cause.
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 
     // A second start reuses the cached build.
     d.signal(libc::SIGTERM);

@@ -613,3 +613,17 @@ fn a_closed_output_pipe_ends_quietly() {
 
 /// SIGPIPE's number on Linux.
 const SIGPIPE: i32 = 13;
+
+/// A missing file's OS error is said once (it used to be repeated as the
+/// error's cause by `{:#}`).
+#[test]
+fn a_missing_model_names_the_os_error_once() {
+    let err = eb_fails(&[
+        "build",
+        "/nonexistent/model.onnx",
+        "-o",
+        "/tmp/never.engine",
+    ]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/model.onnx"), "{err}");
+}

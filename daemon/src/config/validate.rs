@@ -15,9 +15,9 @@ use toml::Spanned;
 
 /// Reads and validates a config file.
 pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse(&text, path, registry)
 }
@@ -90,7 +90,13 @@ fn read_raw(text: &str) -> (Option<RawConfig>, String, Vec<Problem>) {
         let edited: String = cur
             .lines()
             .enumerate()
-            .map(|(i, l)| if i + 1 == line { format!("# {l}\n") } else { format!("{l}\n") })
+            .map(|(i, l)| {
+                if i + 1 == line {
+                    format!("# {l}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
             .collect();
         if edited.parse::<toml::Table>().is_err() {
             break;
