@@ -29,3 +29,12 @@ for img in models/tiny/images/*.png; do
 done
 show "$eb" verify "$out/tiny.engine" models/tiny/test_data_set_0
 show "$eb" bench "$out/tiny.engine" --runs 200
+
+cat <<MSG
+
+Done. The commands in the README call engine-builder by name: put it on
+your PATH with
+    export PATH="$root/target/release:\$PATH"
+or install it with
+    cargo install --path engine-builder
+MSG

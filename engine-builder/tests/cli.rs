@@ -627,3 +627,24 @@ fn a_missing_model_names_the_os_error_once() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert!(err.contains("/nonexistent/model.onnx"), "{err}");
 }
+
+/// `run` without `-o` prints its summary and writes no file.
+#[test]
+fn run_writes_outputs_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = build_tiny(dir.path());
+    let cwd = tempfile::tempdir().unwrap();
+    let img = tiny().join("images/circle.png");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_engine-builder"))
+        .args(["run", s(&engine), "--image", s(&img)])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("circle"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("wrote"), "{stdout}");
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+}

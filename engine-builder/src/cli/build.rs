@@ -40,7 +40,7 @@ pub struct Args {
     /// Preprocessing: channel order the model expects
     #[arg(long, value_parser = ["rgb", "bgr"])]
     color: Option<String>,
-    /// Class labels, one per line, for classifier summaries
+    /// Class labels for classifier summaries: a text file, one name per line in the order of the model's outputs (line 1 is class 0)
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
     #[command(flatten)]

@@ -23,9 +23,9 @@ pub struct Args {
     /// An image (PNG, JPEG, BMP, PPM), preprocessed as the engine records
     #[arg(long, value_name = "PATH")]
     image: Option<PathBuf>,
-    /// Directory to write output_J.pb files to
-    #[arg(short, long, value_name = "DIR", default_value = ".")]
-    output_dir: PathBuf,
+    /// Write the outputs to DIR as output_J.pb files (none written without it)
+    #[arg(short, long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
     /// How many classes a classifier summary lists
     #[arg(long, default_value_t = 5)]
     top: usize,
@@ -180,15 +180,18 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let t = Instant::now();
     let outputs = ctx.run(inputs)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    std::fs::create_dir_all(&a.output_dir)
-        .with_context(|| format!("cannot create {}", a.output_dir.display()))?;
+    if let Some(dir) = &a.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let h = engine.header();
     println!("ran {} on {} in {ms:.2} ms", h.name, ctx.backend());
     for (j, (o, desc)) in outputs.iter().zip(&h.outputs).enumerate() {
         summarize(&desc.name, o, &h.labels, a.top);
-        let path = a.output_dir.join(format!("output_{j}.pb"));
-        write_pb(&path, o, &desc.name)?;
-        println!("  wrote {}", path.display());
+        if let Some(dir) = &a.output_dir {
+            let path = dir.join(format!("output_{j}.pb"));
+            write_pb(&path, o, &desc.name)?;
+            println!("  wrote {}", path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
