@@ -4,6 +4,10 @@
 use jetrt_tests::{bin, cases, data_dir, run};
 
 #[test]
+#[cfg_attr(
+    no_jetrt_models,
+    ignore = "JETRT_MODELS is not set to a folder: no models to test (see README)"
+)]
 fn every_model_passes_engine_builder_test() {
     let Some(dir) = data_dir("JETRT_MODELS", "the model zoo test") else {
         return;
@@ -45,6 +49,10 @@ fn every_model_passes_engine_builder_test() {
 }
 
 #[test]
+#[cfg_attr(
+    no_jetrt_models,
+    ignore = "JETRT_MODELS is not set to a folder: no models to test (see README)"
+)]
 fn an_engine_file_verifies_against_every_data_set() {
     let Some(dir) = data_dir("JETRT_MODELS", "the engine file round trip") else {
         return;
