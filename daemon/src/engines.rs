@@ -66,8 +66,14 @@ fn backend_kind(name: &str, cfg: &EngineConfig) -> Result<Option<BackendKind>> {
     }
 }
 
-/// Loads (or builds and caches) the engine `name`.
-pub fn load(name: &str, cfg: &EngineConfig, state_dir: &Path) -> Result<LoadedEngine> {
+/// Loads (or builds and caches) the engine `name`, telling `stage` where
+/// a build is (for [`crate::building::with_heartbeat`]).
+pub fn load(
+    name: &str,
+    cfg: &EngineConfig,
+    state_dir: &Path,
+    stage: &dyn Fn(&str),
+) -> Result<LoadedEngine> {
     engine_builder::build::load_plugins(&cfg.plugins).map_err(|e| err(name, e))?;
     let backend = backend_kind(name, cfg)?;
     let (engine, file) = match &cfg.origin {
@@ -76,7 +82,7 @@ pub fn load(name: &str, cfg: &EngineConfig, state_dir: &Path) -> Result<LoadedEn
             (e, Some(path.clone()))
         }
         EngineOrigin::Onnx { model, build } => {
-            let (e, f) = cached_build(name, cfg, model, build, backend, state_dir)?;
+            let (e, f) = cached_build(name, cfg, model, build, backend, state_dir, stage)?;
             (e, f)
         }
     };
@@ -148,6 +154,7 @@ fn cached_build(
     build: &BuildSettings,
     backend: Option<BackendKind>,
     state_dir: &Path,
+    stage: &dyn Fn(&str),
 ) -> Result<(Engine, Option<PathBuf>)> {
     let (key, model_sha) = cache_key(name, cfg, model, build, backend)?;
     let dir = state_dir.join("engines");
@@ -176,8 +183,13 @@ fn cached_build(
     let t = Instant::now();
     let opts = build_options(name, cfg, build, backend)?;
     let onnx = OnnxModel::load(model).map_err(|e| err(name, e))?;
-    let engine = build_engine(&onnx, &Registry::with_defaults(), &opts, &mut |stage| {
-        log::debug!("engine '{name}': {stage}")
+    let engine = build_engine(&onnx, &Registry::with_defaults(), &opts, &mut |s| {
+        // Passes are many and quick; the other stages are worth a line.
+        match s {
+            engine_builder::build::Stage::Optimizing { .. } => log::debug!("engine '{name}': {s}"),
+            _ => log::info!("engine '{name}': {s}"),
+        }
+        stage(&s.to_string());
     })
     .map_err(|e| err(name, e))?;
     log::info!(
@@ -357,7 +369,14 @@ mod tests {
         let state = tempfile::tempdir().unwrap();
         let (cfg, build) = config(&tiny());
         let cpu = Some(BackendKind::Cpu);
-        let (engine, path) = cached_build("t", &cfg, &tiny(), &build, cpu, state.path()).unwrap();
+        let stages = std::cell::RefCell::new(vec![]);
+        let told = |s: &str| stages.borrow_mut().push(s.to_string());
+        let (engine, path) =
+            cached_build("t", &cfg, &tiny(), &build, cpu, state.path(), &told).unwrap();
+        // A build tells its stages, for the heartbeat.
+        let st = stages.borrow().clone();
+        assert!(st.iter().any(|s| s.starts_with("converting")), "{st:?}");
+        assert!(st.iter().any(|s| s == "building the cpu plan"), "{st:?}");
         let path = path.expect("cached");
         let sha = engine.header().source_hash.clone();
         // Another model's build at the same path.
@@ -371,7 +390,8 @@ mod tests {
         let live = dir.join(format!(".{file}.tmp1"));
         std::fs::write(&dead, b"partial").unwrap();
         std::fs::write(&live, b"partial").unwrap();
-        let (again, _) = cached_build("t", &cfg, &tiny(), &build, cpu, state.path()).unwrap();
+        let (again, _) =
+            cached_build("t", &cfg, &tiny(), &build, cpu, state.path(), &|_| {}).unwrap();
         assert_eq!(again.header().source_hash, sha);
         assert_eq!(Engine::load(&path).unwrap().header().source_hash, sha);
         assert!(!dead.exists(), "the dead saver's file stays");

@@ -8,6 +8,7 @@
 //! everything between them is a bounded crossbeam channel, so that no slow
 //! part can stall another.
 
+pub mod building;
 pub mod client;
 pub mod config;
 pub mod engines;

@@ -44,6 +44,18 @@ impl Notifier {
         Notifier { target, watchdog }
     }
 
+    /// A notifier sending to the datagram socket at `path`, for tests.
+    #[cfg(test)]
+    pub fn to_path(path: &std::path::Path, watchdog: Option<Duration>) -> Self {
+        Notifier {
+            target: Some((
+                UnixDatagram::unbound().unwrap(),
+                SocketAddr::from_pathname(path).unwrap(),
+            )),
+            watchdog,
+        }
+    }
+
     /// The watchdog timeout systemd expects pings within, if enabled.
     pub fn watchdog(&self) -> Option<Duration> {
         self.watchdog

@@ -46,6 +46,8 @@ pub struct Shared {
     pub limits: Limits,
     pub clients: Clients,
     pub registry: Registry,
+    /// systemd's notify socket (a no-op outside systemd).
+    pub notifier: Arc<Notifier>,
     pub started: Instant,
 }
 
@@ -216,6 +218,7 @@ fn build_state(
     old: Option<&State>,
     hub: &Arc<Hub>,
     registry: &Registry,
+    notifier: &Notifier,
     report: &mut ReloadReport,
 ) -> State {
     let state_dir = &config.daemon.state_dir;
@@ -240,7 +243,10 @@ fn build_state(
             continue;
         }
         let t = Instant::now();
-        match engines::load(name, ecfg, state_dir) {
+        let loaded = crate::building::with_heartbeat(name, notifier, crate::building::BEAT, |st| {
+            engines::load(name, ecfg, state_dir, st)
+        });
+        match loaded {
             Ok(e) => {
                 log::info!(
                     "engine '{name}': ready in {:.2} s",
@@ -348,7 +354,8 @@ fn build_state(
 
 impl Daemon {
     /// Loads engines, starts sources and pipelines, then listens.
-    pub fn start(config: Config, registry: Registry) -> Result<Self> {
+    /// Builds that take long report to `notifier` (and feed its watchdog).
+    pub fn start(config: Config, registry: Registry, notifier: Arc<Notifier>) -> Result<Self> {
         let hub = Arc::new(Hub::default());
         let d = &config.daemon;
         let limits = Limits {
@@ -358,13 +365,14 @@ impl Daemon {
         };
         let (socket, mode, group) = (d.socket.clone(), d.socket_mode, d.socket_group.clone());
         let mut report = ReloadReport::default();
-        let state = build_state(config, None, &hub, &registry, &mut report);
+        let state = build_state(config, None, &hub, &registry, &notifier, &mut report);
         let shared = Arc::new(Shared {
             hub,
             state: RwLock::new(state),
             limits,
             clients: Clients::default(),
             registry,
+            notifier,
             started: Instant::now(),
         });
         let server = Server::start(&socket, mode, group.as_deref(), shared.clone())?;
@@ -396,6 +404,7 @@ impl Daemon {
             Some(&old),
             &self.shared.hub,
             &self.shared.registry,
+            &self.shared.notifier,
             &mut report,
         );
         for (name, p) in &old.pipelines {
@@ -468,8 +477,8 @@ pub fn signals() -> std::io::Result<Receiver<Signal>> {
 /// SIGHUP (an invalid config is rejected and the running one stays).
 pub fn serve(config_path: &Path, config: Config, registry: Registry) -> Result<()> {
     let signals = signals().map_err(|e| crate::Error::io("signal handler", e))?;
-    let notifier = Notifier::from_env();
-    let daemon = Daemon::start(config, registry.clone())?;
+    let notifier = Arc::new(Notifier::from_env());
+    let daemon = Daemon::start(config, registry.clone(), notifier.clone())?;
     let (_, status) = daemon.shared.health();
     log::info!("ready: {status}");
     notifier.ready(&status);
