@@ -10,6 +10,7 @@ pub(crate) mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 mod executor;
+pub(crate) mod norm_rows;
 
 pub use config::{BuildConfig, Capabilities, Precision, RunConfig, Tactics};
 pub use cpu::CpuBackend;

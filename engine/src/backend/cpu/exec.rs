@@ -89,6 +89,33 @@ impl CpuExecutor {
                         fused: f.skipped.clone(),
                     }
                 }
+                super::fuse::Fused::Linear {
+                    mm,
+                    weights,
+                    bias,
+                    act,
+                } => {
+                    let LayerKind::MatrixMultiply { op1, .. } = net.layers[mm].kind else {
+                        unreachable!("Linear fusions start at products")
+                    };
+                    let constant = |c: usize| match &net.layers[c].kind {
+                        LayerKind::Constant { weights } => Ok(net.weights(*weights).clone()),
+                        _ => Err(layer_err(c, "not a constant".into())),
+                    };
+                    let w = constant(weights)?;
+                    let b = bias.map(constant).transpose()?;
+                    let op = ops::linear::Linear::new(&w, op1, b.as_deref(), act)
+                        .map_err(|m| layer_err(mm, m))?;
+                    // The weights and bias are part of the kernel; profiles
+                    // list the layers it computes.
+                    let computed =
+                        |l: &usize| !matches!(net.layers[*l].kind, LayerKind::Constant { .. });
+                    Step {
+                        kernel: Kernel::Run(Box::new(op)),
+                        inputs: vec![net.layers[mm].inputs[0]],
+                        fused: f.skipped.iter().copied().filter(computed).collect(),
+                    }
+                }
                 super::fuse::Fused::HardSwish { x, act } => Step {
                     kernel: Kernel::Run(Box::new(ops::activation::ActivationOp(act))),
                     inputs: vec![x],

@@ -1,10 +1,11 @@
 //! Which layers the cpu plan runs as one: a convolution with the residual
 //! addition and activation after it, or with HardSwish (HardSigmoid + Mul)
-//! after it, and HardSwish alone. Only where the intermediate results have
+//! after it, HardSwish alone, and a product by constant weights (a Linear
+//! layer) with its weights, its bias over the columns and its activation. Only where the intermediate results have
 //! no other reader, so nothing else sees the difference.
 
 use super::act::Act;
-use crate::ir::{fusion, Activation, ElementWiseOp, LayerKind, Network, TensorRef};
+use crate::ir::{fusion, Activation, ElementWiseOp, LayerKind, MatrixOp, Network, TensorRef};
 use std::collections::HashMap;
 
 pub enum Fused {
@@ -16,6 +17,14 @@ pub enum Fused {
     },
     /// HardSwish of `x`.
     HardSwish { x: TensorRef, act: Act },
+    /// Product `mm` of its input 0 by the constant layer `weights`, then the
+    /// constant layer `bias` over the columns, then `act`.
+    Linear {
+        mm: usize,
+        weights: usize,
+        bias: Option<usize>,
+        act: Act,
+    },
 }
 
 /// A fused step: it runs at layer `at` (producing that layer's output) and
@@ -64,6 +73,59 @@ impl Graph<'_> {
             }
         }
         None
+    }
+}
+
+impl Graph<'_> {
+    /// The Linear fusion at product `mm`: its input 1 a constant matrix
+    /// (any leading dims 1, as converters broadcast it to the product's
+    /// rank) read by nothing else, input 0 of two dims or more; with the
+    /// bias and activation after it when `fusion::bias_of` finds them.
+    fn linear(&self, mm: usize) -> Option<Fusion> {
+        let l = &self.net.layers[mm];
+        let TensorRef::Layer(w, 0) = *l.inputs.get(1)? else {
+            return None;
+        };
+        let constant = |c: usize| matches!(self.net.layers[c].kind, LayerKind::Constant { .. });
+        let ws = &self.net.info(l.inputs[1]).shape;
+        let matrix = ws.len() >= 2 && ws[..ws.len() - 2].iter().all(|d| d.known() == Some(1));
+        if !constant(w) || !matrix || self.net.info(l.inputs[0]).shape.len() < 2 {
+            return None;
+        }
+        if self.only_reader(l.inputs[1]) != Some(mm) {
+            return None;
+        }
+        if let Some(r) = fusion::bias_of(self.net, &self.consumers, mm) {
+            let TensorRef::Layer(b, 0) = r.residual else {
+                return None;
+            };
+            if self.only_reader(r.residual) == Some(r.add) {
+                let (skipped, act) = match r.act {
+                    Some((_, a)) => (vec![mm, r.add, w, b], Act::Ir(a)),
+                    None => (vec![mm, w, b], Act::Identity),
+                };
+                return Some(Fusion {
+                    at: r.last(),
+                    skipped,
+                    what: Fused::Linear {
+                        mm,
+                        weights: w,
+                        bias: Some(b),
+                        act,
+                    },
+                });
+            }
+        }
+        Some(Fusion {
+            at: mm,
+            skipped: vec![w],
+            what: Fused::Linear {
+                mm,
+                weights: w,
+                bias: None,
+                act: Act::Identity,
+            },
+        })
     }
 }
 
@@ -127,6 +189,15 @@ pub fn plan(net: &Network) -> Vec<Fusion> {
                         };
                         claim(f, &mut taken);
                     }
+                }
+            }
+            LayerKind::MatrixMultiply { op0, op1 }
+                if *op0 == MatrixOp::None
+                    && *op1 != MatrixOp::Vector
+                    && l.outputs[0].dtype == crate::DataType::F32 =>
+            {
+                if let Some(f) = g.linear(i) {
+                    claim(f, &mut taken);
                 }
             }
             LayerKind::Activation {

@@ -1,6 +1,6 @@
 //! Depthwise convolution (one filter per channel), computed directly: the
-//! shapes mobile networks use (3x3 and 5x5 windows at strides 1 and 2)
-//! eight channels at a time, across the channels of an interleaved block;
+//! shapes mobile networks use (3x3 and 5x5 windows at strides 1 and 2) and
+//! ConvNeXt's 7x7 at stride 1 eight channels at a time, across the channels of an interleaved block;
 //! fewer than eight channels plane by plane from a zero-bordered copy, as
 //! sums of shifted streams; any other geometry one output at a time.
 
@@ -19,7 +19,8 @@ thread_local! {
 
 /// One filter per channel, plane by plane. Each plane is copied into a
 /// zero-bordered buffer first, so that every output reads a full window;
-/// 3x3 and 5x5 kernels at strides 1 and 2 then run as tap streams
+/// 3x3 and 5x5 kernels at strides 1 and 2, and 7x7 at stride 1, then run
+/// as tap streams
 /// ([`conv_taps`]), others through [`dw_generic`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn depthwise(
@@ -80,6 +81,7 @@ pub(super) fn depthwise(
                         (3, 3, 2, 2, 1, 1) => streams!(3, 2, 9),
                         (5, 5, 1, 1, 1, 1) => streams!(5, 1, 25),
                         (5, 5, 2, 2, 1, 1) => streams!(5, 2, 25),
+                        (7, 7, 1, 1, 1, 1) => streams!(7, 1, 49),
                         _ => dw_generic(pad, wp, k, g, ho, wo, dst, b, res, &f),
                     }
                 }};
@@ -106,9 +108,10 @@ thread_local! {
 }
 
 /// Whether [`depthwise_c8`] handles this geometry: 3x3 or 5x5 windows at
-/// stride 1 or 2, undilated, padded on the low sides by zero or more.
+/// stride 1 or 2 and 7x7 at stride 1 (ConvNeXt's), undilated, padded on
+/// the low sides by zero or more.
 pub(super) fn c8_handles(g: &Geom) -> bool {
-    matches!((g.kh, g.sh), (3 | 5, 1 | 2))
+    matches!((g.kh, g.sh), (3 | 5, 1 | 2) | (7, 1))
         && g.kw == g.kh
         && g.sw == g.sh
         && g.dh == 1
@@ -199,6 +202,7 @@ pub(super) fn depthwise_c8(
                 match (k, s) {
                     (3, 1) => c8_rows::<3, 1, 9>(blk, wp, ho, wo, &tap_w, &b8, rows),
                     (3, _) => c8_rows::<3, 2, 9>(blk, wp, ho, wo, &tap_w, &b8, rows),
+                    (7, _) => c8_rows::<7, 1, 49>(blk, wp, ho, wo, &tap_w, &b8, rows),
                     (_, 1) => c8_rows::<5, 1, 25>(blk, wp, ho, wo, &tap_w, &b8, rows),
                     _ => c8_rows::<5, 2, 25>(blk, wp, ho, wo, &tap_w, &b8, rows),
                 }
@@ -340,6 +344,12 @@ mod tests {
             (9, 14, 14, 5, 2, 1, (2, 2, 2, 2)),
             (16, 4, 4, 5, 1, 1, (2, 2, 2, 2)),
             (8, 3, 5, 3, 2, 1, (1, 1, 0, 1)),
+            // ConvNeXt's 7x7: blocks of eight and a partial one, planes
+            // down to its last stage's 7x7, and one channel (planes path).
+            (12, 14, 14, 7, 1, 1, (3, 3, 3, 3)),
+            (8, 7, 7, 7, 1, 1, (3, 3, 3, 3)),
+            (1, 20, 18, 7, 1, 1, (3, 3, 3, 3)),
+            (3, 9, 11, 7, 1, 1, (3, 2, 1, 3)),
         ];
         for &(c, h, w, k, s, d, (pt, pl, pb, pr)) in &cases {
             let g = Geom {

@@ -10,6 +10,7 @@ mod depthwise;
 mod einsum;
 mod elementwise;
 mod gather;
+pub mod linear;
 mod matmul;
 mod norm;
 mod plugin;

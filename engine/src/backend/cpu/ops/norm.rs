@@ -2,7 +2,9 @@
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::util::{broadcast_strides, for_each_offset, split_at_axis};
+use crate::backend::norm_rows::{self, Rows};
 use crate::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
 
 pub struct Normalization {
     pub axes: Vec<usize>,
@@ -10,9 +12,67 @@ pub struct Normalization {
     pub groups: usize,
 }
 
+/// Rows normalized per parallel task at least.
+const ROWS_PER_TASK: usize = 16;
+
+/// A normalization over trailing dims, as rows: each row's mean and
+/// variance in float64 (as the general path), then one pass of
+/// `(x - mean) * inv * scale + bias` in float32, rows in parallel.
+fn norm_rows(
+    xv: &[f32],
+    r: Rows,
+    eps: f32,
+    (sv, bv): (&[f32], &[f32]),
+    threads: usize,
+) -> Vec<f32> {
+    let mut out = vec![0f32; xv.len()];
+    let n = r.cols as f64;
+    let tasks = (r.rows / ROWS_PER_TASK).clamp(1, threads.max(1) * 4);
+    let per = r.rows.div_ceil(tasks).max(1) * r.cols;
+    let one = |(o, x): (&mut [f32], &[f32])| {
+        for (o, x) in o.chunks_exact_mut(r.cols).zip(x.chunks_exact(r.cols)) {
+            let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = x
+                .iter()
+                .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+                .sum::<f64>()
+                / n;
+            let inv = (1.0 / (var + eps as f64).sqrt()) as f32;
+            let mean = mean as f32;
+            for (j, (o, &v)) in o.iter_mut().zip(x).enumerate() {
+                *o = (v - mean) * inv * sv[j * r.scale_step] + bv[j * r.bias_step];
+            }
+        }
+    };
+    if tasks > 1 {
+        out.par_chunks_mut(per)
+            .zip(xv.par_chunks(per))
+            .for_each(one);
+    } else {
+        one((&mut out, xv));
+    }
+    out
+}
+
 impl Op for Normalization {
-    fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
+    fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (x, scale, bias) = (inputs[0], inputs[1], inputs[2]);
+        let dims = x.shape();
+        let xv = f32_data(x)?;
+        let shape = |t: &Tensor| t.shape().to_vec();
+        let as_rows = norm_rows::rows(dims, &self.axes, self.groups, &shape(scale), &shape(bias));
+        if let Some(r) = as_rows.filter(|r| r.cols > 0) {
+            let (sv, bv) = (f32_data(scale)?, f32_data(bias)?);
+            let out = norm_rows(&xv, r, self.epsilon, (&sv, &bv), ctx.threads);
+            return Ok(vec![float_tensor(x.dtype(), dims.to_vec(), out)?]);
+        }
+        self.general(x, scale, bias)
+    }
+}
+
+impl Normalization {
+    /// Any statistics split: a key per element, sums in float64.
+    fn general(&self, x: &Tensor, scale: &Tensor, bias: &Tensor) -> OpResult {
         let dims = x.shape();
         let xv = f32_data(x)?;
         // Statistics group: same index on every non-normalized dim, and for
@@ -150,5 +210,69 @@ impl Op for Cumulative {
         Ok(vec![
             Tensor::new(x.shape().to_vec(), data).map_err(|e| e.to_string())?
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::buffers::Buffers;
+
+    /// The row path gives the general path's values: rows of one to many
+    /// values, scale and bias per element or one for all, one task and
+    /// several.
+    #[test]
+    fn row_norms_match_the_general_path() {
+        let buffers = Buffers::default();
+        let ctx = Ctx::new(2, &buffers);
+        let cases: [(&[usize], &[usize], bool); 5] = [
+            (&[1, 56, 56, 96], &[3], true),
+            (&[1, 7, 7, 768], &[3], true),
+            (&[3, 5], &[1], false),
+            (&[2, 3, 4], &[1, 2], true),
+            (&[40, 1], &[1], true),
+        ];
+        for (dims, axes, per_element) in cases {
+            let n: usize = dims.iter().product();
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 37) % 101) as f32 * 0.07 + (i % 7) as f32)
+                .collect();
+            let sd: Vec<usize> = (0..dims.len())
+                .map(|i| {
+                    if per_element && axes.contains(&i) {
+                        dims[i]
+                    } else {
+                        1
+                    }
+                })
+                .collect();
+            let m: usize = sd.iter().product();
+            let s = Tensor::from_f32(&sd, (0..m).map(|i| 1.0 + i as f32 * 0.01).collect()).unwrap();
+            let b = Tensor::from_f32(&sd, (0..m).map(|i| i as f32 * -0.02).collect()).unwrap();
+            let xt = Tensor::from_f32(dims, x).unwrap();
+            let op = Normalization {
+                axes: axes.to_vec(),
+                epsilon: 1e-6,
+                groups: 1,
+            };
+            assert!(
+                norm_rows::rows(dims, axes, 1, &sd, &sd).is_some(),
+                "{dims:?}"
+            );
+            let fast = op.run(&ctx, &[&xt, &s, &b]).unwrap().remove(0);
+            let want = op.general(&xt, &s, &b).unwrap().remove(0);
+            for (k, (a, w)) in fast
+                .as_f32()
+                .unwrap()
+                .iter()
+                .zip(want.as_f32().unwrap())
+                .enumerate()
+            {
+                assert!(
+                    (a - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "{dims:?} element {k}: {a} vs {w}"
+                );
+            }
+        }
     }
 }

@@ -99,16 +99,15 @@ impl BSource for DenseB<'_> {
     }
 }
 
-/// A row-major N×K matrix read as its transpose (K×N), for tests.
-#[cfg(test)]
-pub struct TransposedB<'a> {
+/// A row-major N×K matrix read as its transpose (K×N): the rows of a
+/// Linear layer's input, each a column of B.
+pub struct RowsB<'a> {
     pub data: &'a [f32],
     pub k: usize,
     pub n: usize,
 }
 
-#[cfg(test)]
-impl BSource for TransposedB<'_> {
+impl BSource for RowsB<'_> {
     fn k(&self) -> usize {
         self.k
     }
@@ -715,7 +714,7 @@ mod tests {
         let mut ct = vec![0f32; m * n];
         gemm(
             &pa,
-            &TransposedB { data: &bt, k, n },
+            &RowsB { data: &bt, k, n },
             &mut ct,
             Layout { rs: 1, cs: m },
             &Epilogue::default(),
