@@ -507,6 +507,25 @@ fn store(
         last: bool,
         f: F,
     ) {
+        if layout.rs == 1 && layout.cs != 1 {
+            // C stored transposed (a Linear layer's output): walk the tile
+            // by columns, so that each writes a run of `rows` floats.
+            let bias = epi.bias.filter(|_| last).map(|b| &b[m0..m0 + rows]);
+            let res = if last { epi.residual } else { None };
+            for j in 0..cols {
+                let base = m0 + (c0 + j) * layout.cs;
+                // SAFETY: column c0 + j, rows m0..m0 + rows lie inside C
+                // (checked in gemm) and belong to this tile alone.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(base), rows) };
+                for (r, d) in dst.iter_mut().enumerate() {
+                    let v = tile[r * nr + j];
+                    let acc = if first { v } else { v + *d };
+                    let b = bias.map_or(0.0, |b| b[r]);
+                    *d = f(acc + b + res.map_or(0.0, |q| q[base + r]));
+                }
+            }
+            return;
+        }
         for r in 0..rows {
             let t = &tile[r * nr..r * nr + cols];
             let base = (m0 + r) * layout.rs + c0 * layout.cs;
