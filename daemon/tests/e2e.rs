@@ -262,11 +262,7 @@ fn synthetic_source_feeds_two_pipelines_matching_engine_builder() {
 #[test]
 fn file_source_with_the_python_client_matches_engine_builder() {
     let _g = shared();
-    let have_python = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !require(have_python, "python3") {
+    if !python3() {
         return;
     }
     let body = format!(
@@ -349,11 +345,7 @@ fn file_source_with_the_python_client_matches_engine_builder() {
 #[test]
 fn jetbot_example_reads_p_blocked_of_the_right_class() {
     let _g = shared();
-    let have_python = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !require(have_python, "python3") {
+    if !python3() {
         return;
     }
     let bare = tiny_engine_toml()

@@ -68,6 +68,16 @@ pub fn require(available: bool, what: &str) -> bool {
     false
 }
 
+/// Whether python3 runs here, as [`require`] wants it (a test of the
+/// Python client or examples skips, saying so, without it).
+pub fn python3() -> bool {
+    let ok = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    require(ok, "python3")
+}
+
 pub struct Daemon {
     pub child: Child,
     pub dir: tempfile::TempDir,
