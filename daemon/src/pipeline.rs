@@ -108,6 +108,9 @@ pub struct PipelineHandle {
     pub stats: Arc<PipelineStats>,
     pub progress: Arc<Progress>,
     pub input: ImageInput,
+    /// The engine's input as declared (dims and profile), which a tensor
+    /// sent with `infer` must fit.
+    pub tensor_input: Vec<jetrt_engine::ir::Input>,
     pub labels: Vec<String>,
     pub outputs: Vec<String>,
     /// Where the pipeline's context runs: backend, device, GPU memory.
@@ -187,6 +190,7 @@ impl PipelineHandle {
             stats,
             progress,
             input,
+            tensor_input: engine.engine.network().inputs.clone(),
             labels: header.labels.clone(),
             outputs: header.outputs.iter().map(|o| o.name.clone()).collect(),
             placement,

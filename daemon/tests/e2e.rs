@@ -984,6 +984,22 @@ fn pushed_frames_and_tensors_give_the_same_results_as_infer() {
             .json,
     );
     assert_eq!(pushed, by_tensor);
+    // A tensor the engine does not take (its bytes right for its own
+    // shape) is the request's fault, and names the input and its dims.
+    let wrong = vec![0f32; 3 * 32 * 128];
+    match pusher.infer_tensor("pushed", &[1, 3, 32, 128], &wrong) {
+        Err(jetrt_daemon::client::ClientError::Daemon { code, message }) => {
+            assert_eq!(code, "bad_request", "{message}");
+            assert!(
+                message.contains("1x3x64x64") && message.contains("1x3x32x128"),
+                "{message}"
+            );
+        }
+        other => panic!(
+            "a 1x3x32x128 tensor was not refused: {:?}",
+            other.map(|m| m.json)
+        ),
+    }
     // A BGR frame of the same image gives the same result.
     let bgr: Vec<u8> = rgb.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
     let seq = pusher.push("client", PixelFormat::Bgr, w, h, &bgr).unwrap();

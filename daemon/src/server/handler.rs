@@ -149,20 +149,24 @@ fn infer(
         });
     };
     let data = binary.unwrap_or_default();
-    let input =
-        match (image, tensor_desc) {
-            (Some(d), None) => {
-                InferInput::Image(image_frame(&d, data).map_err(|e| error(id, "bad_request", e))?)
-            }
-            (None, Some(d)) => {
-                InferInput::Tensor(tensor(&d, &data).map_err(|e| error(id, "bad_request", e))?)
-            }
-            _ => return Err(error(
+    let input = match (image, tensor_desc) {
+        (Some(d), None) => {
+            InferInput::Image(image_frame(&d, data).map_err(|e| error(id, "bad_request", e))?)
+        }
+        (None, Some(d)) => {
+            // A shape the engine does not take is the request's fault.
+            jetrt_engine::engine::check_dims(&handle.tensor_input, std::slice::from_ref(&d.shape))
+                .map_err(|e| error(id, "bad_request", e.to_string()))?;
+            InferInput::Tensor(tensor(&d, &data).map_err(|e| error(id, "bad_request", e))?)
+        }
+        _ => {
+            return Err(error(
                 id,
                 "bad_request",
                 "infer needs exactly one of \"image\" or \"tensor\", followed by a binary frame",
-            )),
-        };
+            ))
+        }
+    };
     handle
         .infer(InferJob {
             id: id.cloned(),
