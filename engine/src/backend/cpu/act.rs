@@ -58,6 +58,10 @@ macro_rules! with_act {
                 let $f = move |v: f32| v * (alpha * v + beta).clamp(0.0, 1.0);
                 $body
             }
+            Act::Ir(Activation::GeluErf) => {
+                let $f = $crate::backend::cpu::gelu::gelu_erf;
+                $body
+            }
             other => {
                 let $f = move |v: f32| other.apply(v);
                 $body

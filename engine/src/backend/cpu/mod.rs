@@ -6,6 +6,7 @@ pub(crate) mod act;
 mod buffers;
 mod exec;
 mod fuse;
+pub(crate) mod gelu;
 mod gemm;
 mod keep_warm;
 mod ops;

@@ -32,6 +32,16 @@ pub fn map_f32(ctx: &Ctx<'_>, x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f
     out
 }
 
+/// `f` over `v` in place, in parallel chunks, vectorized where `f` allows.
+pub fn map_in_place(ctx: &Ctx<'_>, v: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    if v.len() >= 2 * PAR_CHUNK && ctx.threads > 1 {
+        v.par_chunks_mut(PAR_CHUNK)
+            .for_each(|o| crate::fast!(o.iter_mut().for_each(|o| *o = f(*o))));
+    } else {
+        crate::fast!(v.iter_mut().for_each(|o| *o = f(*o)));
+    }
+}
+
 impl Op for ActivationOp {
     fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];

@@ -8,10 +8,11 @@
 //! transpose, K×rows) and the result is stored transposed back through C's
 //! layout, so that the bias is per row of the GEMM, as a convolution's is.
 
+use super::activation::map_in_place;
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::act::Act;
 use crate::backend::cpu::sgemm::{gemm, Epilogue, Layout, PackedA, RowsB};
-use crate::ir::MatrixOp;
+use crate::ir::{Activation, MatrixOp};
 use crate::tensor::Tensor;
 
 pub struct Linear {
@@ -79,13 +80,22 @@ impl Op for Linear {
         };
         // C = W^T · X^T is N×rows; element (j, r) is the output's [r][j].
         let layout = Layout { rs: 1, cs: n };
+        // GELU is worth a pass of its own over the contiguous output, where
+        // it vectorizes; in the transposed store it runs element by element.
+        let (in_store, after) = match self.act {
+            a @ Act::Ir(Activation::GeluErf) => (Act::Identity, Some(a)),
+            a => (a, None),
+        };
         let epi = Epilogue {
             bias: self.bias.as_deref(),
             residual: None,
-            act: self.act,
+            act: in_store,
         };
         if rows > 0 && n > 0 {
             gemm(&self.w, &b, &mut out, layout, &epi, ctx.threads);
+        }
+        if let Some(a) = after {
+            crate::with_act!(a, |f| map_in_place(ctx, &mut out, f));
         }
         let mut shape = lead.to_vec();
         shape.push(n);
