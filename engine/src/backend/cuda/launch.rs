@@ -180,10 +180,16 @@ pub fn all_kernel_names() -> Vec<String> {
             "softmax",
             "norm",
             "norm_warp",
+            "depthwise",
             "pool",
             "resize",
         ] {
             v.push(typed(p, dt));
+        }
+    }
+    for dt in FLOATS {
+        for n in [1, 2, 4, 8] {
+            v.push(typed(&format!("row_norm{n}"), dt));
         }
     }
     v.extend(["ew_not_bool", "ew_cast", "einsum_sum"].map(String::from));

@@ -369,8 +369,15 @@ mod gpu_tests {
         let out = conv(&mut net, cat, (32, 8, 3), ([1, 1], [1, 1]), None, 31);
         net.mark_output("mean", mean);
         net.mark_output("out", out);
-        let net = Arc::new(net);
         let input = crate::Tensor::from_f32(&[1, 8, 9, 7], noise(8 * 9 * 7, 5)).unwrap();
+        matches_cpu(net, input, Precision::Fp16, 0.01, "layouts");
+    }
+
+    /// Runs `net` on `input` three times on the GPU in `precision` and
+    /// checks every output against the cpu backend's to `tol` (absolute
+    /// plus relative).
+    fn matches_cpu(net: Network, input: crate::Tensor, precision: Precision, tol: f32, what: &str) {
+        let net = Arc::new(net);
         let cpu = crate::backend::CpuBackend;
         let plan = cpu.build(&net, &Default::default()).unwrap();
         let want = cpu
@@ -380,7 +387,7 @@ mod gpu_tests {
             .unwrap();
         let b = CudaBackend::new(0);
         let cfg = BuildConfig {
-            precision: Precision::Fp16,
+            precision,
             ..Default::default()
         };
         let plan = b.build(&net, &cfg).unwrap();
@@ -388,7 +395,7 @@ mod gpu_tests {
         for run in 0..3 {
             let got = ex.run(vec![input.clone()]).unwrap();
             for (o, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(g.shape(), w.shape(), "output {o}");
+                assert_eq!(g.shape(), w.shape(), "{what}: output {o}");
                 let (g, w) = (g.to_f32(), w.to_f32());
                 for (k, (a, b)) in g
                     .as_f32()
@@ -398,11 +405,140 @@ mod gpu_tests {
                     .enumerate()
                 {
                     assert!(
-                        (a - b).abs() <= 0.01 + 0.01 * b.abs(),
-                        "run {run} output {o} element {k}: {a} vs {b}"
+                        (a - b).abs() <= tol + tol * b.abs(),
+                        "{what}: run {run} output {o} element {k}: {a} vs {b}"
                     );
                 }
             }
+        }
+    }
+
+    /// Depthwise convolutions (our kernel) give the cpu backend's values in
+    /// float32 and float16: ConvNeXt's 7x7, MobileNet's 3x3 at stride 2,
+    /// asymmetric padding, dilation, 1-D, a width not a multiple of the
+    /// kernel's four outputs a thread, with ReLU and a fused residual.
+    #[test]
+    #[ignore]
+    fn gpu_depthwise_convolutions_match_the_cpu_backend() {
+        use crate::ir::{Activation, ElementWiseOp};
+        // (dims, kernel, stride, pre and post padding, dilation, residual)
+        type Case = (&'static [usize], usize, usize, (i64, i64), usize, bool);
+        let cases: [Case; 6] = [
+            (&[1, 96, 56, 56], 7, 1, (3, 3), 1, true),
+            (&[2, 32, 15, 13], 3, 2, (1, 1), 1, false),
+            (&[1, 8, 9, 11], 3, 1, (0, 1), 1, false),
+            (&[1, 16, 12, 10], 3, 1, (2, 2), 2, true),
+            (&[1, 12, 30], 5, 1, (2, 2), 1, false),
+            (&[1, 24, 7, 7], 7, 1, (3, 3), 1, true),
+        ];
+        for (seed, (dims, k, stride, (pre, post), dil, res)) in cases.into_iter().enumerate() {
+            let seed = seed as u32 * 10 + 100;
+            let c = dims[1];
+            let sp = dims.len() - 2;
+            let mut net = Network::new("depthwise");
+            let shape = dims.iter().map(|&d| Dim::Known(d)).collect();
+            let x = net.add_input("x", DataType::F32, shape, None);
+            let mut wd = vec![c, 1];
+            wd.extend(std::iter::repeat_n(k, sp));
+            let n: usize = wd.iter().product();
+            let w = crate::Tensor::from_f32(&wd, noise(n, seed)).unwrap();
+            let b = crate::Tensor::from_f32(&[c], noise(c, seed + 1)).unwrap();
+            let p = crate::ir::ConvParams {
+                out_channels: c,
+                kernel_size: vec![k; sp],
+                stride: vec![stride; sp],
+                pre_padding: vec![pre; sp],
+                post_padding: vec![post; sp],
+                dilation: vec![dil; sp],
+                groups: c,
+                kernel: net.add_weights(w),
+                bias: Some(net.add_weights(b)),
+                activation: (!res).then_some(Activation::Relu),
+            };
+            let mut y = net.add("dw", LayerKind::Convolution(p), vec![x]).unwrap();
+            if res {
+                let sum = LayerKind::ElementWise {
+                    op: ElementWiseOp::Sum,
+                };
+                y = net.add("sum", sum, vec![y, x]).unwrap();
+                let relu = LayerKind::Activation {
+                    activation: Activation::Relu,
+                };
+                y = net.add("relu", relu, vec![y]).unwrap();
+            }
+            net.mark_output("y", y);
+            let count: usize = dims.iter().product();
+            let input = crate::Tensor::from_f32(dims, noise(count, seed + 2)).unwrap();
+            let what = format!("{dims:?} k{k} s{stride} pad {pre},{post} d{dil}");
+            matches_cpu(net.clone(), input.clone(), Precision::Fp32, 1e-5, &what);
+            matches_cpu(net, input, Precision::Fp16, 0.01, &what);
+        }
+    }
+
+    /// Layer normalization over trailing dims (the row kernel: rows of one
+    /// to a block of threads, one to eight values a thread, scale and bias
+    /// per element or one for all) gives the cpu backend's values, in
+    /// float32 and float16, and so does a normalization over a leading dim
+    /// (the generic kernel).
+    #[test]
+    #[ignore]
+    fn gpu_layer_norms_match_the_cpu_backend() {
+        let cases: [(&[usize], &[usize], bool); 8] = [
+            (&[1, 7, 7, 768], &[3], true),
+            (&[1, 56, 56, 96], &[3], true),
+            (&[1, 1, 768], &[2], true),
+            (&[4, 2048], &[1], true),
+            (&[100, 3], &[1], true),
+            (&[2, 5, 6], &[1, 2], true),
+            (&[3, 40, 17], &[2], false),
+            (&[6, 5, 4], &[0], true),
+        ];
+        for (dims, axes, per_element) in cases {
+            let mut net = Network::new("norm");
+            let shape = dims.iter().map(|&d| Dim::Known(d)).collect();
+            let x = net.add_input("x", DataType::F32, shape, None);
+            // Scale and bias over the normalized dims, 1 elsewhere.
+            let sdims: Vec<usize> = (0..dims.len())
+                .map(|i| {
+                    if per_element && axes.contains(&i) {
+                        dims[i]
+                    } else {
+                        1
+                    }
+                })
+                .collect();
+            let n: usize = sdims.iter().product();
+            let mut constant = |name: &str, seed: u32, shift: f32| {
+                let v = noise(n, seed).iter().map(|a| a + shift).collect();
+                let w = net.add_weights(crate::Tensor::from_f32(&sdims, v).unwrap());
+                net.add(name, LayerKind::Constant { weights: w }, vec![])
+                    .unwrap()
+            };
+            let scale = constant("scale", 3, 1.0);
+            let bias = constant("bias", 4, 0.0);
+            let y = net
+                .add(
+                    "norm",
+                    LayerKind::Normalization {
+                        axes: axes.to_vec(),
+                        epsilon: 1e-6,
+                        groups: 1,
+                    },
+                    vec![x, scale, bias],
+                )
+                .unwrap();
+            net.mark_output("y", y);
+            // Rows with an offset, as a network's activations have.
+            let count: usize = dims.iter().product();
+            let v = noise(count, 9)
+                .iter()
+                .enumerate()
+                .map(|(i, a)| a + (i % 7) as f32)
+                .collect();
+            let input = crate::Tensor::from_f32(dims, v).unwrap();
+            let what = format!("{dims:?} over {axes:?}");
+            matches_cpu(net.clone(), input.clone(), Precision::Fp32, 1e-5, &what);
+            matches_cpu(net, input, Precision::Fp16, 0.02, &what);
         }
     }
 }

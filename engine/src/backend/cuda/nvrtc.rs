@@ -37,7 +37,7 @@ pub struct Source {
 }
 
 /// Every kernel source, embedded at build time.
-pub const SOURCES: [Source; 8] = [
+pub const SOURCES: [Source; 9] = [
     Source {
         name: "elementwise",
         text: include_str!("kernels/elementwise.cu"),
@@ -65,6 +65,10 @@ pub const SOURCES: [Source; 8] = [
     Source {
         name: "frame",
         text: include_str!("kernels/frame.cu"),
+    },
+    Source {
+        name: "depthwise",
+        text: include_str!("kernels/depthwise.cu"),
     },
     Source {
         name: "clock",

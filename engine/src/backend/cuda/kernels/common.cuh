@@ -129,3 +129,49 @@ struct B1 { u8 v; };
 struct B2 { u16 v; };
 struct B4 { u32 v; };
 struct B8 { u64 v; };
+
+// Activations of element-wise kernels and of convolution epilogues.
+// Codes (Activation in the IR, plus HardSwish and Identity for epilogues).
+#define A_RELU 0
+#define A_SIGMOID 1
+#define A_TANH 2
+#define A_LEAKY_RELU 3
+#define A_ELU 4
+#define A_SELU 5
+#define A_SOFTSIGN 6
+#define A_SOFTPLUS 7
+#define A_CLIP 8
+#define A_HARD_SIGMOID 9
+#define A_SCALED_TANH 10
+#define A_THRESHOLDED_RELU 11
+#define A_GELU_ERF 12
+#define A_GELU_TANH 13
+#define A_HARD_SWISH 14
+#define A_IDENTITY 15
+
+__device__ __forceinline__ float activate(int op, float a, float b, float x) {
+  switch (op) {
+  case A_RELU: return fmaxf(x, 0.0f);
+  case A_SIGMOID: return 1.0f / (1.0f + expf(-x));
+  case A_TANH: return tanhf(x);
+  case A_LEAKY_RELU: return x >= 0.0f ? x : a * x;
+  case A_ELU: return x >= 0.0f ? x : a * (expf(x) - 1.0f);
+  case A_SELU: return x > 0.0f ? b * x : b * a * (expf(x) - 1.0f);
+  case A_SOFTSIGN: return x / (1.0f + fabsf(x));
+  case A_SOFTPLUS: {
+    float z = b * x;
+    return a * (fmaxf(z, 0.0f) + log1pf(expf(-fabsf(z))));
+  }
+  case A_CLIP: return fminf(fmaxf(x, a), b);
+  case A_HARD_SIGMOID: return fminf(fmaxf(a * x + b, 0.0f), 1.0f);
+  case A_SCALED_TANH: return a * tanhf(b * x);
+  case A_THRESHOLDED_RELU: return x > a ? x : 0.0f;
+  case A_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+  case A_GELU_TANH: {
+    const float c = 0.7978846f;
+    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+  }
+  case A_HARD_SWISH: return x * fminf(fmaxf(a * x + b, 0.0f), 1.0f);
+  default: return x;
+  }
+}

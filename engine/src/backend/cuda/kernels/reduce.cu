@@ -245,6 +245,91 @@ __device__ void normalization_warp(const NormParams &p) {
 extern "C" __global__ void norm_warp_f32(NormParams p) { normalization_warp<float>(p); }
 extern "C" __global__ void norm_warp_f16(NormParams p) { normalization_warp<u16>(p); }
 
+// Rows of `cols` contiguous values (LayerNorm over trailing dims), each
+// normalized by `tpr` threads (a power of two, 1..BLOCK) holding V of its
+// values in registers: x is read once and the statistics are two float32
+// passes over the registers. The kernels above walk strided dims in
+// float64 and read x three times, latency-bound where rows are few and
+// long (ConvNeXt's last stage, 49 rows of 768: 42 us a call on an H200).
+struct RowNormParams {
+  u64 out, x, scale, bias;
+  i64 rows;
+  int cols, tpr;
+  float eps;
+  int scale_step, bias_step, pad;
+};
+static_assert(sizeof(RowNormParams) == 64, "RowNormParams layout");
+
+// The sum of v over the tpr threads of a row (a row is an aligned run of
+// tpr threads); every thread of the block calls it. Every thread of a row
+// adds the warps' partial sums in the same order, so all get one value.
+__device__ __forceinline__ float row_sum(float v, int tpr, float *shared) {
+  for (int o = (tpr < 32 ? tpr : 32) >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (tpr <= 32) return v;
+  const int warp = threadIdx.x >> 5, per_row = tpr >> 5;
+  __syncthreads();  // the previous call's partial sums are read
+  if ((threadIdx.x & 31) == 0) shared[warp] = v;
+  __syncthreads();
+  const int first = warp / per_row * per_row;
+  float s = 0.f;
+  for (int w = 0; w < per_row; ++w) s += shared[first + w];
+  return s;
+}
+
+template <typename T, int V>
+__device__ void row_normalization(const RowNormParams &p) {
+  __shared__ float shared[BLOCK / 32];
+  const T *x = (const T *)p.x;
+  const T *sc = (const T *)p.scale;
+  const T *bi = (const T *)p.bias;
+  T *out = (T *)p.out;
+  const int rows_per_block = BLOCK / p.tpr;
+  const int t = threadIdx.x & (p.tpr - 1);
+  const float n = (float)p.cols;
+  // Block-uniform loop: every thread reaches every barrier of row_sum.
+  for (i64 base = (i64)blockIdx.x * rows_per_block; base < p.rows;
+       base += (i64)gridDim.x * rows_per_block) {
+    const i64 row = base + threadIdx.x / p.tpr;
+    const bool live = row < p.rows;
+    const i64 o = row * p.cols;
+    float v[V];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const int j = t + k * p.tpr;
+      v[k] = (live && j < p.cols) ? ldf(x, o + j) : 0.f;
+      s += v[k];
+    }
+    const float mean = row_sum(s, p.tpr, shared) / n;
+    float q = 0.f;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const float d = v[k] - mean;
+      if (t + k * p.tpr < p.cols) q += d * d;
+    }
+    const float inv = 1.f / sqrtf(row_sum(q, p.tpr, shared) / n + p.eps);
+    if (!live) continue;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const int j = t + k * p.tpr;
+      if (j < p.cols) {
+        const float y = (v[k] - mean) * inv;
+        stf(out, o + j, y * ldf(sc, (i64)j * p.scale_step) + ldf(bi, (i64)j * p.bias_step));
+      }
+    }
+  }
+}
+
+// Spelled out: the launcher finds a kernel's source by its name.
+extern "C" __global__ void row_norm1_f32(RowNormParams p) { row_normalization<float, 1>(p); }
+extern "C" __global__ void row_norm1_f16(RowNormParams p) { row_normalization<u16, 1>(p); }
+extern "C" __global__ void row_norm2_f32(RowNormParams p) { row_normalization<float, 2>(p); }
+extern "C" __global__ void row_norm2_f16(RowNormParams p) { row_normalization<u16, 2>(p); }
+extern "C" __global__ void row_norm4_f32(RowNormParams p) { row_normalization<float, 4>(p); }
+extern "C" __global__ void row_norm4_f16(RowNormParams p) { row_normalization<u16, 4>(p); }
+extern "C" __global__ void row_norm8_f32(RowNormParams p) { row_normalization<float, 8>(p); }
+extern "C" __global__ void row_norm8_f16(RowNormParams p) { row_normalization<u16, 8>(p); }
+
 // ---- Cumulative ----------------------------------------------------------
 
 // One thread per line of `n` elements `inner` apart.

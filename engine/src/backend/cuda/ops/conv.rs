@@ -4,6 +4,9 @@
 //! (`ir::fusion`): one step then reads x and the residual and writes the
 //! activation's output.
 //!
+//! A channels-first depthwise layer runs our kernel instead, bias,
+//! residual and activation included (`depthwise.rs`).
+//!
 //! A 2-D float16 convolution may run channels-last (`cuda/layout.rs`):
 //! its filter is uploaded OHWI and cuDNN reads and writes NHWC; an input
 //! in the other layout is staged in the convolution's first (the copy
@@ -15,6 +18,7 @@
 //! zero-extended for an output padding) into the output. 1-D layers run
 //! as 2-D ones of height 1.
 
+use super::depthwise::{is_depthwise, Depthwise};
 use super::elementwise::{act_code, ActCode, BiasAct};
 use super::shuffle::{pack_tables, TableParams};
 use super::{dims8, input_storage, strides8, Arg, Builder, Kernel, PlanCx, RunCx};
@@ -71,6 +75,10 @@ pub struct Conv {
     /// The bias in the data type, for cuDNN's fused bias-residual-ReLU
     /// call, which NHWC ReLU convolutions use instead of the epilogue.
     cudnn_bias: Option<DeviceBuf>,
+    /// Our depthwise kernel, for a channels-first depthwise layer; planned
+    /// (`dw_planned`) unless a size is beyond it, which cuDNN then runs.
+    depthwise: Option<Depthwise>,
+    dw_planned: bool,
     table: Func,
     plan: Option<Planned>,
 }
@@ -137,6 +145,12 @@ impl Conv {
             _ => None,
         };
         let code = activation.map(act_code);
+        let depthwise = if !deconv && !layout.x_nhwc && !layout.y_nhwc && is_depthwise(p, w.shape())
+        {
+            Depthwise::new(b, dtype, code.unwrap_or(ActCode::IDENTITY))?
+        } else {
+            None
+        };
         let epilogue = if bias.is_some() || code.is_some() || residual {
             Some(BiasAct::new(b, dtype, code.unwrap_or(ActCode::IDENTITY))?)
         } else {
@@ -153,6 +167,8 @@ impl Conv {
             residual,
             layout,
             cudnn_bias,
+            depthwise,
+            dw_planned: false,
             table: b.func(&sized("copy_table", dtype))?,
             plan: None,
         })
@@ -218,6 +234,13 @@ impl Kernel for Conv {
         let y = &outs[0].dims;
         let k = p.kernel_size.len();
         let esize = self.dtype.size();
+        self.dw_planned = match &mut self.depthwise {
+            Some(d) => d.plan(p, x, y),
+            None => false,
+        };
+        if self.dw_planned {
+            return Ok(());
+        }
         let planned = if !self.deconv {
             let symmetric = p.pre_padding == p.post_padding;
             let lay = self.layout;
@@ -332,14 +355,19 @@ impl Kernel for Conv {
     }
 
     fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        if outs[0].len() == 0 || ins[0].len() == 0 {
+            return Ok(());
+        }
+        if let (true, Some(d)) = (self.dw_planned, &mut self.depthwise) {
+            let res = if self.residual { ins[1].ptr } else { 0 };
+            let io = (ins[0].ptr, self.kernel.ptr, outs[0].ptr);
+            return d.enqueue(rc, io, self.bias.as_ref(), res);
+        }
         let Some(pl) = &mut self.plan else {
             return Err(Error::Network(
                 "a convolution ran before it was planned".into(),
             ));
         };
-        if outs[0].len() == 0 || ins[0].len() == 0 {
-            return Ok(());
-        }
         let staged = rc.workspace;
         let ws = rc.workspace + pl.staged as u64;
         let mut x = ins[0].ptr;

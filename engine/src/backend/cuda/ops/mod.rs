@@ -4,6 +4,7 @@
 //! each run without allocating.
 
 pub mod conv;
+mod depthwise;
 pub mod elementwise;
 mod gather;
 mod matmul;

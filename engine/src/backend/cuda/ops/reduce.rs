@@ -175,10 +175,78 @@ const _: () = assert!(std::mem::size_of::<NormParams>() == 584);
 /// (`norm_warp`), larger ones one block each.
 const WARP_GROUP: i64 = 2048;
 
+/// The row kernel's RowNormParams (reduce.cu).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RowNormParams {
+    out: u64,
+    x: u64,
+    scale: u64,
+    bias: u64,
+    rows: i64,
+    cols: i32,
+    tpr: i32,
+    eps: f32,
+    scale_step: i32,
+    bias_step: i32,
+    pad: i32,
+}
+const _: () = assert!(std::mem::size_of::<RowNormParams>() == 64);
+
+/// Values a thread of the row kernel holds at most (its instances hold
+/// 1, 2, 4 or 8).
+const ROW_VALUES: usize = 8;
+
+/// Threads per row and values per thread for `rows` rows of `cols`: as few
+/// threads as hold a row in registers, then more (up to a block) while the
+/// grid would have under 64k threads, so that few long rows still spread
+/// over the GPU. None when a row does not fit a block's registers.
+fn row_split(rows: usize, cols: usize) -> Option<(usize, usize)> {
+    let block = launch::BLOCK as usize;
+    if cols == 0 || cols > ROW_VALUES * block {
+        return None;
+    }
+    let mut tpr = 1;
+    while cols > ROW_VALUES * tpr {
+        tpr *= 2;
+    }
+    while tpr < block && rows.saturating_mul(tpr) < 1 << 16 && cols > tpr {
+        tpr *= 2;
+    }
+    Some((tpr, cols.div_ceil(tpr).next_power_of_two()))
+}
+
+/// The step along a row of a scale or bias whose strides over the
+/// normalized tensor's dims are `s` when rows are its dims from `lead` on:
+/// 1 when it holds a value per row element, 0 when one value for all;
+/// None when it varies across rows or only along some of a row's dims.
+fn row_step(s: &[i64], d: &[usize], lead: usize) -> Option<i32> {
+    let wide = |i: usize| d[i] > 1;
+    if (0..lead).any(|i| wide(i) && s[i] != 0) {
+        return None;
+    }
+    let row = contiguous(&d[lead..]);
+    if (lead..d.len()).all(|i| !wide(i) || s[i] == 0) {
+        Some(0)
+    } else if (lead..d.len()).all(|i| !wide(i) || s[i] == row[i - lead]) {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// A normalization as contiguous rows for the row kernel: its kernel, and
+/// its parameters but for the pointers.
+struct RowNorm {
+    f: [Func; 4],
+    p: Option<(usize, RowNormParams)>,
+}
+
 pub struct Norm {
     f: Func,
     /// The warp-per-group kernel.
     fw: Func,
+    rows: RowNorm,
     axes: Vec<usize>,
     groups: usize,
     p: NormParams,
@@ -193,9 +261,14 @@ impl Norm {
         groups: usize,
     ) -> Result<Self> {
         let dt = input_storage(b, l)[0];
+        let row = |v: usize| b.func(&typed(&format!("row_norm{v}"), dt));
         Ok(Norm {
             f: b.func(&typed("norm", dt))?,
             fw: b.func(&typed("norm_warp", dt))?,
+            rows: RowNorm {
+                f: [row(1)?, row(2)?, row(4)?, row(8)?],
+                p: None,
+            },
             axes: axes.to_vec(),
             groups,
             p: NormParams {
@@ -255,6 +328,29 @@ impl Kernel for Norm {
         self.p.red_b = rb;
         self.p.groups = key.iter().map(|p| p.0).product::<usize>() as i64;
         self.p.count = red.iter().map(|p| p.0).product::<usize>() as i64;
+        self.rows.p = None;
+        // Normalized over trailing dims (LayerNorm): contiguous rows.
+        let lead = d.len().saturating_sub(self.axes.len());
+        let trailing = !grouped && (lead..d.len()).all(|i| self.axes.contains(&i));
+        let generic = std::env::var("JETRT_CUDA_NORM").is_ok_and(|v| v == "generic");
+        if trailing && !generic {
+            let (rows, cols) = (self.p.groups as usize, self.p.count as usize);
+            let steps = (row_step(&ss, d, lead), row_step(&sb, d, lead));
+            if let (Some((tpr, v)), (Some(scale_step), Some(bias_step))) =
+                (row_split(rows, cols), steps)
+            {
+                let p = RowNormParams {
+                    rows: rows as i64,
+                    cols: cols as i32,
+                    tpr: tpr as i32,
+                    eps: self.p.eps,
+                    scale_step,
+                    bias_step,
+                    ..Default::default()
+                };
+                self.rows.p = Some((v.trailing_zeros() as usize, p));
+            }
+        }
         Ok(())
     }
 
@@ -266,7 +362,14 @@ impl Kernel for Norm {
         self.p.x = ins[0].ptr;
         self.p.scale = ins[1].ptr;
         self.p.bias = ins[2].ptr;
-        if self.p.count <= WARP_GROUP {
+        if let Some((f, p)) = &mut self.rows.p {
+            p.out = outs[0].ptr;
+            p.x = ins[0].ptr;
+            p.scale = ins[1].ptr;
+            p.bias = ins[2].ptr;
+            let blocks = (p.rows as usize).div_ceil(launch::BLOCK as usize / p.tpr as usize);
+            launch(rc.stream, self.rows.f[*f], grid_rows(blocks), p)
+        } else if self.p.count <= WARP_GROUP {
             let per_block = (launch::BLOCK / 32) as usize;
             let blocks = (self.p.groups as usize).div_ceil(per_block);
             launch(rc.stream, self.fw, grid_rows(blocks), &self.p)
@@ -416,5 +519,43 @@ impl Kernel for TopK {
         self.p.indices = outs[1].ptr;
         self.p.x = ins[0].ptr;
         launch(rc.stream, self.f, grid_for(total), &self.p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_splits_hold_a_row_in_registers_and_spread_few_rows() {
+        // ConvNeXt's stages at batch 1: many short rows take a warp each,
+        // few long ones a block.
+        assert_eq!(row_split(3136, 96), Some((32, 4)));
+        assert_eq!(row_split(49, 768), Some((256, 4)));
+        assert_eq!(row_split(1, 768), Some((256, 4)));
+        assert_eq!(row_split(1 << 20, 8), Some((1, 8)));
+        assert_eq!(row_split(1 << 20, 2048), Some((256, 8)));
+        assert_eq!(row_split(4, 3), Some((4, 1)));
+        assert_eq!(row_split(1, 2049), None);
+        assert_eq!(row_split(5, 0), None);
+        for rows in [1, 7, 100, 1 << 16] {
+            for cols in 1..=2048 {
+                let (tpr, v) = row_split(rows, cols).unwrap();
+                assert!(tpr.is_power_of_two() && tpr <= 256 && [1, 2, 4, 8].contains(&v));
+                assert!(tpr * v >= cols, "{rows}x{cols}: {tpr} threads of {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_steps_follow_scales_over_the_rows_only() {
+        let d = [2, 3, 4];
+        // Per element of rows over the last dim, over the last two, one value.
+        assert_eq!(row_step(&[0, 0, 1], &d, 2), Some(1));
+        assert_eq!(row_step(&[0, 4, 1], &d, 1), Some(1));
+        assert_eq!(row_step(&[0, 0, 0], &d, 1), Some(0));
+        // Varying across rows; along only some of a row's dims.
+        assert_eq!(row_step(&[12, 0, 1], &d, 2), None);
+        assert_eq!(row_step(&[0, 0, 1], &d, 1), None);
     }
 }
