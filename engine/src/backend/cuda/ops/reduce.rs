@@ -5,6 +5,7 @@ use super::{
     RunCx, MAX_RANK,
 };
 use crate::backend::cuda::launch::{self, grid_for, grid_rows, launch, typed, Func};
+use crate::backend::norm_rows;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::ir::{Layer, ReduceOp, TopKOp};
@@ -216,25 +217,6 @@ fn row_split(rows: usize, cols: usize) -> Option<(usize, usize)> {
     Some((tpr, cols.div_ceil(tpr).next_power_of_two()))
 }
 
-/// The step along a row of a scale or bias whose strides over the
-/// normalized tensor's dims are `s` when rows are its dims from `lead` on:
-/// 1 when it holds a value per row element, 0 when one value for all;
-/// None when it varies across rows or only along some of a row's dims.
-fn row_step(s: &[i64], d: &[usize], lead: usize) -> Option<i32> {
-    let wide = |i: usize| d[i] > 1;
-    if (0..lead).any(|i| wide(i) && s[i] != 0) {
-        return None;
-    }
-    let row = contiguous(&d[lead..]);
-    if (lead..d.len()).all(|i| !wide(i) || s[i] == 0) {
-        Some(0)
-    } else if (lead..d.len()).all(|i| !wide(i) || s[i] == row[i - lead]) {
-        Some(1)
-    } else {
-        None
-    }
-}
-
 /// A normalization as contiguous rows for the row kernel: its kernel, and
 /// its parameters but for the pointers.
 struct RowNorm {
@@ -330,22 +312,17 @@ impl Kernel for Norm {
         self.p.count = red.iter().map(|p| p.0).product::<usize>() as i64;
         self.rows.p = None;
         // Normalized over trailing dims (LayerNorm): contiguous rows.
-        let lead = d.len().saturating_sub(self.axes.len());
-        let trailing = !grouped && (lead..d.len()).all(|i| self.axes.contains(&i));
         let generic = std::env::var("JETRT_CUDA_NORM").is_ok_and(|v| v == "generic");
-        if trailing && !generic {
-            let (rows, cols) = (self.p.groups as usize, self.p.count as usize);
-            let steps = (row_step(&ss, d, lead), row_step(&sb, d, lead));
-            if let (Some((tpr, v)), (Some(scale_step), Some(bias_step))) =
-                (row_split(rows, cols), steps)
-            {
+        let as_rows = norm_rows::rows(d, &self.axes, self.groups, &ins[1].dims, &ins[2].dims);
+        if let (Some(r), false) = (as_rows, generic) {
+            if let Some((tpr, v)) = row_split(r.rows, r.cols) {
                 let p = RowNormParams {
-                    rows: rows as i64,
-                    cols: cols as i32,
+                    rows: r.rows as i64,
+                    cols: r.cols as i32,
                     tpr: tpr as i32,
                     eps: self.p.eps,
-                    scale_step,
-                    bias_step,
+                    scale_step: r.scale_step as i32,
+                    bias_step: r.bias_step as i32,
                     ..Default::default()
                 };
                 self.rows.p = Some((v.trailing_zeros() as usize, p));
@@ -545,17 +522,5 @@ mod tests {
                 assert!(tpr * v >= cols, "{rows}x{cols}: {tpr} threads of {v}");
             }
         }
-    }
-
-    #[test]
-    fn row_steps_follow_scales_over_the_rows_only() {
-        let d = [2, 3, 4];
-        // Per element of rows over the last dim, over the last two, one value.
-        assert_eq!(row_step(&[0, 0, 1], &d, 2), Some(1));
-        assert_eq!(row_step(&[0, 4, 1], &d, 1), Some(1));
-        assert_eq!(row_step(&[0, 0, 0], &d, 1), Some(0));
-        // Varying across rows; along only some of a row's dims.
-        assert_eq!(row_step(&[12, 0, 1], &d, 2), None);
-        assert_eq!(row_step(&[0, 0, 1], &d, 1), None);
     }
 }
