@@ -1,8 +1,9 @@
 //! Which layers the cpu plan runs as one: a convolution with the residual
 //! addition and activation after it, or with HardSwish (HardSigmoid + Mul)
 //! after it, HardSwish alone, and a product by constant weights (a Linear
-//! layer) with its weights, its bias over the columns and its activation. Only where the intermediate results have
-//! no other reader, so nothing else sees the difference.
+//! layer) with its weights, its bias over the columns and its activation.
+//! Only where the intermediate results have no other reader, so nothing
+//! else sees the difference.
 
 use super::act::Act;
 use crate::ir::{fusion, Activation, ElementWiseOp, LayerKind, MatrixOp, Network, TensorRef};
@@ -74,9 +75,7 @@ impl Graph<'_> {
         }
         None
     }
-}
 
-impl Graph<'_> {
     /// The Linear fusion at product `mm`: its input 1 a constant matrix
     /// (any leading dims 1, as converters broadcast it to the product's
     /// rank) read by nothing else, input 0 of two dims or more; with the

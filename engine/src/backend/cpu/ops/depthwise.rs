@@ -1,6 +1,7 @@
 //! Depthwise convolution (one filter per channel), computed directly: the
 //! shapes mobile networks use (3x3 and 5x5 windows at strides 1 and 2) and
-//! ConvNeXt's 7x7 at stride 1 eight channels at a time, across the channels of an interleaved block;
+//! ConvNeXt's 7x7 at stride 1 eight channels at a time, across the
+//! channels of an interleaved block;
 //! fewer than eight channels plane by plane from a zero-bordered copy, as
 //! sums of shifted streams; any other geometry one output at a time.
 
@@ -20,8 +21,7 @@ thread_local! {
 /// One filter per channel, plane by plane. Each plane is copied into a
 /// zero-bordered buffer first, so that every output reads a full window;
 /// 3x3 and 5x5 kernels at strides 1 and 2, and 7x7 at stride 1, then run
-/// as tap streams
-/// ([`conv_taps`]), others through [`dw_generic`].
+/// as tap streams ([`conv_taps`]), others through [`dw_generic`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn depthwise(
     x: &[f32],

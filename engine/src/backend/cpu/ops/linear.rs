@@ -28,15 +28,13 @@ impl Linear {
     /// activation after it.
     pub fn new(w: &Tensor, op1: MatrixOp, bias: Option<&Tensor>, act: Act) -> Result<Self, String> {
         let s = w.shape();
-        let (&[r, c], lead) = (
-            &s[s.len().saturating_sub(2)..],
-            &s[..s.len().saturating_sub(2)],
-        ) else {
+        let [lead @ .., r, c] = s else {
             return Err(format!("Linear weights of dims {s:?}, not a matrix"));
         };
         if lead.iter().any(|&d| d != 1) {
             return Err(format!("Linear weights of dims {s:?}, not a matrix"));
         }
+        let (r, c) = (*r, *c);
         let wv = f32_data(w)?;
         let w = match op1 {
             MatrixOp::None => PackedA::from_fn(c, r, |n, k| wv[k * c + n]),

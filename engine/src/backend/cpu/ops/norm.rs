@@ -58,11 +58,9 @@ impl Op for Normalization {
     fn run(&self, ctx: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let (x, scale, bias) = (inputs[0], inputs[1], inputs[2]);
         let dims = x.shape();
-        let xv = f32_data(x)?;
-        let shape = |t: &Tensor| t.shape().to_vec();
-        let as_rows = norm_rows::rows(dims, &self.axes, self.groups, &shape(scale), &shape(bias));
+        let as_rows = norm_rows::rows(dims, &self.axes, self.groups, scale.shape(), bias.shape());
         if let Some(r) = as_rows.filter(|r| r.cols > 0) {
-            let (sv, bv) = (f32_data(scale)?, f32_data(bias)?);
+            let (xv, sv, bv) = (f32_data(x)?, f32_data(scale)?, f32_data(bias)?);
             let out = norm_rows(&xv, r, self.epsilon, (&sv, &bv), ctx.threads);
             return Ok(vec![float_tensor(x.dtype(), dims.to_vec(), out)?]);
         }
