@@ -6,6 +6,7 @@ mod const_fold;
 mod conv_act;
 mod dead_layers;
 mod gelu;
+mod linear_scale;
 mod rewrite;
 mod scale_fold;
 mod shuffle_elim;
@@ -14,6 +15,7 @@ pub use const_fold::fold_constants;
 pub use conv_act::fuse_conv_activation;
 pub use dead_layers::remove_dead_layers;
 pub use gelu::fuse_gelu;
+pub use linear_scale::fold_linear_scales;
 pub use scale_fold::fold_scales;
 pub use shuffle_elim::eliminate_shuffles;
 
@@ -28,6 +30,7 @@ pub const PASSES: &[Pass] = &[
     ("shuffle elimination", eliminate_shuffles),
     ("dead layer removal", remove_dead_layers),
     ("scale folding", fold_scales),
+    ("linear scale folding", fold_linear_scales),
     ("GELU recognition", fuse_gelu),
     ("convolution+activation fusion", fuse_conv_activation),
     ("dead layer removal", remove_dead_layers),

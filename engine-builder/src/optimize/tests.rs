@@ -378,3 +378,74 @@ fn an_exported_gelu_becomes_one_activation() {
     assert!(!kinds(&kept).contains(&"Activation"), "{:?}", kinds(&kept));
     assert_same(&net, &kept, &inp);
 }
+
+/// ConvNeXt's block tail: permute to [N, H, W, C], a Linear (product and
+/// bias), the permute back and a layer scale `gamma` (dims `gamma_dims`).
+fn layer_scale_net(gamma_dims: &[usize], gamma_first: bool) -> Network {
+    let mut net = Network::new("layer scale");
+    let x = net.add_input("x", DataType::F32, dims(&[1, 4, 3, 5]), None);
+    let mut constant = |net: &mut Network, name: &str, d: &[usize], seed: u32| {
+        let w = net.add_weights(input(d, seed));
+        net.add(name, LayerKind::Constant { weights: w }, vec![])
+            .unwrap()
+    };
+    let t = net
+        .add("to_last", shuffle(Some(vec![0, 2, 3, 1]), None), vec![x])
+        .unwrap();
+    let w = constant(&mut net, "w", &[1, 1, 4, 6], 3);
+    let mm = LayerKind::MatrixMultiply {
+        op0: MatrixOp::None,
+        op1: MatrixOp::None,
+    };
+    let y = net.add("fc", mm, vec![t, w]).unwrap();
+    let b = constant(&mut net, "b", &[1, 1, 1, 6], 4);
+    let sum = LayerKind::ElementWise {
+        op: ElementWiseOp::Sum,
+    };
+    let y = net.add("fc_bias", sum, vec![b, y]).unwrap();
+    let y = net
+        .add("back", shuffle(Some(vec![0, 3, 1, 2]), None), vec![y])
+        .unwrap();
+    let g = constant(&mut net, "gamma", gamma_dims, 5);
+    let prod = LayerKind::ElementWise {
+        op: ElementWiseOp::Prod,
+    };
+    let ins = if gamma_first { vec![g, y] } else { vec![y, g] };
+    let s = net.add("scale", prod, ins).unwrap();
+    net.mark_output("y", s);
+    net
+}
+
+#[test]
+fn a_layer_scale_after_a_linear_folds_into_its_weights() {
+    for (gamma, first) in [
+        (&[1, 6, 1, 1], false),
+        (&[1, 6, 1, 1], true),
+        (&[1, 1, 1, 1], false),
+    ] {
+        let net = layer_scale_net(gamma, first);
+        let out = remove_dead_layers(&fold_linear_scales(&net).unwrap()).unwrap();
+        out.check().unwrap();
+        assert_eq!(
+            kinds(&out),
+            vec![
+                "Shuffle",
+                "Constant",
+                "MatrixMultiply",
+                "Constant",
+                "ElementWise",
+                "Shuffle"
+            ],
+            "{gamma:?}"
+        );
+        assert_same(&net, &out, &[input(&[1, 4, 3, 5], 8)]);
+    }
+}
+
+#[test]
+fn a_scale_along_another_axis_is_left_alone() {
+    // One value per row (H), not per column of the Linear.
+    let net = layer_scale_net(&[1, 1, 3, 1], false);
+    let out = fold_linear_scales(&net).unwrap();
+    assert_eq!(kinds(&out), kinds(&net));
+}

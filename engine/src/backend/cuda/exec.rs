@@ -95,6 +95,10 @@ pub struct CudaExecutor {
     storage_order: Vec<bool>,
     /// The layers each fused step runs, by the place it runs at.
     fused: HashMap<usize, Vec<usize>>,
+    /// Tensors that are views of another's bytes (a reshape, or a permute
+    /// that moves no data between layouts), by the tensor whose arena slot
+    /// they share; their layers run no kernel.
+    views: HashMap<TensorRef, TensorRef>,
     consts: HashMap<usize, DeviceBuf>,
     profiler: Option<Profiler>,
     err_host: Option<PinnedBuf>,
@@ -153,6 +157,49 @@ impl layout::Tensors for NetTensors<'_> {
             .and_then(|d| d.known())
             .is_some_and(|c| c <= layout::THIN)
     }
+}
+
+/// The layers whose output can share its input's arena slot, by their
+/// output, with the tensor it shares: shuffles that move no data (a
+/// reshape, or a permute between channels-last storage and
+/// `[N, H, W, C]` that the layouts let run as one) of a tensor a step
+/// writes. A network input (which may live in the caller's memory), a
+/// constant or a plugin's output is copied as before.
+fn views_of(
+    net: &Network,
+    stepped: &[bool],
+    roles: &[layout::Role],
+    layouts: &layout::Layouts,
+) -> HashMap<TensorRef, TensorRef> {
+    let mut views: HashMap<TensorRef, TensorRef> = HashMap::new();
+    for (i, l) in net.layers.iter().enumerate() {
+        let LayerKind::Shuffle(p) = &l.kind else {
+            continue;
+        };
+        let moves_none = match roles[i] {
+            layout::Role::ToLast | layout::Role::FromLast => layouts.step_nhwc(i),
+            _ => ops::is_reshape(p) && !layouts.step_nhwc(i),
+        };
+        if !stepped[i] || !moves_none || l.outputs.len() != 1 {
+            continue;
+        }
+        let Some(&x) = l.inputs.first() else {
+            continue;
+        };
+        let of = views.get(&x).copied().unwrap_or(x);
+        if let TensorRef::Layer(j, _) = of {
+            // A plugin's output dims may depend on its data: not known
+            // when the plan is made.
+            let fixed = !matches!(
+                net.layers[j].kind,
+                LayerKind::Constant { .. } | LayerKind::Plugin(_)
+            );
+            if stepped[j] && fixed {
+                views.insert(TensorRef::Layer(i, 0), of);
+            }
+        }
+    }
+    views
 }
 
 /// Names layer `l` in an error that does not name a layer yet.
@@ -289,6 +336,7 @@ impl CudaExecutor {
         } else {
             layout::Layouts::default()
         };
+        let views = views_of(net, &stepped, &roles, &layouts);
         for (i, l) in net.layers.iter().enumerate() {
             let wrap = in_layer(l);
             if let LayerKind::Constant { weights } = &l.kind {
@@ -303,7 +351,7 @@ impl CudaExecutor {
                 kernels.push(None);
                 continue;
             }
-            if !stepped[i] {
+            if !stepped[i] || views.contains_key(&TensorRef::Layer(i, 0)) {
                 kernels.push(None);
                 continue;
             }
@@ -337,6 +385,9 @@ impl CudaExecutor {
                 weight_bytes += t.len() * b.storage(t.dtype()).size();
             }
             kernels.push(Some(kernel.map_err(wrap)?));
+        }
+        if !views.is_empty() {
+            log::debug!("cuda: {} layers are views of their inputs", views.len());
         }
         if !layouts.steps.is_empty() {
             log::debug!(
@@ -398,6 +449,7 @@ impl CudaExecutor {
                     (at, v)
                 })
                 .collect(),
+            views,
             consts,
             profiler,
             err_host: None,
@@ -425,6 +477,17 @@ impl CudaExecutor {
 
     fn storage(&self, dt: DataType) -> DataType {
         ops::storage(self.precision, dt)
+    }
+
+    /// How many layers are views of their inputs (run no kernel).
+    #[cfg(test)]
+    pub fn view_count(&self) -> usize {
+        self.views.len()
+    }
+
+    /// The tensor whose arena slot `t` lives in: itself unless a view.
+    fn root(&self, t: TensorRef) -> TensorRef {
+        self.views.get(&t).copied().unwrap_or(t)
     }
 
     /// The algorithm choices planning has made or read.
@@ -458,12 +521,12 @@ impl CudaExecutor {
                         msg: "reads a tensor whose dims depend on data (a plugin's output); the cuda backend takes such tensors only as network outputs".into(),
                     });
                 }
-                let e = last.entry(t).or_insert(0);
+                let e = last.entry(self.root(t)).or_insert(0);
                 *e = (*e).max(i + 1);
             }
         }
         for o in &net.outputs {
-            last.insert(o.tensor, end);
+            last.insert(self.root(o.tensor), end);
         }
         let bytes_of = |t: TensorRef| -> usize {
             let dt = self.storage(net.info(t).dtype);
@@ -476,7 +539,7 @@ impl CudaExecutor {
         for (i, l) in net.layers.iter().enumerate() {
             for s in 0..l.outputs.len() {
                 let t = TensorRef::Layer(i, s);
-                if self.consts.contains_key(&i) {
+                if self.consts.contains_key(&i) || self.views.contains_key(&t) {
                     continue;
                 }
                 if self.kernels[i].is_some() {
@@ -514,6 +577,11 @@ impl CudaExecutor {
         let mut slots = HashMap::new();
         for (w, &off) in want.iter().zip(&offsets) {
             slots.insert(w.0, arena.ptr + off as u64);
+        }
+        for (&v, &of) in &self.views {
+            if let Some(&p) = slots.get(&of) {
+                slots.insert(v, p);
+            }
         }
         let mut staging_in = vec![None; net.inputs.len()];
         let mut staging_out = vec![None; net.outputs.len()];

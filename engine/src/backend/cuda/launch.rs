@@ -176,6 +176,7 @@ pub fn all_kernel_names() -> Vec<String> {
         for p in [
             "ew_act",
             "ew_bias_act",
+            "ew_bias_act2",
             "ew_scale",
             "softmax",
             "norm",
@@ -190,6 +191,9 @@ pub fn all_kernel_names() -> Vec<String> {
     for dt in FLOATS {
         for n in [1, 2, 4, 8] {
             v.push(typed(&format!("row_norm{n}"), dt));
+        }
+        for n in [1, 2] {
+            v.push(typed(&format!("depthwise_cl{n}"), dt));
         }
     }
     v.extend(["ew_not_bool", "ew_cast", "einsum_sum"].map(String::from));

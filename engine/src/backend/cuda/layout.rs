@@ -18,7 +18,12 @@
 //!
 //! A tensor whose channel count is 1, or whose spatial dims are all 1
 //! (`[N, C, 1, 1]` after a global pooling), has the same bytes either way
-//! and suits any reader.
+//! and suits any reader (ConvNeXt's layer scale, `[1, C, 1, 1]`, too).
+//!
+//! Permutes between channels-first dims and `[N, H, W, C]` (ConvNeXt puts
+//! two around every LayerNorm and MLP) move no data between a channels-
+//! last tensor and its `[N, H, W, C]` twin: such a step is a view of its
+//! input (`exec.rs`), and the convolutions on either side stay NHWC.
 //!
 //! The assignment is a fixpoint: a forward pass picks each step's layout
 //! from its inputs, a backward pass marks the NHWC tensors that a
@@ -43,6 +48,14 @@ pub enum Role {
     Either,
     /// Reads and writes NCHW only.
     Fixed,
+    /// A permute of channels-first dims to `[N, H, W, C]`: over an NHWC
+    /// input it moves no data (its output, stored as its dims say, has
+    /// the input's bytes), so it runs "channels-last" exactly when its
+    /// input is.
+    ToLast,
+    /// The permute back, from `[N, H, W, C]` to channels-first dims: its
+    /// output stored NHWC has its input's bytes.
+    FromLast,
 }
 
 /// A step as the assignment sees it: its role and the tensors it reads on
@@ -123,6 +136,17 @@ fn forward(
     let mut l = Layouts::default();
     for (i, s) in steps.iter().enumerate() {
         let Some(s) = s else { continue };
+        if s.role == Role::ToLast {
+            // Its output is [N, H, W, C] as its dims say, whatever the
+            // input's storage: never a channels-last tensor itself.
+            if s.ins
+                .first()
+                .is_some_and(|&x| l.is_nhwc(x) && !info.either(x))
+            {
+                l.steps.insert(i);
+            }
+            continue;
+        }
         let outs_ok = !s.outs.is_empty()
             && s.outs
                 .iter()
@@ -139,6 +163,8 @@ fn forward(
                         && s.ins.iter().any(|&t| l.is_nhwc(t) && !info.either(t))
                 }
                 Role::Fixed => false,
+                Role::ToLast => false,
+                Role::FromLast => s.ins.first().is_some_and(|&x| !l.is_nhwc(x)),
             };
         if nhwc {
             l.steps.insert(i);
@@ -368,6 +394,49 @@ mod tests {
         ];
         let l = assign(&steps, &toy(), &HashSet::from([x, t(3)]));
         assert!(l.steps.is_empty(), "{l:?}");
+    }
+
+    /// ConvNeXt's block: a depthwise convolution, a permute to
+    /// [N, H, W, C], layers that need it as it is, the permute back, a
+    /// layer scale and the residual. Both permutes run as views, and
+    /// everything but the [N, H, W, C] tensors is channels-last.
+    #[test]
+    fn permutes_around_channels_last_tensors_move_no_data() {
+        let x = TensorRef::Input(0);
+        let steps = vec![
+            step(Role::Conv, &[x], 0),
+            step(Role::Conv, &[t(0)], 1),
+            step(Role::ToLast, &[t(1)], 2),
+            step(Role::Fixed, &[t(2)], 3),
+            step(Role::FromLast, &[t(3)], 4),
+            step(Role::Either, &[t(4), t(9)], 5),
+            step(Role::Either, &[t(5), t(0)], 6),
+            step(Role::Conv, &[t(6)], 7),
+        ];
+        let info = Toy {
+            either: vec![t(9)],
+            other: vec![t(9)],
+        };
+        let l = assign(&steps, &info, &HashSet::from([x, t(7)]));
+        assert_eq!(l.steps, HashSet::from([0, 1, 2, 4, 5, 6]));
+        for k in [0, 1, 4, 5, 6] {
+            assert!(l.is_nhwc(t(k)), "{k}");
+        }
+        assert!(!l.is_nhwc(t(2)) && !l.is_nhwc(t(3)) && !l.is_nhwc(t(7)));
+    }
+
+    /// A permute of a channels-first tensor is a transpose as ever, and a
+    /// permute back whose output a channels-first layer reads writes NCHW.
+    #[test]
+    fn permutes_of_channels_first_tensors_stay_transposes() {
+        let x = TensorRef::Input(0);
+        let steps = vec![
+            step(Role::ToLast, &[x], 0),
+            step(Role::FromLast, &[t(0)], 1),
+            step(Role::Fixed, &[t(1)], 2),
+        ];
+        let l = assign(&steps, &toy(), &HashSet::from([x, t(2)]));
+        assert!(l.steps.is_empty() && l.tensors.is_empty(), "{l:?}");
     }
 
     #[test]

@@ -475,6 +475,143 @@ mod gpu_tests {
         }
     }
 
+    /// A float16 ConvNeXt block and MobileNet's pattern stay channels-last
+    /// (`layout.rs`) and give the cpu backend's values: a depthwise 7x7 on
+    /// NHWC (two channels a thread, and one for an odd count), the permutes
+    /// around LayerNorm and the MLP as views of their inputs, a layer scale
+    /// of `[1, C, 1, 1]` on NHWC data, a residual, a depthwise layer reading
+    /// the NCHW input and writing NHWC, one reading NHWC and writing the
+    /// NCHW output, one at a stride the unrolled kernels leave to the
+    /// general loop, and a reshape of a pooled tensor as a view.
+    #[test]
+    #[ignore]
+    fn gpu_channels_last_depthwise_and_permute_views_match_the_cpu_backend() {
+        use crate::ir::{Activation, ElementWiseOp, MatrixOp, ReduceOp, ShuffleParams};
+        for c in [8usize, 5] {
+            let mut net = Network::new("convnext block");
+            let x = net.add_input(
+                "x",
+                DataType::F32,
+                [1, 3, 14, 12].map(Dim::Known).to_vec(),
+                None,
+            );
+            let constant = |net: &mut Network, name: &str, dims: &[usize], seed: u32| {
+                let n = dims.iter().product();
+                let w = net.add_weights(crate::Tensor::from_f32(dims, noise(n, seed)).unwrap());
+                net.add(name, LayerKind::Constant { weights: w }, vec![])
+                    .unwrap()
+            };
+            let dw = |net: &mut Network, x, ch: usize, k: usize, stride: usize, seed: u32| {
+                let w = crate::Tensor::from_f32(&[ch, 1, k, k], noise(ch * k * k, seed)).unwrap();
+                let b = crate::Tensor::from_f32(&[ch], noise(ch, seed + 1)).unwrap();
+                let pad = (k / 2) as i64;
+                let p = crate::ir::ConvParams {
+                    out_channels: ch,
+                    kernel_size: vec![k, k],
+                    stride: vec![stride; 2],
+                    pre_padding: vec![pad; 2],
+                    post_padding: vec![pad; 2],
+                    dilation: vec![1, 1],
+                    groups: ch,
+                    kernel: net.add_weights(w),
+                    bias: Some(net.add_weights(b)),
+                    activation: None,
+                };
+                net.add(format!("dw{seed}"), LayerKind::Convolution(p), vec![x])
+                    .unwrap()
+            };
+            let permute = |net: &mut Network, x, perm: [usize; 4], name: &str| {
+                let p = ShuffleParams {
+                    first_transpose: Some(perm.to_vec()),
+                    reshape: None,
+                    second_transpose: None,
+                    zero_is_placeholder: false,
+                };
+                net.add(name, LayerKind::Shuffle(p), vec![x]).unwrap()
+            };
+            let ew = |net: &mut Network, op, a, b, name: &str| {
+                net.add(name, LayerKind::ElementWise { op }, vec![a, b])
+                    .unwrap()
+            };
+            let stem = conv(&mut net, x, (3, c, 3), ([1, 1], [1, 1]), None, 41);
+            let d = dw(&mut net, stem, c, 7, 1, 50);
+            let t = permute(&mut net, d, [0, 2, 3, 1], "to_last");
+            let scale = constant(&mut net, "ln_scale", &[1, 1, 1, c], 61);
+            let bias = constant(&mut net, "ln_bias", &[1, 1, 1, c], 62);
+            let norm = LayerKind::Normalization {
+                axes: vec![3],
+                epsilon: 1e-6,
+                groups: 1,
+            };
+            let ln = net.add("ln", norm, vec![t, scale, bias]).unwrap();
+            let w1 = constant(&mut net, "w1", &[1, 1, c, 2 * c], 63);
+            let mm = LayerKind::MatrixMultiply {
+                op0: MatrixOp::None,
+                op1: MatrixOp::None,
+            };
+            let h = net.add("fc1", mm.clone(), vec![ln, w1]).unwrap();
+            let b1 = constant(&mut net, "b1", &[1, 1, 1, 2 * c], 64);
+            let h = ew(&mut net, ElementWiseOp::Sum, h, b1, "fc1_bias");
+            let gelu = LayerKind::Activation {
+                activation: Activation::GeluErf,
+            };
+            let h = net.add("gelu", gelu, vec![h]).unwrap();
+            let w2 = constant(&mut net, "w2", &[1, 1, 2 * c, c], 65);
+            let h = net.add("fc2", mm, vec![h, w2]).unwrap();
+            let b2 = constant(&mut net, "b2", &[1, 1, 1, c], 66);
+            let h = ew(&mut net, ElementWiseOp::Sum, h, b2, "fc2_bias");
+            let back = permute(&mut net, h, [0, 3, 1, 2], "from_last");
+            let gamma = constant(&mut net, "layer_scale", &[1, c, 1, 1], 67);
+            let scaled = ew(&mut net, ElementWiseOp::Prod, back, gamma, "scale");
+            let block = ew(&mut net, ElementWiseOp::Sum, scaled, stem, "residual");
+            // Channels-last in, channels-first network output.
+            let out_dw = dw(&mut net, block, c, 3, 2, 70);
+            let mean = LayerKind::Reduce {
+                op: ReduceOp::Avg,
+                axes: vec![2, 3],
+                keep_dims: true,
+            };
+            let pooled = net.add("pool", mean, vec![block]).unwrap();
+            let flat = ShuffleParams {
+                first_transpose: None,
+                reshape: Some(vec![1, c as i64]),
+                second_transpose: None,
+                zero_is_placeholder: false,
+            };
+            let flat = net
+                .add("flatten", LayerKind::Shuffle(flat), vec![pooled])
+                .unwrap();
+            // A depthwise layer reading the NCHW input, writing NHWC.
+            let thin = dw(&mut net, x, 3, 3, 1, 80);
+            let after = conv(&mut net, thin, (3, 4, 1), ([0, 0], [0, 0]), None, 90);
+            let out = conv(&mut net, block, (c, 4, 1), ([0, 0], [0, 0]), None, 95);
+            // A geometry the unrolled kernels do not take (stride 3).
+            let odd = dw(&mut net, block, c, 3, 3, 96);
+            let odd = conv(&mut net, odd, (c, 4, 1), ([0, 0], [0, 0]), None, 97);
+            net.mark_output("out", out);
+            net.mark_output("odd", odd);
+            net.mark_output("out_dw", out_dw);
+            net.mark_output("flat", flat);
+            net.mark_output("after", after);
+            let ex = CudaExecutor::new(
+                &net,
+                Precision::Fp16,
+                None,
+                &Default::default(),
+                tactics::Search::Recorded(Default::default()),
+            )
+            .unwrap();
+            assert_eq!(
+                ex.view_count(),
+                3,
+                "to_last, from_last and flatten are views"
+            );
+            drop(ex);
+            let input = crate::Tensor::from_f32(&[1, 3, 14, 12], noise(3 * 14 * 12, 7)).unwrap();
+            matches_cpu(net, input, Precision::Fp16, 0.02, &format!("{c} channels"));
+        }
+    }
+
     /// Layer normalization over trailing dims (the row kernel: rows of one
     /// to a block of threads, one to eight values a thread, scale and bias
     /// per element or one for all) gives the cpu backend's values, in

@@ -56,6 +56,46 @@ __device__ __forceinline__ float ldf(const u16 *p, i64 i) { return h2f(p[i]); }
 __device__ __forceinline__ void stf(float *p, i64 i, float v) { p[i] = v; }
 __device__ __forceinline__ void stf(u16 *p, i64 i, float v) { p[i] = f2h(v); }
 
+// V neighbouring elements (V is 1 or 2; for 2 the address is aligned to
+// two elements): one 4-byte load or store of two float16 values, or one
+// 8-byte one of two float32 values.
+template <int V>
+__device__ __forceinline__ void ldv(const u16 *p, float *v) {
+  if (V == 2) {
+    const u32 b = *(const u32 *)p;
+    v[0] = h2f((u16)(b & 0xffff));
+    v[1] = h2f((u16)(b >> 16));
+  } else {
+    v[0] = h2f(p[0]);
+  }
+}
+template <int V>
+__device__ __forceinline__ void ldv(const float *p, float *v) {
+  if (V == 2) {
+    const float2 b = *(const float2 *)p;
+    v[0] = b.x;
+    v[1] = b.y;
+  } else {
+    v[0] = p[0];
+  }
+}
+template <int V>
+__device__ __forceinline__ void stv(u16 *p, const float *v) {
+  if (V == 2) {
+    *(u32 *)p = (u32)f2h(v[0]) | ((u32)f2h(v[1]) << 16);
+  } else {
+    p[0] = f2h(v[0]);
+  }
+}
+template <int V>
+__device__ __forceinline__ void stv(float *p, const float *v) {
+  if (V == 2) {
+    *(float2 *)p = make_float2(v[0], v[1]);
+  } else {
+    p[0] = v[0];
+  }
+}
+
 // The offset of linear index `i` of an array of dims `d` in a tensor whose
 // strides along those dims are `s` (0 where broadcast, negative allowed).
 __device__ __forceinline__ i64 offset_of(i64 i, const Dims &d, const i64 *s) {

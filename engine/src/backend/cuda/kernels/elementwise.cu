@@ -311,6 +311,31 @@ __device__ void bias_act_kernel(const BiasActParams &p) {
 extern "C" __global__ void ew_bias_act_f32(BiasActParams p) { bias_act_kernel<float>(p); }
 extern "C" __global__ void ew_bias_act_f16(BiasActParams p) { bias_act_kernel<u16>(p); }
 
+// The same two elements a thread, for an even count and pointers aligned
+// to two elements: one wide load and store instead of two narrow ones
+// (a ConvNeXt MLP's bias and GELU over 8x56x56x384 values at batch 8).
+template <typename T>
+__device__ void bias_act2_kernel(const BiasActParams &p) {
+  const T *y = (const T *)p.y;
+  const T *res = (const T *)p.res;
+  const float *bias = (const float *)p.bias;
+  GRID_STRIDE(k, p.n / 2) {
+    const i64 i = 2 * k;
+    float v[2], r[2] = {0.f, 0.f};
+    ldv<2>(y + i, v);
+    if (res) ldv<2>(res + i, r);
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      if (bias) v[e] += bias[channel_of(i + e, p.inner, p.channels)];
+      v[e] = activate(p.op, p.alpha, p.beta, v[e] + r[e]);
+    }
+    stv<2>((T *)p.out + i, v);
+  }
+}
+
+extern "C" __global__ void ew_bias_act2_f32(BiasActParams p) { bias_act2_kernel<float>(p); }
+extern "C" __global__ void ew_bias_act2_f16(BiasActParams p) { bias_act2_kernel<u16>(p); }
+
 // ---- Scale ---------------------------------------------------------------
 
 // (x * scale + shift) ^ power, one coefficient per group of `inner`

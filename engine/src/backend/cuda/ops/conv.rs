@@ -75,7 +75,7 @@ pub struct Conv {
     /// The bias in the data type, for cuDNN's fused bias-residual-ReLU
     /// call, which NHWC ReLU convolutions use instead of the epilogue.
     cudnn_bias: Option<DeviceBuf>,
-    /// Our depthwise kernel, for a channels-first depthwise layer; planned
+    /// Our depthwise kernel, for a depthwise layer; planned
     /// (`dw_planned`) unless a size is beyond it, which cuDNN then runs.
     depthwise: Option<Depthwise>,
     dw_planned: bool,
@@ -145,9 +145,8 @@ impl Conv {
             _ => None,
         };
         let code = activation.map(act_code);
-        let depthwise = if !deconv && !layout.x_nhwc && !layout.y_nhwc && is_depthwise(p, w.shape())
-        {
-            Depthwise::new(b, dtype, code.unwrap_or(ActCode::IDENTITY))?
+        let depthwise = if !deconv && is_depthwise(p, w.shape()) {
+            Depthwise::new(b, dtype, code.unwrap_or(ActCode::IDENTITY), w, layout)?
         } else {
             None
         };

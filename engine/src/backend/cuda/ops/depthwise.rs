@@ -3,7 +3,13 @@
 //! the same launch: cuDNN's grouped kernels were several times slower for
 //! these layers (ConvNeXt's 7x7, MobileNet's 3x3) than the arithmetic and
 //! memory traffic they do. `JETRT_CUDA_DEPTHWISE=cudnn` keeps cuDNN's.
+//!
+//! Our kernel reads its input in either layout and writes the layout its
+//! step runs in (`layout.rs`), so a float16 plan keeps MobileNet's and
+//! ConvNeXt's activations channels-last through their depthwise layers
+//! instead of changing layout around each one.
 
+use super::conv::Layout;
 use super::elementwise::ActCode;
 use super::{Builder, RunCx};
 use crate::backend::cuda::device::DeviceBuf;
@@ -11,6 +17,7 @@ use crate::backend::cuda::launch::{grid_for, launch, typed, Func};
 use crate::dtype::DataType;
 use crate::error::Result;
 use crate::ir::ConvParams;
+use crate::Tensor;
 
 /// The kernel's DepthwiseParams (depthwise.cu).
 #[repr(C)]
@@ -21,7 +28,11 @@ struct DepthwiseParams {
     w: u64,
     bias: u64,
     res: u64,
-    rows: i64,
+    items: i64,
+    xs_n: i64,
+    xs_c: i64,
+    xs_h: i64,
+    xs_w: i64,
     c: i32,
     h: i32,
     w_in: i32,
@@ -38,9 +49,8 @@ struct DepthwiseParams {
     op: i32,
     alpha: f32,
     beta: f32,
-    pad: i32,
 }
-const _: () = assert!(std::mem::size_of::<DepthwiseParams>() == 120);
+const _: () = assert!(std::mem::size_of::<DepthwiseParams>() == 144);
 
 /// Outputs a thread computes (the kernel's DW_TILE).
 const TILE: usize = 4;
@@ -48,6 +58,19 @@ const TILE: usize = 4;
 pub struct Depthwise {
     f: Func,
     p: DepthwiseParams,
+    /// The layouts of the input and of the output (and residual).
+    layout: Layout,
+    /// Channels a channels-last thread takes (the kernel's V).
+    vector: usize,
+    /// The filters as [kh, kw, C] in float32, for the channels-last
+    /// kernel (the channels-first one reads the layer's [C, kh, kw]).
+    filters: Option<DeviceBuf>,
+}
+
+/// Whether our kernel runs depthwise layers (`JETRT_CUDA_DEPTHWISE=cudnn`
+/// says cuDNN's instead).
+pub fn enabled() -> bool {
+    !std::env::var("JETRT_CUDA_DEPTHWISE").is_ok_and(|v| v == "cudnn")
 }
 
 /// Whether `p` (a forward convolution with filters of `kernel_dims`) is
@@ -61,20 +84,50 @@ pub fn is_depthwise(p: &ConvParams, kernel_dims: &[usize]) -> bool {
 }
 
 impl Depthwise {
-    /// The kernel for a depthwise layer in `dtype` applying `code`; None
+    /// The kernel for a depthwise layer in `dtype` applying `code`, whose
+    /// filters are `w` ([C, 1, spatial...]), for the layouts `layout`; None
     /// when cuDNN's is asked for instead.
-    pub fn new(b: &Builder<'_>, dtype: DataType, code: ActCode) -> Result<Option<Self>> {
-        if std::env::var("JETRT_CUDA_DEPTHWISE").is_ok_and(|v| v == "cudnn") {
+    pub fn new(
+        b: &Builder<'_>,
+        dtype: DataType,
+        code: ActCode,
+        w: &Tensor,
+        layout: Layout,
+    ) -> Result<Option<Self>> {
+        if !enabled() {
             return Ok(None);
         }
+        let c = w.shape()[0];
+        let (name, vector, filters) = if layout.y_nhwc {
+            let vector = if layout.x_nhwc && c.is_multiple_of(2) {
+                2
+            } else {
+                1
+            };
+            // [C, taps] to [taps, C].
+            let v = w.to_f32();
+            let v = v.as_f32().unwrap_or(&[]);
+            let taps = v.len() / c.max(1);
+            let t: Vec<f32> = (0..taps)
+                .flat_map(|k| (0..c).map(move |ch| v[ch * taps + k]))
+                .collect();
+            let t = Tensor::from_f32(&[taps, c], t)?;
+            let buf = b.upload(&t, Some(DataType::F32), "depthwise filters")?;
+            (format!("depthwise_cl{vector}"), vector, Some(buf))
+        } else {
+            ("depthwise".to_string(), 1, None)
+        };
         Ok(Some(Depthwise {
-            f: b.func(&typed("depthwise", dtype))?,
+            f: b.func(&typed(&name, dtype))?,
             p: DepthwiseParams {
                 op: code.op,
                 alpha: code.alpha,
                 beta: code.beta,
                 ..Default::default()
             },
+            layout,
+            vector,
+            filters,
         }))
     }
 
@@ -109,13 +162,27 @@ impl Depthwise {
         else {
             return false;
         };
-        // The kernel's flat row index and its offsets stay in 64 bits.
-        let rows = y[0] * y[1] * sp(y, 0);
-        if x.len() != y.len() || rows.checked_mul(sp(y, 1).div_ceil(TILE)).is_none() {
+        // The kernel's flat item index and its offsets stay in 64 bits.
+        let tiles = sp(y, 1).div_ceil(TILE);
+        let items = if self.layout.y_nhwc {
+            [y[0], sp(y, 0), tiles, y[1] / self.vector]
+        } else {
+            [y[0], y[1], sp(y, 0), tiles]
+        };
+        let Some(items) = items.iter().try_fold(1usize, |a, &v| a.checked_mul(v)) else {
+            return false;
+        };
+        if x.len() != y.len() || i64::try_from(items).is_err() {
             return false;
         }
+        let (c, h, w) = (x[1] as i64, sp(x, 0) as i64, sp(x, 1) as i64);
         let q = &mut self.p;
-        q.rows = rows as i64;
+        q.items = items as i64;
+        [q.xs_n, q.xs_c, q.xs_h, q.xs_w] = if self.layout.x_nhwc {
+            [h * w * c, 1, w * c, c]
+        } else {
+            [c * h * w, h * w, w, 1]
+        };
         [q.c, q.h, q.w_in, q.oh, q.ow, q.kh, q.kw] = [g[0], g[1], g[2], g[3], g[4], g[5], g[6]];
         [q.sh, q.sw, q.ph, q.pw, q.dh, q.dw] = [g[7], g[8], g[9], g[10], g[11], g[12]];
         true
@@ -132,7 +199,9 @@ impl Depthwise {
         let p = &mut self.p;
         (p.x, p.w, p.out, p.res) = (x, w, out, residual);
         p.bias = bias.map_or(0, |b| b.ptr);
-        let threads = p.rows as usize * (p.ow as usize).div_ceil(TILE);
-        launch(rc.stream, self.f, grid_for(threads), p)
+        if let Some(f) = &self.filters {
+            p.w = f.ptr;
+        }
+        launch(rc.stream, self.f, grid_for(p.items as usize), p)
     }
 }

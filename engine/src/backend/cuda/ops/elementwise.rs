@@ -304,13 +304,19 @@ const _: () = assert!(std::mem::size_of::<BiasActParams>() == 72);
 /// [outer, channels, inner] tensor (in place when `out` is `y`).
 pub struct BiasAct {
     f: Func,
+    /// Two elements a thread, where the count and alignment allow.
+    f2: Func,
+    elem: usize,
     pub code: ActCode,
 }
 
 impl BiasAct {
     pub fn new(b: &Builder<'_>, dt: DataType, code: ActCode) -> Result<Self> {
+        let dt = float(dt)?;
         Ok(BiasAct {
-            f: b.func(&typed("ew_bias_act", float(dt)?))?,
+            f: b.func(&typed("ew_bias_act", dt))?,
+            f2: b.func(&typed("ew_bias_act2", dt))?,
+            elem: dt.size(),
             code,
         })
     }
@@ -343,6 +349,14 @@ impl BiasAct {
             beta: self.code.beta,
             pad: 0,
         };
+        let pair = 2 * self.elem as u64;
+        if n.is_multiple_of(2)
+            && [out, y.ptr, residual]
+                .iter()
+                .all(|a| a.is_multiple_of(pair))
+        {
+            return launch(rc.stream, self.f2, grid_for(n / 2), &p);
+        }
         launch(rc.stream, self.f, grid_for(n), &p)
     }
 }

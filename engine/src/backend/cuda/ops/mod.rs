@@ -15,6 +15,8 @@ mod reduce;
 mod resize;
 mod shuffle;
 
+pub use shuffle::is_reshape;
+
 use super::cublas::Blas;
 use super::cudnn::Dnn;
 use super::device::{DeviceBuf, Gpu};
@@ -241,6 +243,16 @@ pub fn layout_role(b: &Builder<'_>, l: &Layer) -> Role {
     let f16 = input_storage(b, l).first() == Some(&DataType::F16);
     match &l.kind {
         LayerKind::Convolution(p) if f16 && p.kernel_size.len() == 2 && p.groups == 1 => Role::Conv,
+        // Our depthwise kernel reads either layout and writes either.
+        LayerKind::Convolution(p)
+            if f16
+                && p.kernel_size.len() == 2
+                && depthwise::enabled()
+                && depthwise::is_depthwise(p, b.net.weights(p.kernel).shape()) =>
+        {
+            Role::Conv
+        }
+        LayerKind::Shuffle(p) if l.inputs.len() == 1 => shuffle::layout_role(p),
         LayerKind::Activation { .. }
         | LayerKind::ElementWise { .. }
         | LayerKind::ParametricRelu
@@ -325,6 +337,9 @@ pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box
             reverse,
         } => Box::new(reduce::Cumulative::new(b, l, *axis, *exclusive, *reverse)?),
         LayerKind::TopK { op, k, axis } => Box::new(reduce::TopK::new(b, l, *op, *k, *axis)?),
+        // A permute between channels-first dims stored channels-last and
+        // the same bytes as [N, H, W, C] (`layout.rs`): bytes as they are.
+        LayerKind::Shuffle(_) if nhwc => Box::new(shuffle::Shuffle::bytes(b, l)?),
         LayerKind::Shuffle(p) => Box::new(shuffle::Shuffle::new(b, l, p)?),
         LayerKind::Concatenation { axis: a } => Box::new(shuffle::Concat::new(b, l, axis(*a))?),
         LayerKind::Slice(p) => Box::new(shuffle::Slice::new(b, l, p)?),

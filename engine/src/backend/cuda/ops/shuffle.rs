@@ -3,6 +3,7 @@
 
 use super::{contiguous, dims8, strides8, Arg, Builder, Dims, Kernel, PlanCx, RunCx, MAX_RANK};
 use crate::backend::cuda::launch::{grid_for, launch, sized, Func};
+use crate::backend::cuda::layout::Role;
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::ir::axis_map::slice_source;
@@ -99,6 +100,38 @@ impl Shuffle {
             moves: Vec::new(),
         })
     }
+
+    /// A shuffle whose output has its input's bytes: a copy (a step that
+    /// is not a view of its input, `exec.rs`).
+    pub fn bytes(b: &Builder<'_>, l: &Layer) -> Result<Self> {
+        let dt = b.storage(b.net.info(l.inputs[0]).dtype);
+        Ok(Shuffle {
+            f: b.func(&sized("copy_strided", dt))?,
+            first: None,
+            second: None,
+            moves: Vec::new(),
+        })
+    }
+}
+
+/// The permutes between a 4-D tensor's channels-first dims and
+/// `[N, H, W, C]` (`layout.rs`): over channels-last storage, the
+/// permuted tensor has the same bytes.
+pub fn layout_role(p: &ShuffleParams) -> Role {
+    if p.reshape.is_some() || !is_identity(&p.second_transpose) {
+        return Role::Fixed;
+    }
+    match p.first_transpose.as_deref() {
+        Some([0, 2, 3, 1]) => Role::ToLast,
+        Some([0, 3, 1, 2]) => Role::FromLast,
+        _ => Role::Fixed,
+    }
+}
+
+/// A shuffle whose output always has its input's bytes: no transpose
+/// (or identity ones), only new dims.
+pub fn is_reshape(p: &ShuffleParams) -> bool {
+    is_identity(&p.first_transpose) && is_identity(&p.second_transpose)
 }
 
 impl Kernel for Shuffle {
