@@ -384,7 +384,7 @@ fn an_exported_gelu_becomes_one_activation() {
 fn layer_scale_net(gamma_dims: &[usize], gamma_first: bool) -> Network {
     let mut net = Network::new("layer scale");
     let x = net.add_input("x", DataType::F32, dims(&[1, 4, 3, 5]), None);
-    let mut constant = |net: &mut Network, name: &str, d: &[usize], seed: u32| {
+    let constant = |net: &mut Network, name: &str, d: &[usize], seed: u32| {
         let w = net.add_weights(input(d, seed));
         net.add(name, LayerKind::Constant { weights: w }, vec![])
             .unwrap()
