@@ -101,6 +101,18 @@ __device__ __forceinline__ ClItem cl_item(const DepthwiseParams &p, I i) {
   return it;
 }
 
+// A thread's input at its batch element and first channel, and its
+// accumulators zeroed.
+template <typename T, int V>
+__device__ __forceinline__ const T *cl_begin(const DepthwiseParams &p, const ClItem &it,
+                                             float (&acc)[DW_TILE][V]) {
+#pragma unroll
+  for (int t = 0; t < DW_TILE; ++t)
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[t][v] = 0.f;
+  return (const T *)p.x + it.n * p.xs_n + (i64)it.c0 * p.xs_c;
+}
+
 // Bias, residual and activation of a thread's outputs, and their stores.
 template <typename T, int V>
 __device__ __forceinline__ void cl_store(const DepthwiseParams &p, const ClItem &it,
@@ -134,12 +146,8 @@ __device__ void depthwise_cl_any(const DepthwiseParams &p) {
   const float *w = (const float *)p.w;
   GRID_STRIDE(k, p.items) {
     const ClItem it = cl_item<V, I>(p, (I)k);
-    const T *x = (const T *)p.x + it.n * p.xs_n + (i64)it.c0 * p.xs_c;
     float acc[DW_TILE][V];
-#pragma unroll
-    for (int t = 0; t < DW_TILE; ++t)
-#pragma unroll
-      for (int v = 0; v < V; ++v) acc[t][v] = 0.f;
+    const T *x = cl_begin<T, V>(p, it, acc);
     for (int ky = 0; ky < p.kh; ++ky) {
       const int iy = it.oy * p.sh - p.ph + ky * p.dh;
       if (iy < 0 || iy >= p.h) continue;
@@ -177,12 +185,8 @@ __device__ void depthwise_cl_fixed(const DepthwiseParams &p) {
   const float *w = (const float *)p.w;
   GRID_STRIDE(k, p.items) {
     const ClItem it = cl_item<V, I>(p, (I)k);
-    const T *x = (const T *)p.x + it.n * p.xs_n + (i64)it.c0 * p.xs_c;
     float acc[DW_TILE][V];
-#pragma unroll
-    for (int t = 0; t < DW_TILE; ++t)
-#pragma unroll
-      for (int v = 0; v < V; ++v) acc[t][v] = 0.f;
+    const T *x = cl_begin<T, V>(p, it, acc);
     const int ix0 = it.ox0 * S - p.pw;
 #pragma unroll
     for (int ky = 0; ky < K; ++ky) {
