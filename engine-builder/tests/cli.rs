@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use engine_builder::compare::{compare, Tolerance};
+use engine_builder::onnx::proto::AttributeProto;
 use engine_builder::onnx::{read_pb, write_pb};
 use jetrt_engine::{DataType, Tensor};
 
@@ -310,6 +311,48 @@ fn wrong_inputs_at_run_time_are_clear_errors() {
     assert!(err.contains(s(&garbage)), "{err}");
     let err = eb_fails(&["run", s(&engine), "--image", s(&tiny().join("labels.txt"))]);
     assert!(err.contains("cannot read image"), "{err}");
+}
+
+/// Decomposed ops with absurd constants or attributes fail the build with
+/// the node and the reason, instead of building a huge constant.
+#[test]
+fn absurd_one_hot_depths_and_lrn_sizes_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.onnx");
+    let e = dir.path().join("m.engine");
+    let cases: [(&str, f32, i64, &str); 4] = [
+        ("OneHot", 0.0, 3, "depth 0 is not a whole number"),
+        ("OneHot", 2.5, 3, "depth 2.5 is not a whole number"),
+        ("OneHot", 1e12, 3, "is not a whole number in 1..=16777216"),
+        ("LRN", 4.0, 100, "size 100 is not in 1..=9"),
+    ];
+    for (op, depth, size, want) in cases {
+        let (nodes, inputs, inits) = if op == "OneHot" {
+            let n = node("OneHot", &["i", "depth", "values"], &["y"], vec![]);
+            let inits = vec![
+                f32_init("depth", &[], &[depth]),
+                f32_init("values", &[2], &[0.0, 1.0]),
+            ];
+            (vec![n], vec![value_info("i", 7, &[D::N(3)])], inits)
+        } else {
+            let size = AttributeProto {
+                name: "size".into(),
+                r#type: 2,
+                i: size,
+                ..Default::default()
+            };
+            let n = node("LRN", &["x"], &["y"], vec![size]);
+            let x = value_info("x", 1, &[D::N(1), D::N(4), D::N(2), D::N(2)]);
+            (vec![n], vec![x], vec![])
+        };
+        let y = value_info("y", 1, &[]);
+        std::fs::write(&p, model_bytes(nodes, inputs, vec![y], inits, 17)).unwrap();
+        let err = eb_fails(&["build", s(&p), "-o", s(&e)]);
+        assert!(
+            err.contains(&format!("{op}_y")) && err.contains(want),
+            "{err}"
+        );
+    }
 }
 
 #[test]

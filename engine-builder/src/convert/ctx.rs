@@ -6,7 +6,9 @@ use super::ConvertError;
 use crate::onnx::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
 use crate::onnx::tensor_from_proto;
 use jetrt_engine::eval::eval_layer;
-use jetrt_engine::ir::{LayerKind, Network, ShuffleParams, TensorInfo, TensorRef};
+use jetrt_engine::ir::{
+    ElementWiseOp, LayerKind, Network, ShuffleParams, TensorInfo, TensorRef, UnaryOp,
+};
 use jetrt_engine::shape::{known_dims, Dim};
 use jetrt_engine::{DataType, Tensor};
 use std::collections::HashMap;
@@ -560,6 +562,16 @@ impl<'a> NodeCtx<'a> {
             return Ok(t);
         }
         self.add(LayerKind::Cast { to }, vec![t])
+    }
+
+    /// An element-wise layer `a op b`, for converters that decompose an op.
+    pub fn ew(&mut self, op: ElementWiseOp, a: TensorRef, b: TensorRef) -> R<TensorRef> {
+        self.add(LayerKind::ElementWise { op }, vec![a, b])
+    }
+
+    /// A unary layer `op(x)`, for converters that decompose an op.
+    pub fn un(&mut self, op: UnaryOp, x: TensorRef) -> R<TensorRef> {
+        self.add(LayerKind::Unary { op }, vec![x])
     }
 
     /// A scalar constant of `dtype` with `rank` dims of 1, for broadcasting.

@@ -24,6 +24,7 @@ pub fn register(add: &mut Add<'_>) {
     add("Celu", 12, celu);
     add("Swish", 24, swish);
     add("IsInf", 10, is_inf);
+    add("Shrink", 9, shrink);
     for (op, since) in [
         ("Exp", 1),
         ("Log", 1),
@@ -289,6 +290,31 @@ fn is_inf(ctx: &mut NodeCtx<'_>) -> R {
 }
 
 /// x * tanh(softplus(x)).
+/// Shrink: `x + bias` below `-lambd`, `x - bias` above `lambd`, 0 between.
+fn shrink(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let dt = ctx.dtype(x);
+    if !dt.is_float() {
+        return Err(ConvertError::new(format!(
+            "Shrink of {dt} is not supported (float tensors only)"
+        )));
+    }
+    let rank = ctx.rank(x);
+    let lambd = ctx.attr_float("lambd", 0.5)? as f64;
+    let bias = ctx.attr_float("bias", 0.0)? as f64;
+    let lo = ctx.scalar(dt, -lambd, rank)?;
+    let hi = ctx.scalar(dt, lambd, rank)?;
+    let b = ctx.scalar(dt, bias, rank)?;
+    let zero = ctx.scalar(dt, 0.0, rank)?;
+    let below = ctx.ew(ElementWiseOp::Less, x, lo)?;
+    let above = ctx.ew(ElementWiseOp::Greater, x, hi)?;
+    let up = ctx.ew(ElementWiseOp::Sum, x, b)?;
+    let down = ctx.ew(ElementWiseOp::Sub, x, b)?;
+    let upper = ctx.add(LayerKind::Select, vec![above, down, zero])?;
+    let y = ctx.add(LayerKind::Select, vec![below, up, upper])?;
+    ctx.set_output(0, y)
+}
+
 fn mish(ctx: &mut NodeCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let sp = ctx.add(
