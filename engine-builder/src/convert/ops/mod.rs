@@ -3,6 +3,7 @@
 mod activation;
 mod conv;
 mod elementwise;
+mod gather_nd;
 mod matmul;
 mod moments;
 mod norm;
@@ -24,6 +25,7 @@ pub fn register_all(r: &mut Registry) {
     activation::register(&mut add);
     conv::register(&mut add);
     elementwise::register(&mut add);
+    gather_nd::register(&mut add);
     matmul::register(&mut add);
     moments::register(&mut add);
     norm::register(&mut add);
