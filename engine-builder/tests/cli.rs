@@ -313,6 +313,17 @@ fn wrong_inputs_at_run_time_are_clear_errors() {
     assert!(err.contains("cannot read image"), "{err}");
 }
 
+/// Single-op cases with ONNX Runtime's outputs as references
+/// (scripts/make_ort_cases.py): shapes and attributes the ONNX suite's few
+/// GatherND cases leave out.
+#[test]
+fn onnx_runtime_reference_cases_pass() {
+    let cases = repo().join("models/ort_cases");
+    let (code, out, err) = eb(&["test", "--backend", "cpu", s(&cases)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
+}
+
 /// Decomposed ops with absurd constants or attributes fail the build with
 /// the node and the reason, instead of building a huge constant.
 #[test]
