@@ -162,8 +162,8 @@ fn forward(
                     s.ins.iter().all(|&t| suits(t))
                         && s.ins.iter().any(|&t| l.is_nhwc(t) && !info.either(t))
                 }
-                Role::Fixed => false,
-                Role::ToLast => false,
+                // (ToLast is settled above.)
+                Role::Fixed | Role::ToLast => false,
                 Role::FromLast => s.ins.first().is_some_and(|&x| !l.is_nhwc(x)),
             };
         if nhwc {

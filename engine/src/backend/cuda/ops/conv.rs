@@ -4,8 +4,8 @@
 //! (`ir::fusion`): one step then reads x and the residual and writes the
 //! activation's output.
 //!
-//! A channels-first depthwise layer runs our kernel instead, bias,
-//! residual and activation included (`depthwise.rs`).
+//! A depthwise layer runs our kernel instead (either layout in, either
+//! out), bias, residual and activation included (`depthwise.rs`).
 //!
 //! A 2-D float16 convolution may run channels-last (`cuda/layout.rs`):
 //! its filter is uploaded OHWI and cuDNN reads and writes NHWC; an input

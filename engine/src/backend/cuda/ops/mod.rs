@@ -338,8 +338,9 @@ pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box
         } => Box::new(reduce::Cumulative::new(b, l, *axis, *exclusive, *reverse)?),
         LayerKind::TopK { op, k, axis } => Box::new(reduce::TopK::new(b, l, *op, *k, *axis)?),
         // A permute between channels-first dims stored channels-last and
-        // the same bytes as [N, H, W, C] (`layout.rs`): bytes as they are.
-        LayerKind::Shuffle(_) if nhwc => Box::new(shuffle::Shuffle::bytes(b, l)?),
+        // the same bytes as [N, H, W, C] (`layout.rs`), where it is not a
+        // view (`exec.rs`): the bytes copied as they are.
+        LayerKind::Shuffle(_) if nhwc => Box::new(misc::Copy),
         LayerKind::Shuffle(p) => Box::new(shuffle::Shuffle::new(b, l, p)?),
         LayerKind::Concatenation { axis: a } => Box::new(shuffle::Concat::new(b, l, axis(*a))?),
         LayerKind::Slice(p) => Box::new(shuffle::Slice::new(b, l, p)?),

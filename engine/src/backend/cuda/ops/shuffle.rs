@@ -100,18 +100,6 @@ impl Shuffle {
             moves: Vec::new(),
         })
     }
-
-    /// A shuffle whose output has its input's bytes: a copy (a step that
-    /// is not a view of its input, `exec.rs`).
-    pub fn bytes(b: &Builder<'_>, l: &Layer) -> Result<Self> {
-        let dt = b.storage(b.net.info(l.inputs[0]).dtype);
-        Ok(Shuffle {
-            f: b.func(&sized("copy_strided", dt))?,
-            first: None,
-            second: None,
-            moves: Vec::new(),
-        })
-    }
 }
 
 /// The permutes between a 4-D tensor's channels-first dims and
