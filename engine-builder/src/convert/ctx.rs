@@ -7,7 +7,7 @@ use crate::onnx::proto::{attribute_proto::AttributeType, AttributeProto, NodePro
 use crate::onnx::tensor_from_proto;
 use jetrt_engine::eval::eval_layer;
 use jetrt_engine::ir::{
-    ElementWiseOp, LayerKind, Network, ShuffleParams, TensorInfo, TensorRef, UnaryOp,
+    ElementWiseOp, LayerKind, Network, ReduceOp, ShuffleParams, TensorInfo, TensorRef, UnaryOp,
 };
 use jetrt_engine::shape::{known_dims, Dim};
 use jetrt_engine::{DataType, Tensor};
@@ -572,6 +572,31 @@ impl<'a> NodeCtx<'a> {
     /// A unary layer `op(x)`, for converters that decompose an op.
     pub fn un(&mut self, op: UnaryOp, x: TensorRef) -> R<TensorRef> {
         self.add(LayerKind::Unary { op }, vec![x])
+    }
+
+    /// A reduction of `x` by `op` over `axes`.
+    pub fn reduce(
+        &mut self,
+        op: ReduceOp,
+        axes: &[usize],
+        keep_dims: bool,
+        x: TensorRef,
+    ) -> R<TensorRef> {
+        let kind = LayerKind::Reduce {
+            op,
+            axes: axes.to_vec(),
+            keep_dims,
+        };
+        self.add(kind, vec![x])
+    }
+
+    /// Int64 indices `i` with the negative ones counted from the end of
+    /// their dim: `i + len` where `i < 0` (`len` broadcasts against `i`).
+    pub fn wrap_negative(&mut self, i: TensorRef, len: TensorRef) -> R<TensorRef> {
+        let zero = self.scalar(DataType::I64, 0.0, self.rank(i))?;
+        let neg = self.ew(ElementWiseOp::Less, i, zero)?;
+        let wrapped = self.ew(ElementWiseOp::Sum, i, len)?;
+        self.add(LayerKind::Select, vec![neg, wrapped, i])
     }
 
     /// A scalar constant of `dtype` with `rank` dims of 1, for broadcasting.

@@ -289,7 +289,6 @@ fn is_inf(ctx: &mut NodeCtx<'_>) -> R {
     ctx.set_output(0, y)
 }
 
-/// x * tanh(softplus(x)).
 /// Shrink: `x + bias` below `-lambd`, `x - bias` above `lambd`, 0 between.
 fn shrink(ctx: &mut NodeCtx<'_>) -> R {
     let x = ctx.input(0)?;
@@ -315,6 +314,7 @@ fn shrink(ctx: &mut NodeCtx<'_>) -> R {
     ctx.set_output(0, y)
 }
 
+/// x * tanh(softplus(x)).
 fn mish(ctx: &mut NodeCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let sp = ctx.add(

@@ -58,19 +58,9 @@ fn gather_nd(ctx: &mut NodeCtx<'_>) -> R {
         strides[j] = strides[j + 1] * indexed[j + 1] as i64;
     }
     let strides = int_const(ctx, shape, strides)?;
-    let zero = ctx.scalar(DataType::I64, 0.0, ir)?;
-    let neg = ctx.ew(E::Less, i, zero)?;
-    let wrapped = ctx.ew(E::Sum, i, dims)?;
-    let i = ctx.add(LayerKind::Select, vec![neg, wrapped, i])?;
+    let i = ctx.wrap_negative(i, dims)?;
     let scaled = ctx.ew(E::Prod, i, strides)?;
-    let mut pos = ctx.add(
-        LayerKind::Reduce {
-            op: ReduceOp::Sum,
-            axes: vec![ir - 1],
-            keep_dims: false,
-        },
-        vec![scaled],
-    )?;
+    let mut pos = ctx.reduce(ReduceOp::Sum, &[ir - 1], false, scaled)?;
     if b > 0 {
         // Batch element n's tuples start at n * span.
         let mut shape = id[..b].to_vec();

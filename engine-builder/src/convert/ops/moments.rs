@@ -22,23 +22,6 @@ pub fn register(add: &mut Add<'_>) {
     add("LRN", 1, lrn);
 }
 
-/// `op` over `axes`, the reduced dims kept as 1.
-fn reduce(
-    ctx: &mut NodeCtx<'_>,
-    op: ReduceOp,
-    axes: &[usize],
-    x: TensorRef,
-) -> Result<TensorRef, ConvertError> {
-    ctx.add(
-        LayerKind::Reduce {
-            op,
-            axes: axes.to_vec(),
-            keep_dims: true,
-        },
-        vec![x],
-    )
-}
-
 fn float_input(ctx: &mut NodeCtx<'_>) -> Result<TensorRef, ConvertError> {
     let x = ctx.input(0)?;
     if !ctx.dtype(x).is_float() {
@@ -56,22 +39,16 @@ fn lp_norm(ctx: &mut NodeCtx<'_>) -> R {
     let x = float_input(ctx)?;
     let rank = ctx.rank(x);
     let axis = ctx.axis(ctx.attr_int("axis", -1)?, rank)?;
-    let norm = match ctx.attr_int("p", 2)? {
-        1 => {
-            let a = ctx.un(UnaryOp::Abs, x)?;
-            reduce(ctx, ReduceOp::Sum, &[axis], a)?
-        }
-        2 => {
-            let sq = ctx.ew(E::Prod, x, x)?;
-            let s = reduce(ctx, ReduceOp::Sum, &[axis], sq)?;
-            ctx.un(UnaryOp::Sqrt, s)?
-        }
+    let l2 = match ctx.attr_int("p", 2)? {
+        1 => false,
+        2 => true,
         p => {
             return Err(ConvertError::new(format!(
                 "p = {p}: only 1 and 2 are defined"
             )))
         }
     };
+    let norm = super::reduce::l_norm(ctx, l2, x, &[axis], true)?;
     // A zero norm (every value 0) divides by 1, giving the zeros as they
     // are (the operator's reference outputs 0, not NaN).
     let zero = ctx.scalar(ctx.dtype(x), 0.0, rank)?;
@@ -104,9 +81,9 @@ fn mean_variance_norm(ctx: &mut NodeCtx<'_>) -> R {
             )))
         }
     };
-    let mean = reduce(ctx, ReduceOp::Avg, &axes, x)?;
+    let mean = ctx.reduce(ReduceOp::Avg, &axes, true, x)?;
     let sq = ctx.ew(E::Prod, x, x)?;
-    let mean_sq = reduce(ctx, ReduceOp::Avg, &axes, sq)?;
+    let mean_sq = ctx.reduce(ReduceOp::Avg, &axes, true, sq)?;
     let sq_mean = ctx.ew(E::Prod, mean, mean)?;
     let var = ctx.ew(E::Sub, mean_sq, sq_mean)?;
     let sd = ctx.un(UnaryOp::Sqrt, var)?;
@@ -133,7 +110,7 @@ fn rms_norm(ctx: &mut NodeCtx<'_>) -> R {
     let scale = ctx.unsqueeze_front(scale, rank - r)?;
     let axes: Vec<usize> = (axis..rank).collect();
     let sq = ctx.ew(E::Prod, x, x)?;
-    let ms = reduce(ctx, ReduceOp::Avg, &axes, sq)?;
+    let ms = ctx.reduce(ReduceOp::Avg, &axes, true, sq)?;
     let e = ctx.scalar(ctx.dtype(x), eps, rank)?;
     let ms = ctx.ew(E::Sum, ms, e)?;
     let rms = ctx.un(UnaryOp::Sqrt, ms)?;

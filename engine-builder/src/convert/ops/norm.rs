@@ -77,16 +77,8 @@ fn layer_norm(ctx: &mut NodeCtx<'_>) -> R {
     if ctx.wants_output(1) || ctx.wants_output(2) {
         // The statistics, when asked for: mean and 1/sqrt(variance + eps)
         // with the normalized dims kept as 1.
-        let red = |ctx: &mut NodeCtx<'_>, t: TensorRef| {
-            ctx.add(
-                LayerKind::Reduce {
-                    op: ReduceOp::Avg,
-                    axes: (axis..rank).collect(),
-                    keep_dims: true,
-                },
-                vec![t],
-            )
-        };
+        let axes: Vec<usize> = (axis..rank).collect();
+        let red = |ctx: &mut NodeCtx<'_>, t: TensorRef| ctx.reduce(ReduceOp::Avg, &axes, true, t);
         let mean = red(ctx, x)?;
         ctx.set_output(1, mean)?;
         let d = ctx.add(

@@ -76,11 +76,8 @@ fn one_hot(ctx: &mut NodeCtx<'_>) -> R {
     let axis = ctx.axis(ctx.attr_int("axis", -1)?, rank + 1)?;
     // Float indices are cast (toward zero), as the operator says.
     let i = ctx.cast(idx, DataType::I64)?;
-    let zero = ctx.scalar(DataType::I64, 0.0, rank)?;
     let d = ctx.scalar(DataType::I64, depth as f64, rank)?;
-    let neg = ctx.ew(E::Less, i, zero)?;
-    let wrapped = ctx.ew(E::Sum, i, d)?;
-    let i = ctx.add(LayerKind::Select, vec![neg, wrapped, i])?;
+    let i = ctx.wrap_negative(i, d)?;
     let i = unsqueeze_at(ctx, i, axis)?;
     let r = ramp(ctx, depth, axis, rank + 1)?;
     let hit = ctx.ew(E::Equal, i, r)?;
@@ -109,11 +106,7 @@ fn hardmax(ctx: &mut NodeCtx<'_>) -> R {
         },
         vec![x],
     )?;
-    let at = match top {
-        TensorRef::Layer(l, _) => TensorRef::Layer(l, 1),
-        other => other,
-    };
-    let at = ctx.cast(at, DataType::I64)?;
+    let at = ctx.cast(super::reduce::slot(top, 1), DataType::I64)?;
     let r = ramp(ctx, n, axis, rank)?;
     let hit = ctx.ew(E::Equal, at, r)?;
     let y = ctx.cast(hit, ctx.dtype(x))?;

@@ -62,12 +62,23 @@ pub fn reduce_axes(
     Ok(Some(v))
 }
 
-fn unary(ctx: &mut NodeCtx<'_>, op: UnaryOp, x: TensorRef) -> Result<TensorRef, ConvertError> {
-    ctx.add(LayerKind::Unary { op }, vec![x])
-}
-
-fn square(ctx: &mut NodeCtx<'_>, x: TensorRef) -> Result<TensorRef, ConvertError> {
-    ctx.add(LayerKind::ElementWise { op: E::Prod }, vec![x, x])
+/// The L1 (`|x|` summed) or L2 (`sqrt` of `x²` summed) norm of `x` over
+/// `axes`: ReduceL1/ReduceL2, and LpNormalization's divisor.
+pub(super) fn l_norm(
+    ctx: &mut NodeCtx<'_>,
+    l2: bool,
+    x: TensorRef,
+    axes: &[usize],
+    keep_dims: bool,
+) -> Result<TensorRef, ConvertError> {
+    if l2 {
+        let sq = ctx.ew(E::Prod, x, x)?;
+        let s = ctx.reduce(ReduceOp::Sum, axes, keep_dims, sq)?;
+        ctx.un(UnaryOp::Sqrt, s)
+    } else {
+        let a = ctx.un(UnaryOp::Abs, x)?;
+        ctx.reduce(ReduceOp::Sum, axes, keep_dims, a)
+    }
 }
 
 fn reduce(ctx: &mut NodeCtx<'_>) -> R {
@@ -86,49 +97,35 @@ fn reduce(ctx: &mut NodeCtx<'_>) -> R {
     let Some(axes) = reduce_axes(ctx, rank, since)? else {
         // No reduction: only the element-wise part (|x|, x², log x, ...).
         let y = match op_type.as_str() {
-            "ReduceL1" => unary(ctx, UnaryOp::Abs, x)?,
-            "ReduceSumSquare" => square(ctx, x)?,
-            "ReduceL2" => unary(ctx, UnaryOp::Abs, x)?,
-            "ReduceLogSum" => unary(ctx, UnaryOp::Log, x)?,
+            "ReduceL1" => ctx.un(UnaryOp::Abs, x)?,
+            "ReduceSumSquare" => ctx.ew(E::Prod, x, x)?,
+            "ReduceL2" => ctx.un(UnaryOp::Abs, x)?,
+            "ReduceLogSum" => ctx.un(UnaryOp::Log, x)?,
             _ => ctx.add(LayerKind::Identity, vec![x])?,
         };
         return ctx.set_output(0, y);
     };
     let red = |ctx: &mut NodeCtx<'_>, op: ReduceOp, t: TensorRef, keep_dims: bool| {
-        ctx.add(
-            LayerKind::Reduce {
-                op,
-                axes: axes.clone(),
-                keep_dims,
-            },
-            vec![t],
-        )
+        ctx.reduce(op, &axes, keep_dims, t)
     };
     let y = match op_type.as_str() {
-        "ReduceL1" => {
-            let a = unary(ctx, UnaryOp::Abs, x)?;
-            red(ctx, op, a, keep_dims)?
-        }
+        "ReduceL1" => l_norm(ctx, false, x, &axes, keep_dims)?,
         "ReduceSumSquare" => {
-            let sq = square(ctx, x)?;
+            let sq = ctx.ew(E::Prod, x, x)?;
             red(ctx, op, sq, keep_dims)?
         }
-        "ReduceL2" => {
-            let sq = square(ctx, x)?;
-            let s = red(ctx, op, sq, keep_dims)?;
-            unary(ctx, UnaryOp::Sqrt, s)?
-        }
+        "ReduceL2" => l_norm(ctx, true, x, &axes, keep_dims)?,
         "ReduceLogSum" => {
             let s = red(ctx, op, x, keep_dims)?;
-            unary(ctx, UnaryOp::Log, s)?
+            ctx.un(UnaryOp::Log, s)?
         }
         "ReduceLogSumExp" => {
             // max + log(sum(exp(x - max))): no overflow for large inputs.
             let m = red(ctx, ReduceOp::Max, x, true)?;
             let d = ctx.add(LayerKind::ElementWise { op: E::Sub }, vec![x, m])?;
-            let e = unary(ctx, UnaryOp::Exp, d)?;
+            let e = ctx.un(UnaryOp::Exp, d)?;
             let s = red(ctx, ReduceOp::Sum, e, true)?;
-            let l = unary(ctx, UnaryOp::Log, s)?;
+            let l = ctx.un(UnaryOp::Log, s)?;
             let y = ctx.add(LayerKind::ElementWise { op: E::Sum }, vec![l, m])?;
             if keep_dims {
                 y
@@ -161,21 +158,11 @@ fn log_softmax_along(
     x: TensorRef,
     axis: usize,
 ) -> Result<TensorRef, ConvertError> {
-    let red = |ctx: &mut NodeCtx<'_>, op: ReduceOp, t: TensorRef| {
-        ctx.add(
-            LayerKind::Reduce {
-                op,
-                axes: vec![axis],
-                keep_dims: true,
-            },
-            vec![t],
-        )
-    };
-    let m = red(ctx, ReduceOp::Max, x)?;
+    let m = ctx.reduce(ReduceOp::Max, &[axis], true, x)?;
     let d = ctx.add(LayerKind::ElementWise { op: E::Sub }, vec![x, m])?;
-    let e = unary(ctx, UnaryOp::Exp, d)?;
-    let s = red(ctx, ReduceOp::Sum, e)?;
-    let l = unary(ctx, UnaryOp::Log, s)?;
+    let e = ctx.un(UnaryOp::Exp, d)?;
+    let s = ctx.reduce(ReduceOp::Sum, &[axis], true, e)?;
+    let l = ctx.un(UnaryOp::Log, s)?;
     ctx.add(LayerKind::ElementWise { op: E::Sub }, vec![d, l])
 }
 
@@ -217,7 +204,7 @@ fn softmax_like(ctx: &mut NodeCtx<'_>, log: bool) -> R {
 }
 
 /// Output `slot` of the layer producing `t`.
-fn slot(t: TensorRef, slot: usize) -> TensorRef {
+pub(super) fn slot(t: TensorRef, slot: usize) -> TensorRef {
     match t {
         TensorRef::Layer(l, _) => TensorRef::Layer(l, slot),
         other => other,
