@@ -1,6 +1,7 @@
 //! Matrix products through cuBLAS, one handle per execution context on
 //! its stream.
 
+use super::cublaslt::Lt;
 use super::device::{DeviceBuf, Gpu};
 use crate::dtype::DataType;
 use crate::error::{Error, Result};
@@ -30,6 +31,11 @@ fn check(what: &str, s: sys::cublasStatus_t) -> Result<()> {
 pub struct Blas {
     gpu: Arc<Gpu>,
     handle: sys::cublasHandle_t,
+    /// cuBLASLt on the same context, for products planned through it
+    /// (`cublaslt.rs`); it shares the scratch below (one call at a time on
+    /// the one stream).
+    pub lt: Lt,
+    pub stream: CUstream,
     /// cuBLAS's scratch, given to it so that it never allocates during a
     /// run (which a CUDA graph capture would not allow).
     _workspace: DeviceBuf,
@@ -71,6 +77,8 @@ impl Blas {
         let b = Blas {
             gpu: gpu.clone(),
             handle,
+            lt: Lt::new(gpu)?,
+            stream,
             _workspace: DeviceBuf::new(gpu, workspace_bytes(gpu), "cuBLAS scratch")?,
         };
         // SAFETY: a live handle and a device buffer of that many bytes that
@@ -92,6 +100,11 @@ impl Blas {
             sys::cublasSetMathMode(b.handle, sys::cublasMath_t::CUBLAS_DEFAULT_MATH)
         })?;
         Ok(b)
+    }
+
+    /// The scratch cuBLAS and cuBLASLt share: its address and bytes.
+    pub fn workspace(&self) -> (u64, usize) {
+        (self._workspace.ptr, self._workspace.bytes)
     }
 
     /// Row-major `C[i] = A[i] (m x k) * B[i] (k x n)` for `batch` matrices,

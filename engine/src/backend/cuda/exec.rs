@@ -11,6 +11,7 @@ use super::device::{cu, human, DeviceBuf, Gpu, PinnedBuf, Stream};
 use super::frame::FrameBinding;
 use super::graph::Graph;
 use super::layout;
+use super::linear_residual::{self, LinearResidual};
 use super::ops::elementwise::Cast;
 use super::ops::{self, Arg, Builder, Kernel, ParamBlob, PlanCx, RunCx};
 use super::profile::Profiler;
@@ -266,7 +267,7 @@ impl CudaExecutor {
         }
         // Each step's inputs and outputs, then the layout of its tensors,
         // then its kernel (which may depend on the layouts).
-        let stepped: Vec<bool> = (0..net.layers.len())
+        let mut stepped: Vec<bool> = (0..net.layers.len())
             .map(|i| {
                 !(matches!(net.layers[i].kind, LayerKind::Constant { .. })
                     || host.layers[i]
@@ -336,7 +337,41 @@ impl CudaExecutor {
         } else {
             layout::Layouts::default()
         };
-        let views = views_of(net, &stepped, &roles, &layouts);
+        let mut views = views_of(net, &stepped, &roles, &layouts);
+        // Linears whose product adds the residual after them (ConvNeXt's
+        // blocks): the product writes the Sum's output, and the permute
+        // between them and the Sum run nothing.
+        let mut into_sum: HashMap<usize, LinearResidual> = HashMap::new();
+        {
+            let plan = linear_residual::Plan {
+                net,
+                consumers: &consumers,
+                stepped: &stepped,
+                roles: &roles,
+                layouts: &layouts,
+                views: &views,
+            };
+            let mut ats: Vec<usize> = fused_at
+                .iter()
+                .filter(|(_, c)| c.bias && c.r.act.is_none())
+                .map(|(&at, _)| at)
+                .collect();
+            ats.sort_unstable();
+            for at in ats {
+                if let Some(lr) = linear_residual::find(&plan, at) {
+                    if !into_sum.values().any(|o| o.sum == lr.sum) {
+                        into_sum.insert(at, lr);
+                    }
+                }
+            }
+        }
+        for (&at, lr) in &into_sum {
+            views.remove(&TensorRef::Layer(lr.shuffle, 0));
+            stepped[lr.shuffle] = false;
+            stepped[lr.sum] = false;
+            io[at].ins.push((lr.residual, true));
+            io[at].outs = vec![TensorRef::Layer(lr.sum, 0)];
+        }
         for (i, l) in net.layers.iter().enumerate() {
             let wrap = in_layer(l);
             if let LayerKind::Constant { weights } = &l.kind {
@@ -362,9 +397,10 @@ impl CudaExecutor {
                         return Err(Error::Network("a fused bias that is not a layer's".into()));
                     };
                     let ml = &net.layers[c.first];
+                    let residual = into_sum.contains_key(&i);
                     (
                         ml,
-                        ops::build_fused_matmul(&b, ml, bias, c.r.act.map(|a| a.1)),
+                        ops::build_fused_matmul(&b, ml, bias, c.r.act.map(|a| a.1), residual),
                     )
                 }
                 Some(c) => {
@@ -446,6 +482,13 @@ impl CudaExecutor {
                 .map(|(&at, c)| {
                     let mut v = vec![c.first, c.r.add];
                     v.extend(c.r.act.map(|a| a.0));
+                    v.extend(
+                        into_sum
+                            .get(&at)
+                            .map(|lr| [lr.shuffle, lr.sum])
+                            .into_iter()
+                            .flatten(),
+                    );
                     (at, v)
                 })
                 .collect(),
@@ -485,6 +528,12 @@ impl CudaExecutor {
         self.views.len()
     }
 
+    /// How many Linear steps add the residual after them.
+    #[cfg(test)]
+    pub fn linear_residuals(&self) -> usize {
+        self.fused.values().filter(|v| v.len() == 4).count()
+    }
+
     /// The tensor whose arena slot `t` lives in: itself unless a view.
     fn root(&self, t: TensorRef) -> TensorRef {
         self.views.get(&t).copied().unwrap_or(t)
@@ -506,6 +555,8 @@ impl CudaExecutor {
         // Which tensors need arena space, and from when to when.
         let mut want: Vec<(TensorRef, usize, usize, usize)> = Vec::new(); // (t, bytes, first, last)
         let mut last: HashMap<TensorRef, usize> = HashMap::new();
+        // Of those, the host-computed ones the device reads.
+        let mut uploads: HashSet<TensorRef> = HashSet::new();
         for (i, l) in net.layers.iter().enumerate() {
             if self.kernels[i].is_none() {
                 continue;
@@ -537,21 +588,26 @@ impl CudaExecutor {
             want.push((t, bytes_of(t), 0, last.get(&t).copied().unwrap_or(0)));
         }
         for (i, l) in net.layers.iter().enumerate() {
+            // What a step writes lives from its step on (a fused step's
+            // outputs may be a later layer's).
+            if self.kernels[i].is_some() {
+                for &t in &self.io[i].outs {
+                    if !self.views.contains_key(&t) {
+                        let until = last.get(&t).copied().unwrap_or(i + 1);
+                        want.push((t, bytes_of(t), i + 1, until));
+                    }
+                }
+                continue;
+            }
             for s in 0..l.outputs.len() {
                 let t = TensorRef::Layer(i, s);
                 if self.consts.contains_key(&i) || self.views.contains_key(&t) {
                     continue;
                 }
-                if self.kernels[i].is_some() {
-                    want.push((
-                        t,
-                        bytes_of(t),
-                        i + 1,
-                        last.get(&t).copied().unwrap_or(i + 1),
-                    ));
-                } else if self.device_reads.contains(&t) {
+                if self.device_reads.contains(&t) {
                     // Uploaded once per plan: alive for every run.
                     want.push((t, bytes_of(t), 0, end));
+                    uploads.insert(t);
                 }
             }
         }
@@ -595,17 +651,16 @@ impl CudaExecutor {
         }
         // Host-computed tensors the device reads, converted and uploaded.
         for w in &want {
-            if let TensorRef::Layer(i, _) = w.0 {
-                if self.kernels[i].is_none() && w.1 > 0 {
-                    let v = r.values.get(&w.0).ok_or_else(|| {
-                        Error::Network(format!("tensor {:?} has no host value", w.0))
-                    })?;
-                    let v = v.cast(self.storage(v.dtype()));
-                    // SAFETY: the slot holds w.1 bytes, the value's size.
-                    cu("uploading a shape tensor", unsafe {
-                        result::memcpy_htod_sync(slots[&w.0], v.as_bytes())
-                    })?;
-                }
+            if uploads.contains(&w.0) && w.1 > 0 {
+                let v = r
+                    .values
+                    .get(&w.0)
+                    .ok_or_else(|| Error::Network(format!("tensor {:?} has no host value", w.0)))?;
+                let v = v.cast(self.storage(v.dtype()));
+                // SAFETY: the slot holds w.1 bytes, the value's size.
+                cu("uploading a shape tensor", unsafe {
+                    result::memcpy_htod_sync(slots[&w.0], v.as_bytes())
+                })?;
             }
         }
         let ptr_of = |t: TensorRef| -> u64 {
@@ -622,6 +677,7 @@ impl CudaExecutor {
         let mut pc = PlanCx {
             gpu: &self.gpu,
             dnn: &self.dnn,
+            blas: &self.blas,
             params: &mut blob,
             workspace: 0,
             workspace_limit: self.workspace_limit,

@@ -7,6 +7,7 @@
 //! gets an error saying which, never a crash (see `probe`).
 
 mod cublas;
+mod cublaslt;
 mod cudnn;
 mod device;
 mod exec;
@@ -15,6 +16,7 @@ mod gate;
 mod graph;
 mod launch;
 mod layout;
+mod linear_residual;
 mod nvrtc;
 mod ops;
 mod probe;
@@ -564,6 +566,20 @@ mod gpu_tests {
             let gamma = constant(&mut net, "layer_scale", &[1, c, 1, 1], 67);
             let scaled = ew(&mut net, ElementWiseOp::Prod, back, gamma, "scale");
             let block = ew(&mut net, ElementWiseOp::Sum, scaled, stem, "residual");
+            // A block without the scale (the builder folds it into the
+            // Linear): the product adds the residual itself, through the
+            // permute back (`linear_residual.rs`).
+            let t2 = permute(&mut net, block, [0, 2, 3, 1], "to_last2");
+            let w3 = constant(&mut net, "w3", &[1, 1, c, c], 68);
+            let mm = LayerKind::MatrixMultiply {
+                op0: MatrixOp::None,
+                op1: MatrixOp::None,
+            };
+            let h = net.add("fc3", mm, vec![t2, w3]).unwrap();
+            let b3 = constant(&mut net, "b3", &[1, 1, 1, c], 69);
+            let h = ew(&mut net, ElementWiseOp::Sum, b3, h, "fc3_bias");
+            let back = permute(&mut net, h, [0, 3, 1, 2], "from_last2");
+            let block = ew(&mut net, ElementWiseOp::Sum, block, back, "residual2");
             // Channels-last in, channels-first network output.
             let out_dw = dw(&mut net, block, c, 3, 2, 70);
             let mean = LayerKind::Reduce {
@@ -603,8 +619,13 @@ mod gpu_tests {
             .unwrap();
             assert_eq!(
                 ex.view_count(),
-                3,
-                "to_last, from_last and flatten are views"
+                4,
+                "to_last, from_last, to_last2 and flatten are views"
+            );
+            assert_eq!(
+                ex.linear_residuals(),
+                1,
+                "fc3's product adds residual2's other operand"
             );
             drop(ex);
             let input = crate::Tensor::from_f32(&[1, 3, 14, 12], noise(3 * 14 * 12, 7)).unwrap();

@@ -22,7 +22,7 @@ struct Need {
     symbols: &'static [&'static str],
 }
 
-const NEEDS: [Need; 4] = [
+const NEEDS: [Need; 5] = [
     Need {
         name: "cuda",
         what: "the CUDA driver",
@@ -42,6 +42,11 @@ const NEEDS: [Need; 4] = [
         name: "cudnn",
         what: "cuDNN",
         symbols: super::cudnn::SYMBOLS,
+    },
+    Need {
+        name: "cublasLt",
+        what: "cuBLASLt",
+        symbols: super::cublaslt::SYMBOLS,
     },
 ];
 

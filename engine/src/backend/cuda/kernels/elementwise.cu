@@ -113,6 +113,25 @@ __device__ void binary_float(const BinaryParams &p) {
   }
 }
 
+// Both operands of the output's dims, packed (a residual addition): 16
+// bytes of each a thread and no index arithmetic. n is a multiple of the
+// vector and every pointer 16-byte aligned (the host checks); never a
+// comparison (its output is u8).
+template <typename T>
+__device__ void binary_flat(const BinaryParams &p) {
+  constexpr int V = VEC16(T);
+  const T *a = (const T *)p.a;
+  const T *b = (const T *)p.b;
+  GRID_STRIDE(k, p.n / V) {
+    float x[V], y[V];
+    ld16(a + k * V, x);
+    ld16(b + k * V, y);
+#pragma unroll
+    for (int e = 0; e < V; ++e) x[e] = float_op(p.op, x[e], y[e]);
+    st16((T *)p.out + k * V, x);
+  }
+}
+
 template <typename T>
 __device__ void binary_int(const BinaryParams &p) {
   const T *a = (const T *)p.a;
@@ -149,6 +168,8 @@ __device__ void binary_bool(const BinaryParams &p) {
 
 extern "C" __global__ void ew_binary_f32(BinaryParams p) { binary_float<float>(p); }
 extern "C" __global__ void ew_binary_f16(BinaryParams p) { binary_float<u16>(p); }
+extern "C" __global__ void ew_binary_flat_f32(BinaryParams p) { binary_flat<float>(p); }
+extern "C" __global__ void ew_binary_flat_f16(BinaryParams p) { binary_flat<u16>(p); }
 extern "C" __global__ void ew_binary_i32(BinaryParams p) { binary_int<int>(p); }
 extern "C" __global__ void ew_binary_i64(BinaryParams p) { binary_int<i64>(p); }
 extern "C" __global__ void ew_binary_u8(BinaryParams p) { binary_int<u8>(p); }
@@ -335,6 +356,68 @@ __device__ void bias_act2_kernel(const BiasActParams &p) {
 
 extern "C" __global__ void ew_bias_act2_f32(BiasActParams p) { bias_act2_kernel<float>(p); }
 extern "C" __global__ void ew_bias_act2_f16(BiasActParams p) { bias_act2_kernel<u16>(p); }
+
+// The same 16 bytes a thread (V elements; n a multiple of V, pointers
+// 16-byte aligned). ROWS: the bias runs along the packed last dim (inner
+// 1, a Linear's columns or a channels-last tensor's channels; channels a
+// multiple of V), so a thread's V elements take V consecutive bias values,
+// found with one division; else inner is a multiple of V (or there is no
+// bias) and the V elements share one channel. OP: the activation when
+// known at compile time (-1: p.op's, switched on per element), so that the
+// common ones (identity, ReLU, GELU) run without a branch per element.
+template <typename T, bool ROWS, int OP>
+__device__ void bias_act_vec_body(const BiasActParams &p) {
+  constexpr int V = VEC16(T);
+  const T *y = (const T *)p.y;
+  const T *res = (const T *)p.res;
+  const float *bias = (const float *)p.bias;
+  GRID_STRIDE(k, p.n / V) {
+    const i64 i = k * V;
+    float v[V], r[V];
+    ld16(y + i, v);
+    if (res) {
+      ld16(res + i, r);
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) r[e] = 0.f;
+    }
+    if (bias) {
+      if (ROWS) {
+        const float *bc = bias + channel_of(i, 1, p.channels);
+#pragma unroll
+        for (int e = 0; e < V; e += 4) {
+          const float4 q = *(const float4 *)(bc + e);
+          v[e] += q.x;
+          v[e + 1] += q.y;
+          v[e + 2] += q.z;
+          v[e + 3] += q.w;
+        }
+      } else {
+        const float bc = bias[channel_of(i, p.inner, p.channels)];
+#pragma unroll
+        for (int e = 0; e < V; ++e) v[e] += bc;
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) v[e] = activate(OP < 0 ? p.op : OP, p.alpha, p.beta, v[e] + r[e]);
+    st16((T *)p.out + i, v);
+  }
+}
+
+template <typename T, bool ROWS>
+__device__ void bias_act_vec_kernel(const BiasActParams &p) {
+  switch (p.op) {
+  case A_IDENTITY: bias_act_vec_body<T, ROWS, A_IDENTITY>(p); break;
+  case A_RELU: bias_act_vec_body<T, ROWS, A_RELU>(p); break;
+  case A_GELU_ERF: bias_act_vec_body<T, ROWS, A_GELU_ERF>(p); break;
+  default: bias_act_vec_body<T, ROWS, -1>(p); break;
+  }
+}
+
+extern "C" __global__ void ew_bias_act_v_f32(BiasActParams p) { bias_act_vec_kernel<float, false>(p); }
+extern "C" __global__ void ew_bias_act_v_f16(BiasActParams p) { bias_act_vec_kernel<u16, false>(p); }
+extern "C" __global__ void ew_bias_act_vr_f32(BiasActParams p) { bias_act_vec_kernel<float, true>(p); }
+extern "C" __global__ void ew_bias_act_vr_f16(BiasActParams p) { bias_act_vec_kernel<u16, true>(p); }
 
 // ---- Scale ---------------------------------------------------------------
 

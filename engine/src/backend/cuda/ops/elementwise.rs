@@ -52,6 +52,11 @@ const _: () = assert!(std::mem::size_of::<BinaryParams>() == 240);
 
 pub struct Binary {
     f: Func,
+    /// For float operands of the output's dims, packed, 16 bytes a thread.
+    flat: Option<Func>,
+    /// Whether the planned dims let `flat` run (pointers checked when
+    /// enqueued).
+    use_flat: bool,
     p: BinaryParams,
 }
 
@@ -65,8 +70,21 @@ impl Binary {
                 what: format!("element-wise operands of {} and {}", ins[0], ins[1]),
             });
         }
+        let compare = [
+            binary_code(ElementWiseOp::Equal),
+            binary_code(ElementWiseOp::Greater),
+            binary_code(ElementWiseOp::Less),
+        ];
+        let flat = match ins[0] {
+            DataType::F32 | DataType::F16 if !compare.contains(&code) => {
+                Some(b.func(&typed("ew_binary_flat", ins[0]))?)
+            }
+            _ => None,
+        };
         Ok(Binary {
             f: b.func(&typed("ew_binary", ins[0]))?,
+            flat,
+            use_flat: false,
             p: BinaryParams {
                 op: code,
                 ..Default::default()
@@ -87,6 +105,9 @@ impl Kernel for Binary {
         self.p.dims = dims8(&dims)?;
         self.p.sa = strides8(&s[0]);
         self.p.sb = strides8(&s[1]);
+        let packed = dims.len() == 1 && s.iter().all(|s| s[0] == 1);
+        let v = 16 / ins[0].dtype.size() as i64;
+        self.use_flat = self.flat.is_some() && packed && self.p.n % v == 0;
         Ok(())
     }
 
@@ -97,6 +118,12 @@ impl Kernel for Binary {
         self.p.out = outs[0].ptr;
         self.p.a = ins[0].ptr;
         self.p.b = ins[1].ptr;
+        if let (Some(f), true) = (self.flat, self.use_flat) {
+            if [self.p.out, self.p.a, self.p.b].iter().all(|a| a % 16 == 0) {
+                let v = 16 / ins[0].dtype.size();
+                return launch(rc.stream, f, grid_for(self.p.n as usize / v), &self.p);
+            }
+        }
         launch(rc.stream, self.f, grid_for(self.p.n as usize), &self.p)
     }
 }
@@ -190,7 +217,7 @@ impl Kernel for Unary {
 }
 
 /// The kernels' activation code and its two parameters.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ActCode {
     pub op: i32,
     pub alpha: f32,
@@ -306,6 +333,10 @@ pub struct BiasAct {
     f: Func,
     /// Two elements a thread, where the count and alignment allow.
     f2: Func,
+    /// 16 bytes a thread, one bias value for them all (or none).
+    fv: Func,
+    /// 16 bytes a thread along the bias (inner 1).
+    fvr: Func,
     elem: usize,
     pub code: ActCode,
 }
@@ -316,6 +347,8 @@ impl BiasAct {
         Ok(BiasAct {
             f: b.func(&typed("ew_bias_act", dt))?,
             f2: b.func(&typed("ew_bias_act2", dt))?,
+            fv: b.func(&typed("ew_bias_act_v", dt))?,
+            fvr: b.func(&typed("ew_bias_act_vr", dt))?,
             elem: dt.size(),
             code,
         })
@@ -349,6 +382,16 @@ impl BiasAct {
             beta: self.code.beta,
             pad: 0,
         };
+        let v = 16 / self.elem;
+        if n.is_multiple_of(v) && [out, y.ptr, residual].iter().all(|a| a.is_multiple_of(16)) {
+            let (channels, inner) = (p.channels as usize, p.inner as usize);
+            if bias.is_none() || inner.is_multiple_of(v) {
+                return launch(rc.stream, self.fv, grid_for(n / v), &p);
+            }
+            if inner == 1 && channels.is_multiple_of(v) {
+                return launch(rc.stream, self.fvr, grid_for(n / v), &p);
+            }
+        }
         let pair = 2 * self.elem as u64;
         if n.is_multiple_of(2)
             && [out, y.ptr, residual]

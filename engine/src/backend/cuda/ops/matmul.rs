@@ -1,13 +1,18 @@
-//! MatrixMultiply through cuBLAS: one strided-batched product where the
-//! batch dims broadcast as a whole (or not at all), else one product per
-//! batch element, their offsets computed when the layer is planned. A
-//! fused Linear (`ir::fusion::bias_of`) adds its bias and activation over
-//! the product's columns in one epilogue kernel.
+//! MatrixMultiply: one strided-batched product where the batch dims
+//! broadcast as a whole (or not at all), else one product per batch
+//! element, their offsets computed when the layer is planned. A single
+//! product runs through cuBLASLt with its algorithm timed at build time
+//! (`cublaslt.rs`), else through cuBLAS's `GemmEx`. A fused Linear
+//! (`ir::fusion::bias_of`) adds its bias over the product's columns in
+//! cuBLASLt's epilogue when there is no activation after it, else in one
+//! epilogue kernel with the activation.
 
-use super::elementwise::BiasAct;
+use super::elementwise::{ActCode, BiasAct};
 use super::{broadcast, contiguous, Arg, Kernel, PlanCx, RunCx};
 use crate::backend::cuda::cublas::Operand;
+use crate::backend::cuda::cublaslt::{self, Gemm, GemmShape};
 use crate::backend::cuda::device::DeviceBuf;
+use crate::dtype::DataType;
 use crate::error::{Error, Result};
 use crate::ir::matrix::{batch_folds_into_rows, matrix_dims};
 use crate::ir::MatrixOp;
@@ -25,16 +30,32 @@ pub struct MatMul {
     op1: MatrixOp,
     /// A bias over the columns (float32) and the activation after it.
     epilogue: Option<(BiasAct, DeviceBuf)>,
+    /// The same bias in the product's type, for cuBLASLt's epilogue.
+    lt_bias: Option<DeviceBuf>,
     plan: Option<Planned>,
+    /// The single product through cuBLASLt, when it offers an algorithm.
+    lt: Option<Gemm>,
+    /// The step adds its third input, of the output's dims and storage
+    /// (`linear_residual.rs`): cuBLASLt's C, else our epilogue's residual.
+    pub residual: bool,
 }
 
 impl MatMul {
-    pub fn new(op0: MatrixOp, op1: MatrixOp, epilogue: Option<(BiasAct, DeviceBuf)>) -> Self {
+    /// `lt_bias`: the epilogue's bias in the operands' type.
+    pub fn new(
+        op0: MatrixOp,
+        op1: MatrixOp,
+        epilogue: Option<(BiasAct, DeviceBuf)>,
+        lt_bias: Option<DeviceBuf>,
+    ) -> Self {
         MatMul {
             op0,
             op1,
             epilogue,
+            lt_bias,
             plan: None,
+            lt: None,
+            residual: false,
         }
     }
 }
@@ -99,13 +120,44 @@ fn schedule(
 }
 
 impl Kernel for MatMul {
-    fn plan(&mut self, _: &mut PlanCx<'_>, ins: &[Arg], _: &[Arg]) -> Result<()> {
+    fn plan(&mut self, pc: &mut PlanCx<'_>, ins: &[Arg], _: &[Arg]) -> Result<()> {
         let g =
             matrix_dims(&ins[0].dims, self.op0, &ins[1].dims, self.op1).map_err(Error::Network)?;
         let ((ar, ac), (br, bc)) = (g.a, g.b);
         let (asz, bsz) = ((ar * ac) as i64, (br * bc) as i64);
         let (m, calls) = schedule(g.batch_a, g.batch_b, (asz, bsz), (g.m, g.n), self.op0);
         let (k, n) = (g.k, g.n);
+        self.lt = None;
+        if let ([(offsets, strides, batch)], true) = (calls.as_slice(), cublaslt::enabled()) {
+            let dtype = ins[0].dtype;
+            if *offsets == [0, 0, 0] && matches!(dtype, DataType::F16 | DataType::F32) {
+                let shape = GemmShape {
+                    dtype,
+                    m,
+                    n,
+                    k,
+                    a_transposed: self.op0 == MatrixOp::Transpose,
+                    b_transposed: self.op1 == MatrixOp::Transpose,
+                    strides: *strides,
+                    batch: *batch,
+                };
+                // A bias alone rides in the product; with an activation
+                // after it, both stay in our epilogue kernel.
+                let bias = match (&self.epilogue, &self.lt_bias) {
+                    (Some((e, _)), Some(b)) if e.code == ActCode::IDENTITY => Some(b.ptr),
+                    _ => None,
+                };
+                let blas = pc.blas;
+                let ws = blas.workspace();
+                self.lt = match Gemm::plan(&blas.lt, blas.stream, &shape, bias, ws, pc.tactics)? {
+                    // The bias type cuBLASLt refused: the product alone.
+                    None if bias.is_some() => {
+                        Gemm::plan(&blas.lt, blas.stream, &shape, None, ws, pc.tactics)?
+                    }
+                    g => g,
+                };
+            }
+        }
         self.plan = Some(Planned { m, n, k, calls });
         Ok(())
     }
@@ -117,6 +169,39 @@ impl Kernel for MatMul {
             ));
         };
         if outs[0].len() == 0 {
+            return Ok(());
+        }
+        let residual = match (self.residual, ins.get(2)) {
+            (false, _) => 0,
+            (true, Some(r)) if r.len() == outs[0].len() && r.dtype == outs[0].dtype => r.ptr,
+            (true, _) => {
+                return Err(Error::Network(
+                    "a matrix product's residual is not of its output's dims".into(),
+                ))
+            }
+        };
+        if let Some(g) = &self.lt {
+            let ws = rc.blas.workspace();
+            // With the bias in cuBLASLt's epilogue the residual is its C
+            // (beta 1); else our epilogue kernel adds both.
+            let c = (g.bias && residual != 0).then_some(residual);
+            // SAFETY: the operands, output and residual hold the planned
+            // dims and type (the product was planned for them, the
+            // residual checked above); the workspace is the one planned
+            // with, alive with the handle.
+            unsafe {
+                g.run(
+                    &rc.blas.lt,
+                    rc.stream,
+                    [ins[0].ptr, ins[1].ptr],
+                    c,
+                    outs[0].ptr,
+                    ws.0,
+                )?
+            };
+            if let Some((e, bias)) = self.epilogue.as_ref().filter(|_| !g.bias) {
+                e.enqueue(rc, &outs[0], (p.n, 1), outs[0].ptr, Some(bias), residual)?;
+            }
             return Ok(());
         }
         let es = ins[0].dtype.size() as u64;
@@ -150,7 +235,7 @@ impl Kernel for MatMul {
             }
         }
         if let Some((e, bias)) = &self.epilogue {
-            e.enqueue(rc, &outs[0], (p.n, 1), outs[0].ptr, Some(bias), 0)?;
+            e.enqueue(rc, &outs[0], (p.n, 1), outs[0].ptr, Some(bias), residual)?;
         }
         Ok(())
     }

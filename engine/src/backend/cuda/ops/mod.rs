@@ -158,6 +158,7 @@ impl ParamBlob {
 pub struct PlanCx<'a> {
     pub gpu: &'a Arc<Gpu>,
     pub dnn: &'a Dnn,
+    pub blas: &'a Blas,
     pub params: &'a mut ParamBlob,
     /// The most scratch any layer planned so far needs.
     pub workspace: usize,
@@ -319,7 +320,9 @@ pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box
         LayerKind::Select => Box::new(elementwise::Select::new(b, l)?),
         LayerKind::Cast { .. } => Box::new(elementwise::Cast::new(b)?),
         LayerKind::Identity => Box::new(misc::Copy),
-        LayerKind::MatrixMultiply { op0, op1 } => Box::new(matmul::MatMul::new(*op0, *op1, None)),
+        LayerKind::MatrixMultiply { op0, op1 } => {
+            Box::new(matmul::MatMul::new(*op0, *op1, None, None))
+        }
         LayerKind::Reduce { op, axes, .. } => {
             let mut axes: Vec<usize> = axes.iter().map(|&a| axis(a)).collect();
             axes.sort_unstable();
@@ -381,12 +384,14 @@ pub fn build_fused_conv(
 }
 
 /// The kernel of a fused `act(matmul(a, b) + bias)` step (see
-/// `ir::fusion::bias_of`): `bias` is the constant layer's index.
+/// `ir::fusion::bias_of`): `bias` is the constant layer's index;
+/// `residual`: the step also adds its third input (`linear_residual.rs`).
 pub fn build_fused_matmul(
     b: &Builder<'_>,
     mm: &Layer,
     bias: usize,
     act: Option<crate::ir::Activation>,
+    residual: bool,
 ) -> Result<Box<dyn Kernel>> {
     let (LayerKind::MatrixMultiply { op0, op1 }, LayerKind::Constant { weights }) =
         (&mm.kind, &b.net.layers[bias].kind)
@@ -398,12 +403,20 @@ pub fn build_fused_matmul(
     };
     let dt = input_storage(b, mm)[0];
     let code = act.map_or(elementwise::ActCode::IDENTITY, elementwise::act_code);
-    let buf = b.upload(b.net.weights(*weights), Some(DataType::F32), "a bias")?;
-    Ok(Box::new(matmul::MatMul::new(
+    let w = b.net.weights(*weights);
+    let buf = b.upload(w, Some(DataType::F32), "a bias")?;
+    let lt_bias = match act {
+        None => Some(b.upload(w, Some(dt), "a bias")?),
+        Some(_) => None,
+    };
+    let mut k = matmul::MatMul::new(
         *op0,
         *op1,
         Some((elementwise::BiasAct::new(b, dt, code)?, buf)),
-    )))
+        lt_bias,
+    );
+    k.residual = residual;
+    Ok(Box::new(k))
 }
 
 /// The storage types of a layer's inputs, as the IR records them, for
