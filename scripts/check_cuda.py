@@ -43,7 +43,7 @@ ZOO = [
 ]
 
 # The libraries the backend loads, by the names it looks for.
-LIBS = ["libcuda.so", "libnvrtc.so", "libcublas.so", "libcudnn.so"]
+LIBS = ["libcuda.so", "libnvrtc.so", "libcublas.so", "libcublasLt.so", "libcudnn.so"]
 
 
 def library_path() -> str:

@@ -1,4 +1,5 @@
-//! Tactic selection: which cuDNN algorithm each convolution runs.
+//! Tactic selection: which cuDNN algorithm each convolution runs, and
+//! which cuBLASLt algorithm each matrix product (`cublaslt.rs`).
 //!
 //! cuDNN's heuristics rank the algorithms for a geometry without running
 //! them, and on fp16 their first choice can be far from the fastest (a
