@@ -324,6 +324,17 @@ fn onnx_runtime_reference_cases_pass() {
     assert!(out.contains("5 passed, 0 failed"), "{out}");
 }
 
+/// Recurrent models exported by PyTorch (a 2-layer batch-first LSTM with
+/// a Linear after it, a bidirectional GRU) give PyTorch's outputs
+/// (`scripts/make_torch_cases.py`).
+#[test]
+fn pytorch_recurrent_models_match_pytorch() {
+    let cases = repo().join("models/torch_cases");
+    let (code, out, err) = eb(&["test", "--backend", "cpu", s(&cases)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+}
+
 /// Decomposed ops with absurd constants or attributes fail the build with
 /// the node and the reason, instead of building a huge constant.
 #[test]

@@ -338,6 +338,21 @@ impl<'a> NodeCtx<'a> {
         }
     }
 
+    pub fn attr_strings(&self, name: &str) -> R<Option<Vec<String>>> {
+        match self.attr(name) {
+            Some(a) => {
+                self.check_type(a, AttributeType::Strings)?;
+                Ok(Some(
+                    a.strings
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect(),
+                ))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub fn attr_string(&self, name: &str) -> R<Option<String>> {
         match self.attr(name) {
             Some(a) => {

@@ -641,7 +641,15 @@ fn elementwise(a: &TensorInfo, b: &TensorInfo, op: ElementWiseOp) -> R<TensorInf
     if a.dtype != b.dtype {
         return Err(format!("operand types differ: {} and {}", a.dtype, b.dtype));
     }
-    if op.is_logical() != (a.dtype == DataType::Bool) {
+    let int = !a.dtype.is_float() && a.dtype != DataType::Bool;
+    let fits = if op.is_logical() {
+        a.dtype == DataType::Bool || int
+    } else if op.is_shift() {
+        int
+    } else {
+        a.dtype != DataType::Bool
+    };
+    if !fits {
         return Err(format!("{op:?} cannot take {} operands", a.dtype));
     }
     let shape = broadcast_shapes(&a.shape, &b.shape)?;

@@ -75,11 +75,14 @@ pub enum LayerKind {
     },
     /// `addParametricReLU`: inputs x and slope (broadcast to x).
     ParametricRelu,
-    /// `addCumulative` (sum) along one axis.
+    /// `addCumulative` along one axis: sums, or products (ONNX CumProd,
+    /// which TensorRT's layer lacks).
     Cumulative {
         axis: usize,
         exclusive: bool,
         reverse: bool,
+        #[serde(default)]
+        product: bool,
     },
     /// `addEinsum`.
     Einsum { equation: String },
@@ -315,12 +318,18 @@ pub enum ElementWiseOp {
     Div,
     Pow,
     FloorDiv,
+    /// Logical on bool operands, bitwise on integers.
     And,
     Or,
     Xor,
     Equal,
     Greater,
     Less,
+    /// Integer shifts by the second operand; a count outside 0..bits
+    /// gives 0 (and, shifting right, -1 for a negative signed value), as
+    /// ONNX's BitShift defines it.
+    ShiftLeft,
+    ShiftRight,
 }
 
 impl ElementWiseOp {
@@ -330,6 +339,10 @@ impl ElementWiseOp {
             self,
             ElementWiseOp::Equal | ElementWiseOp::Greater | ElementWiseOp::Less
         )
+    }
+
+    pub fn is_shift(self) -> bool {
+        matches!(self, ElementWiseOp::ShiftLeft | ElementWiseOp::ShiftRight)
     }
 
     pub fn is_logical(self) -> bool {

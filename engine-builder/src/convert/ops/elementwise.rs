@@ -1,4 +1,5 @@
-//! Binary and variadic arithmetic, comparisons and logic -> ElementWise.
+//! Binary and variadic arithmetic, comparisons, logic and bitwise integer
+//! ops -> ElementWise.
 
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
@@ -22,9 +23,14 @@ pub fn register(add: &mut Add<'_>) {
         ("Xor", 1),
         ("GreaterOrEqual", 12),
         ("LessOrEqual", 12),
+        ("BitwiseAnd", 18),
+        ("BitwiseOr", 18),
+        ("BitwiseXor", 18),
+        ("BitShift", 11),
     ] {
         add(op, since, binary);
     }
+    add("BitwiseNot", 18, bitwise_not);
     for op in ["Max", "Min", "Sum", "Mean"] {
         add(op, 1, variadic);
     }
@@ -135,6 +141,18 @@ fn binary(ctx: &mut NodeCtx<'_>) -> R {
         "And" => (E::And, false),
         "Or" => (E::Or, false),
         "Xor" => (E::Xor, false),
+        "BitwiseAnd" => (E::And, false),
+        "BitwiseOr" => (E::Or, false),
+        "BitwiseXor" => (E::Xor, false),
+        "BitShift" => match ctx.attr_string("direction")?.as_deref() {
+            Some("LEFT") => (E::ShiftLeft, false),
+            Some("RIGHT") => (E::ShiftRight, false),
+            other => {
+                return Err(ConvertError::new(format!(
+                    "direction {other:?}: LEFT or RIGHT"
+                )))
+            }
+        },
         "GreaterOrEqual" => (E::Less, true),
         "LessOrEqual" => (E::Greater, true),
         other => return Err(ConvertError::new(format!("{other} is not a binary op"))),
@@ -143,6 +161,26 @@ fn binary(ctx: &mut NodeCtx<'_>) -> R {
     if negate {
         y = ctx.add(LayerKind::Unary { op: UnaryOp::Not }, vec![y])?;
     }
+    ctx.set_output(0, y)
+}
+
+/// `x ^ ~0`: every bit flipped (integers only).
+fn bitwise_not(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let dt = ctx.dtype(x);
+    let ones = match dt {
+        jetrt_engine::DataType::U8 => jetrt_engine::TensorData::U8(vec![u8::MAX]),
+        jetrt_engine::DataType::I32 => jetrt_engine::TensorData::I32(vec![-1]),
+        jetrt_engine::DataType::I64 => jetrt_engine::TensorData::I64(vec![-1]),
+        other => {
+            return Err(ConvertError::new(format!(
+                "BitwiseNot takes integer tensors, not {other}"
+            )))
+        }
+    };
+    let dims = vec![1; ctx.rank(x)];
+    let ones = ctx.constant(jetrt_engine::Tensor::new(dims, ones)?);
+    let y = ctx.ew(E::Xor, x, ones)?;
     ctx.set_output(0, y)
 }
 

@@ -1,6 +1,7 @@
 //! The built-in converters, one file per family of ONNX ops.
 
 mod activation;
+mod center_crop_pad;
 mod conv;
 mod elementwise;
 mod gather_nd;
@@ -10,9 +11,12 @@ mod norm;
 mod onehot;
 pub mod plugin;
 mod pool;
+mod recurrent;
 mod reduce;
 mod resize;
+mod reverse_sequence;
 mod shape;
+mod window;
 
 use super::Registry;
 use crate::onnx::MAX_OPSET;
@@ -23,6 +27,7 @@ pub fn register_all(r: &mut Registry) {
     let mut add =
         |op: &str, since: u32, f: super::ConvertFn| r.register("", op, since..=MAX_OPSET, f);
     activation::register(&mut add);
+    center_crop_pad::register(&mut add);
     conv::register(&mut add);
     elementwise::register(&mut add);
     gather_nd::register(&mut add);
@@ -32,9 +37,12 @@ pub fn register_all(r: &mut Registry) {
     onehot::register(&mut add);
     plugin::register(&mut add);
     pool::register(&mut add);
+    recurrent::register(&mut add);
     reduce::register(&mut add);
     resize::register(&mut add);
+    reverse_sequence::register(&mut add);
     shape::register(&mut add);
+    window::register(&mut add);
 }
 
 /// How converter families register: op type, first opset, function.

@@ -1,5 +1,6 @@
 //! Reductions -> Reduce (with Unary/ElementWise for L1, L2, log-sum-exp...),
-//! Softmax and LogSoftmax, ArgMax/ArgMin and TopK -> TopK, CumSum.
+//! Softmax and LogSoftmax, ArgMax/ArgMin and TopK -> TopK, CumSum and
+//! CumProd -> Cumulative.
 
 use super::Add;
 use crate::convert::ctx::DimSrc;
@@ -31,6 +32,7 @@ pub fn register(add: &mut Add<'_>) {
     add("ArgMin", 1, arg_extreme);
     add("TopK", 1, top_k);
     add("CumSum", 11, cum_sum);
+    add("CumProd", 26, cum_sum);
 }
 
 /// Resolves a reduction's axes: from the `axes` input (newer opsets) or
@@ -284,6 +286,7 @@ fn cum_sum(ctx: &mut NodeCtx<'_>) -> R {
             axis,
             exclusive: ctx.attr_int("exclusive", 0)? != 0,
             reverse: ctx.attr_int("reverse", 0)? != 0,
+            product: ctx.node.op_type == "CumProd",
         },
         vec![x],
     )?;

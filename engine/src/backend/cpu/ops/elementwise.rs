@@ -182,9 +182,19 @@ fn float_op(op: E, x: f32, y: f32) -> f32 {
     }
 }
 
-/// Integer arithmetic; division by zero gives 0 instead of trapping.
-fn int_op(op: E, x: i64, y: i64) -> i64 {
+/// Integer arithmetic on values of a `bits`-bit type held in an i64;
+/// division by zero gives 0 instead of trapping.
+fn int_op(op: E, x: i64, y: i64, bits: u32) -> i64 {
+    let in_range = (0..bits as i64).contains(&y);
     match op {
+        E::And => x & y,
+        E::Or => x | y,
+        E::Xor => x ^ y,
+        E::ShiftLeft if in_range => ((x as u64) << y) as i64,
+        E::ShiftLeft => 0,
+        // Arithmetic for signed types (held sign-extended), logical for
+        // unsigned ones (held zero-extended); past the width, the sign.
+        E::ShiftRight => x >> if in_range { y } else { 63 },
         E::Sum => x.wrapping_add(y),
         E::Prod => x.wrapping_mul(y),
         E::Max => x.max(y),
@@ -234,7 +244,7 @@ macro_rules! int_case {
             (d, TensorData::Bool(v))
         } else {
             let (d, v) = broadcast_map($a, $ad, $b, $bd, |x: $t, y: $t| {
-                int_op(op, x as i64, y as i64) as $t
+                int_op(op, x as i64, y as i64, <$t>::BITS) as $t
             })?;
             (d, TensorData::$variant(v))
         }

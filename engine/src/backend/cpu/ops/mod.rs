@@ -122,10 +122,12 @@ pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
             axis,
             exclusive,
             reverse,
+            product,
         } => Box::new(norm::Cumulative {
             axis: *axis,
             exclusive: *exclusive,
             reverse: *reverse,
+            product: *product,
         }),
         LayerKind::Einsum { equation } => Box::new(einsum::Einsum(equation.clone())),
         LayerKind::Plugin(p) => Box::new(plugin::PluginOp::new(p)?),

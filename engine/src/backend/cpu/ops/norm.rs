@@ -158,27 +158,34 @@ pub struct Cumulative {
     pub axis: usize,
     pub exclusive: bool,
     pub reverse: bool,
+    pub product: bool,
 }
 
 impl Op for Cumulative {
     fn run(&self, _: &Ctx<'_>, inputs: &[&Tensor]) -> OpResult {
         let x = inputs[0];
         let (outer, n, inner) = split_at_axis(x.shape(), self.axis);
+        // Sums from 0, products from 1 (each type's wrapping ops).
         macro_rules! scan {
-            ($v:expr, $zero:expr, $add:expr) => {{
+            ($v:expr, $zero:expr, $one:expr, $add:expr, $mul:expr) => {{
                 let v = $v;
                 let mut out = v.clone();
+                let (start, step) = if self.product {
+                    ($one, $mul as fn(_, _) -> _)
+                } else {
+                    ($zero, $add as fn(_, _) -> _)
+                };
                 for o in 0..outer {
                     for i in 0..inner {
-                        let mut acc = $zero;
+                        let mut acc = start;
                         for s in 0..n {
                             let j = if self.reverse { n - 1 - s } else { s };
                             let at = (o * n + j) * inner + i;
                             if self.exclusive {
                                 out[at] = acc;
-                                acc = $add(acc, v[at]);
+                                acc = step(acc, v[at]);
                             } else {
-                                acc = $add(acc, v[at]);
+                                acc = step(acc, v[at]);
                                 out[at] = acc;
                             }
                         }
@@ -193,16 +200,31 @@ impl Op for Cumulative {
                 return Ok(vec![float_tensor(
                     x.dtype(),
                     x.shape().to_vec(),
-                    scan!(v, 0f32, |a: f32, b: f32| a + b),
+                    scan!(v, 0f32, 1f32, |a: f32, b: f32| a + b, |a: f32, b: f32| a
+                        * b),
                 )?]);
             }
-            TensorData::I32(v) => {
-                TensorData::I32(scan!(v, 0i32, |a: i32, b: i32| a.wrapping_add(b)))
-            }
-            TensorData::I64(v) => {
-                TensorData::I64(scan!(v, 0i64, |a: i64, b: i64| a.wrapping_add(b)))
-            }
-            TensorData::U8(v) => TensorData::U8(scan!(v, 0u8, |a: u8, b: u8| a.wrapping_add(b))),
+            TensorData::I32(v) => TensorData::I32(scan!(
+                v,
+                0i32,
+                1i32,
+                |a: i32, b: i32| a.wrapping_add(b),
+                |a: i32, b: i32| a.wrapping_mul(b)
+            )),
+            TensorData::I64(v) => TensorData::I64(scan!(
+                v,
+                0i64,
+                1i64,
+                |a: i64, b: i64| a.wrapping_add(b),
+                |a: i64, b: i64| a.wrapping_mul(b)
+            )),
+            TensorData::U8(v) => TensorData::U8(scan!(
+                v,
+                0u8,
+                1u8,
+                |a: u8, b: u8| a.wrapping_add(b),
+                |a: u8, b: u8| a.wrapping_mul(b)
+            )),
             TensorData::Bool(_) => return Err("cannot sum bools".into()),
         };
         Ok(vec![

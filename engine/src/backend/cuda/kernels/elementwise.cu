@@ -22,6 +22,8 @@
 #define OP_GREATER 12
 #define OP_LESS 13
 #define OP_PRELU 14
+#define OP_SHL 15
+#define OP_SHR 16
 
 struct BinaryParams {
   u64 out, a, b;
@@ -62,9 +64,18 @@ __device__ __forceinline__ bool compare(int op, T x, T y) {
   }
 }
 
-// Integer arithmetic in 64 bits, wrapping; division by zero gives 0.
-__device__ __forceinline__ i64 int_op(int op, i64 x, i64 y) {
+// Integer arithmetic in 64 bits on values of a `bits`-bit type (signed
+// ones sign-extended, unsigned zero-extended), wrapping; division by zero
+// gives 0; a shift count outside 0..bits gives 0, or the sign shifting
+// right (ONNX's BitShift).
+__device__ __forceinline__ i64 int_op(int op, i64 x, i64 y, int bits) {
+  const bool in_range = y >= 0 && y < bits;
   switch (op) {
+  case OP_AND: return x & y;
+  case OP_OR: return x | y;
+  case OP_XOR: return x ^ y;
+  case OP_SHL: return in_range ? (i64)((u64)x << y) : 0;
+  case OP_SHR: return x >> (in_range ? y : 63);
   case OP_SUM: return (i64)((u64)x + (u64)y);
   case OP_PROD: return (i64)((u64)x * (u64)y);
   case OP_MAX: return x > y ? x : y;
@@ -142,7 +153,7 @@ __device__ void binary_int(const BinaryParams &p) {
     if (is_compare(p.op)) {
       ((u8 *)p.out)[i] = compare(p.op, x, y) ? 1 : 0;
     } else {
-      ((T *)p.out)[i] = (T)int_op(p.op, (i64)x, (i64)y);
+      ((T *)p.out)[i] = (T)int_op(p.op, (i64)x, (i64)y, 8 * (int)sizeof(T));
     }
   }
 }

@@ -336,9 +336,9 @@ extern "C" __global__ void row_norm8_f16(RowNormParams p) { row_normalization<u1
 struct CumParams {
   u64 out, x;
   i64 lines, n, inner;
-  int exclusive, reverse;
+  int exclusive, reverse, product, pad;
 };
-static_assert(sizeof(CumParams) == 48, "CumParams layout");
+static_assert(sizeof(CumParams) == 56, "CumParams layout");
 
 
 template <typename T>
@@ -361,6 +361,10 @@ __device__ __forceinline__ float add(float a, float b) { return a + b; }
 __device__ __forceinline__ int add(int a, int b) { return wrap_add<int>(a, b); }
 __device__ __forceinline__ i64 add(i64 a, i64 b) { return wrap_add<i64>(a, b); }
 __device__ __forceinline__ u8 add(u8 a, u8 b) { return (u8)(a + b); }
+__device__ __forceinline__ float mul(float a, float b) { return a * b; }
+__device__ __forceinline__ int mul(int a, int b) { return (int)((unsigned)a * (unsigned)b); }
+__device__ __forceinline__ i64 mul(i64 a, i64 b) { return (i64)((u64)a * (u64)b); }
+__device__ __forceinline__ u8 mul(u8 a, u8 b) { return (u8)(a * b); }
 
 template <typename T, typename A>
 __device__ void cumulative(const CumParams &p) {
@@ -368,16 +372,16 @@ __device__ void cumulative(const CumParams &p) {
   T *out = (T *)p.out;
   GRID_STRIDE(l, p.lines) {
     i64 o = l / p.inner, in = l % p.inner;
-    A acc = 0;
+    A acc = p.product ? (A)1 : (A)0;
     for (i64 s = 0; s < p.n; ++s) {
       i64 j = p.reverse ? p.n - 1 - s : s;
       i64 at = (o * p.n + j) * p.inner + in;
       A v = (A)ldval(x, at);
       if (p.exclusive) {
         stval(out, at, acc);
-        acc = add(acc, v);
+        acc = p.product ? mul(acc, v) : add(acc, v);
       } else {
-        acc = add(acc, v);
+        acc = p.product ? mul(acc, v) : add(acc, v);
         stval(out, at, acc);
       }
     }

@@ -32,6 +32,8 @@ fn binary_code(op: ElementWiseOp) -> i32 {
         E::Equal => 11,
         E::Greater => 12,
         E::Less => 13,
+        E::ShiftLeft => 15,
+        E::ShiftRight => 16,
     }
 }
 

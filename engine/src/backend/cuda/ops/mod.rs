@@ -338,7 +338,10 @@ pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box
             axis,
             exclusive,
             reverse,
-        } => Box::new(reduce::Cumulative::new(b, l, *axis, *exclusive, *reverse)?),
+            product,
+        } => Box::new(reduce::Cumulative::new(
+            b, l, *axis, *exclusive, *reverse, *product,
+        )?),
         LayerKind::TopK { op, k, axis } => Box::new(reduce::TopK::new(b, l, *op, *k, *axis)?),
         // A permute between channels-first dims stored channels-last and
         // the same bytes as [N, H, W, C] (`layout.rs`), where it is not a

@@ -371,8 +371,10 @@ struct CumParams {
     inner: i64,
     exclusive: i32,
     reverse: i32,
+    product: i32,
+    pad: i32,
 }
-const _: () = assert!(std::mem::size_of::<CumParams>() == 48);
+const _: () = assert!(std::mem::size_of::<CumParams>() == 56);
 
 pub struct Cumulative {
     f: Func,
@@ -387,12 +389,13 @@ impl Cumulative {
         axis: usize,
         exclusive: bool,
         reverse: bool,
+        product: bool,
     ) -> Result<Self> {
         let dt = input_storage(b, l)[0];
         if dt == DataType::Bool {
             return Err(Error::Unsupported {
                 backend: "cuda",
-                what: "sums of bools".into(),
+                what: "cumulative sums or products of bools".into(),
             });
         }
         Ok(Cumulative {
@@ -401,6 +404,7 @@ impl Cumulative {
             p: CumParams {
                 exclusive: exclusive as i32,
                 reverse: reverse as i32,
+                product: product as i32,
                 ..Default::default()
             },
         })
