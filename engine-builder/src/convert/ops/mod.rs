@@ -2,6 +2,7 @@
 
 mod activation;
 mod center_crop_pad;
+mod compress;
 mod conv;
 mod elementwise;
 mod gather_nd;
@@ -11,6 +12,7 @@ mod norm;
 mod onehot;
 pub mod plugin;
 mod pool;
+mod quantize;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -28,6 +30,7 @@ pub fn register_all(r: &mut Registry) {
         |op: &str, since: u32, f: super::ConvertFn| r.register("", op, since..=MAX_OPSET, f);
     activation::register(&mut add);
     center_crop_pad::register(&mut add);
+    compress::register(&mut add);
     conv::register(&mut add);
     elementwise::register(&mut add);
     gather_nd::register(&mut add);
@@ -37,6 +40,7 @@ pub fn register_all(r: &mut Registry) {
     onehot::register(&mut add);
     plugin::register(&mut add);
     pool::register(&mut add);
+    quantize::register(&mut add);
     recurrent::register(&mut add);
     reduce::register(&mut add);
     resize::register(&mut add);
