@@ -1,6 +1,7 @@
 //! The built-in converters, one file per family of ONNX ops.
 
 mod activation;
+mod affine_grid;
 mod center_crop_pad;
 mod compress;
 mod conv;
@@ -29,6 +30,7 @@ pub fn register_all(r: &mut Registry) {
     let mut add =
         |op: &str, since: u32, f: super::ConvertFn| r.register("", op, since..=MAX_OPSET, f);
     activation::register(&mut add);
+    affine_grid::register(&mut add);
     center_crop_pad::register(&mut add);
     compress::register(&mut add);
     conv::register(&mut add);
