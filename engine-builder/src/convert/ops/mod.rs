@@ -7,6 +7,7 @@ mod compress;
 mod conv;
 mod elementwise;
 mod gather_nd;
+mod loss;
 mod matmul;
 mod moments;
 mod norm;
@@ -36,6 +37,7 @@ pub fn register_all(r: &mut Registry) {
     conv::register(&mut add);
     elementwise::register(&mut add);
     gather_nd::register(&mut add);
+    loss::register(&mut add);
     matmul::register(&mut add);
     moments::register(&mut add);
     norm::register(&mut add);
