@@ -218,6 +218,14 @@ fn infer_kind(
             arity(2)?;
             gather(inputs[0], inputs[1], *axis, *mode)?
         }
+        LayerKind::Scatter {
+            mode,
+            axis,
+            reduction,
+        } => {
+            arity(3)?;
+            scatter(inputs[0], inputs[1], inputs[2], *mode, *axis, *reduction)?
+        }
         LayerKind::Resize(p) => resize(inputs, p)?,
         LayerKind::Shape => {
             arity(1)?;
@@ -1023,6 +1031,67 @@ fn gather(data: &TensorInfo, idx: &TensorInfo, axis: usize, mode: GatherMode) ->
             Ok(TensorInfo::new(data.dtype, idx.shape.clone()))
         }
     }
+}
+
+/// The data's info, once the indices and updates fit it.
+fn scatter(
+    data: &TensorInfo,
+    idx: &TensorInfo,
+    upd: &TensorInfo,
+    mode: ScatterMode,
+    axis: usize,
+    reduction: ScatterReduction,
+) -> R<TensorInfo> {
+    if !matches!(idx.dtype, DataType::I32 | DataType::I64) {
+        return Err(format!("indices must be int32 or int64, got {}", idx.dtype));
+    }
+    if upd.dtype != data.dtype {
+        return Err(format!(
+            "updates of {} for data of {}",
+            upd.dtype, data.dtype
+        ));
+    }
+    if data.dtype == DataType::Bool && reduction != ScatterReduction::None {
+        return Err(format!("a {reduction:?} reduction of bools"));
+    }
+    let same = |a: &[Dim], b: &[Dim]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| match (x.known(), y.known()) {
+                (Some(p), Some(q)) => p == q,
+                _ => true,
+            })
+    };
+    match mode {
+        ScatterMode::Element => {
+            check_axes(&[axis], data.rank())?;
+            if idx.rank() != data.rank() || !same(&idx.shape, &upd.shape) {
+                return Err(
+                    "element scatter needs indices and updates of one shape, of the data's rank"
+                        .into(),
+                );
+            }
+        }
+        ScatterMode::Nd => {
+            let k = idx
+                .shape
+                .last()
+                .and_then(Dim::known)
+                .ok_or("the indices' last dim (the tuple length) must be known")?;
+            if k == 0 || k > data.rank() {
+                return Err(format!("index tuples of {k} for {}-D data", data.rank()));
+            }
+            let mut want = idx.shape[..idx.rank() - 1].to_vec();
+            want.extend(data.shape[k..].iter().cloned());
+            if !same(&want, &upd.shape) {
+                return Err(format!(
+                    "updates of {} where the indices and data give {}",
+                    format_shape(&upd.shape),
+                    format_shape(&want)
+                ));
+            }
+        }
+    }
+    Ok(TensorInfo::new(data.dtype, data.shape.clone()))
 }
 
 fn resize(inputs: &[&TensorInfo], p: &ResizeParams) -> R<TensorInfo> {

@@ -50,6 +50,13 @@ pub enum LayerKind {
     Slice(SliceParams),
     /// `addGather`: input 0 data, input 1 indices.
     Gather { axis: usize, mode: GatherMode },
+    /// `addScatter`: the data (input 0) with the updates (input 2) written
+    /// at the indices (input 1), or combined with what is there.
+    Scatter {
+        mode: ScatterMode,
+        axis: usize,
+        reduction: ScatterReduction,
+    },
     /// `addResize`: with a second input, it is the output dims as a shape tensor.
     Resize(ResizeParams),
     /// `addShape`: the input's dims as a 1-D int64 tensor.
@@ -109,6 +116,7 @@ impl LayerKind {
             LayerKind::Concatenation { .. } => "Concatenation",
             LayerKind::Slice(_) => "Slice",
             LayerKind::Gather { .. } => "Gather",
+            LayerKind::Scatter { .. } => "Scatter",
             LayerKind::Resize(_) => "Resize",
             LayerKind::Shape => "Shape",
             LayerKind::Identity => "Identity",
@@ -462,6 +470,28 @@ pub enum GatherMode {
     Default,
     /// ONNX GatherElements: indices have the data's rank.
     Element,
+}
+
+/// TensorRT `ScatterMode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScatterMode {
+    /// ONNX ScatterElements: indices and updates of one shape, each index
+    /// naming the position along `axis` its update goes to.
+    Element,
+    /// ONNX ScatterND: the indices' last dim is a tuple naming a slice of
+    /// the data's leading dims; updates hold one slice per tuple.
+    Nd,
+}
+
+/// How an update combines with the value it lands on (ONNX's reduction);
+/// updates landing on one position apply in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScatterReduction {
+    None,
+    Add,
+    Mul,
+    Max,
+    Min,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,12 +3,14 @@
 mod activation;
 mod affine_grid;
 mod center_crop_pad;
+mod col2im;
 mod compress;
 mod conv;
 mod elementwise;
 mod gather_nd;
 mod loss;
 mod matmul;
+mod max_unpool;
 mod moments;
 mod norm;
 mod onehot;
@@ -19,6 +21,8 @@ mod recurrent;
 mod reduce;
 mod resize;
 mod reverse_sequence;
+mod rotary;
+mod scatter;
 mod shape;
 mod window;
 
@@ -33,12 +37,14 @@ pub fn register_all(r: &mut Registry) {
     activation::register(&mut add);
     affine_grid::register(&mut add);
     center_crop_pad::register(&mut add);
+    col2im::register(&mut add);
     compress::register(&mut add);
     conv::register(&mut add);
     elementwise::register(&mut add);
     gather_nd::register(&mut add);
     loss::register(&mut add);
     matmul::register(&mut add);
+    max_unpool::register(&mut add);
     moments::register(&mut add);
     norm::register(&mut add);
     onehot::register(&mut add);
@@ -48,7 +54,9 @@ pub fn register_all(r: &mut Registry) {
     recurrent::register(&mut add);
     reduce::register(&mut add);
     resize::register(&mut add);
+    scatter::register(&mut add);
     reverse_sequence::register(&mut add);
+    rotary::register(&mut add);
     shape::register(&mut add);
     window::register(&mut add);
 }

@@ -153,13 +153,14 @@ pub fn all_kernel_names() -> Vec<String> {
             "copy_table",
             "gather",
             "gather_elements",
+            "scatter",
             "resize_nearest",
         ] {
             v.push(sized(p, dt));
         }
     }
     for dt in NUMBERS {
-        for p in ["cumsum", "topk"] {
+        for p in ["cumsum", "topk", "scatter_reduce"] {
             v.push(typed(p, dt));
         }
     }

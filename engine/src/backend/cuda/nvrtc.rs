@@ -37,7 +37,7 @@ pub struct Source {
 }
 
 /// Every kernel source, embedded at build time.
-pub const SOURCES: [Source; 9] = [
+pub const SOURCES: [Source; 10] = [
     Source {
         name: "elementwise",
         text: include_str!("kernels/elementwise.cu"),
@@ -69,6 +69,10 @@ pub const SOURCES: [Source; 9] = [
     Source {
         name: "depthwise",
         text: include_str!("kernels/depthwise.cu"),
+    },
+    Source {
+        name: "scatter",
+        text: include_str!("kernels/scatter.cu"),
     },
     Source {
         name: "clock",

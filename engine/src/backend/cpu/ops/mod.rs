@@ -18,6 +18,7 @@ mod pool;
 mod reduce;
 mod resize;
 mod scale;
+mod scatter;
 mod select;
 mod shuffle;
 mod slice;
@@ -94,6 +95,15 @@ pub fn prepare(net: &Network, layer: &Layer) -> Result<Box<dyn Op>, String> {
         LayerKind::Shuffle(p) => Box::new(shuffle::Shuffle(p.clone())),
         LayerKind::Concatenation { axis } => Box::new(concat::Concat { axis: *axis }),
         LayerKind::Slice(p) => Box::new(slice::Slice(p.clone())),
+        LayerKind::Scatter {
+            mode,
+            axis,
+            reduction,
+        } => Box::new(scatter::Scatter {
+            mode: *mode,
+            axis: *axis,
+            reduction: *reduction,
+        }),
         LayerKind::Gather { axis, mode } => Box::new(gather::Gather {
             axis: *axis,
             mode: *mode,

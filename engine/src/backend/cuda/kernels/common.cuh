@@ -96,6 +96,11 @@ __device__ __forceinline__ void stv(float *p, const float *v) {
   }
 }
 
+// Element i of an int32 or int64 index tensor, as int64.
+__device__ __forceinline__ i64 load_index(u64 idx, int is_i64, i64 i) {
+  return is_i64 ? ((const i64 *)idx)[i] : (i64)((const int *)idx)[i];
+}
+
 // 16 bytes of neighbouring elements (8 float16 or 4 float32 values; the
 // address aligned to 16 bytes): one load or store instruction per thread,
 // which a memory-bound kernel needs to approach the bandwidth (two-byte

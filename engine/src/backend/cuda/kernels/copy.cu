@@ -131,10 +131,6 @@ struct GatherParams {
 };
 static_assert(sizeof(GatherParams) == 80, "GatherParams layout");
 
-__device__ __forceinline__ i64 load_index(u64 idx, int is_i64, i64 i) {
-  return is_i64 ? ((const i64 *)idx)[i] : (i64)((const int *)idx)[i];
-}
-
 template <typename T>
 __device__ void gather(const GatherParams &p) {
   T *out = (T *)p.out;

@@ -13,6 +13,7 @@ mod plugin;
 mod pool;
 mod reduce;
 mod resize;
+mod scatter;
 mod shuffle;
 
 pub use shuffle::is_reshape;
@@ -351,6 +352,11 @@ pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box
         LayerKind::Concatenation { axis: a } => Box::new(shuffle::Concat::new(b, l, axis(*a))?),
         LayerKind::Slice(p) => Box::new(shuffle::Slice::new(b, l, p)?),
         LayerKind::Gather { axis, mode } => Box::new(gather::Gather::new(b, l, *axis, *mode)?),
+        LayerKind::Scatter {
+            mode,
+            axis,
+            reduction,
+        } => Box::new(scatter::Scatter::new(b, l, *mode, *axis, *reduction)?),
         LayerKind::Resize(p) => Box::new(resize::Resize::new(b, l, p)?),
         LayerKind::Einsum { equation } => Box::new(misc::Einsum::new(b, equation)?),
         LayerKind::Plugin(p) => Box::new(plugin::Plugin::new(p)?),

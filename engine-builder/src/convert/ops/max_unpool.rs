@@ -1,0 +1,89 @@
+//! MaxUnpool: each value written at its (flattened) index of a zero output,
+//! as one element scatter into zeros made by a fill-mode slice (no
+//! output-sized constant), then reshaped; an `output_shape` larger than
+//! the inferred one pads the end with zeros, as ONNX's reference does.
+
+use super::conv::window;
+use super::Add;
+use crate::convert::{ConvertError, NodeCtx};
+use jetrt_engine::ir::{LayerKind, ScatterMode, ScatterReduction, SliceMode, SliceParams};
+use jetrt_engine::Tensor;
+
+type R = Result<(), ConvertError>;
+
+pub fn register(add: &mut Add<'_>) {
+    add("MaxUnpool", 9, max_unpool);
+}
+
+fn max_unpool(ctx: &mut NodeCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let idx = ctx.input(1)?;
+    let dims = ctx.known_dims(x, "MaxUnpool's input")?;
+    let rank = dims.len();
+    if rank < 3 {
+        return Err(ConvertError::new("the input must be [N, C, spatial...]"));
+    }
+    let k = rank - 2;
+    let win = window(ctx, k, None)?;
+    let mut inferred = dims[..2].to_vec();
+    for d in 0..k {
+        let v = (dims[d + 2] as i64 - 1) * win.strides[d] as i64 - (win.pre[d] + win.post[d])
+            + win.kernel[d] as i64;
+        inferred.push(
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| ConvertError::new(format!("an output dim of {v}")))?,
+        );
+    }
+    let total = inferred
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&t| t <= jetrt_engine::shape::MAX_ELEMENTS)
+        .ok_or_else(|| ConvertError::new(format!("an output of {inferred:?} is too large")))?;
+    let zero = ctx.constant(Tensor::zeros(ctx.dtype(x), &[1]));
+    let zeros = ctx.add(
+        LayerKind::Slice(SliceParams {
+            start: vec![0],
+            size: vec![total],
+            stride: vec![1],
+            mode: SliceMode::Fill,
+            fill: 0.0,
+        }),
+        vec![zero],
+    )?;
+    let flat_i = ctx.reshape(idx, vec![-1])?;
+    let flat_x = ctx.reshape(x, vec![-1])?;
+    let y = ctx.add(
+        LayerKind::Scatter {
+            mode: ScatterMode::Element,
+            axis: 0,
+            reduction: ScatterReduction::None,
+        },
+        vec![zeros, flat_i, flat_x],
+    )?;
+    let mut y = ctx.reshape(y, inferred.iter().map(|&d| d as i64).collect())?;
+    if let Some(shape) = ctx.const_ints(2)? {
+        let want: Vec<usize> = shape
+            .iter()
+            .map(|&d| usize::try_from(d).ok())
+            .collect::<Option<_>>()
+            .filter(|w: &Vec<usize>| w.len() == rank)
+            .ok_or_else(|| ConvertError::new(format!("output_shape {shape:?}")))?;
+        if want != inferred {
+            y = ctx.add(
+                LayerKind::Slice(SliceParams {
+                    start: vec![0; rank],
+                    size: want,
+                    stride: vec![1; rank],
+                    mode: SliceMode::Fill,
+                    fill: 0.0,
+                }),
+                vec![y],
+            )?;
+        }
+    } else if ctx.opt_input(2)?.is_some() {
+        return Err(ctx.needs_const(2, "the output shape"));
+    }
+    ctx.set_output(0, y)
+}
