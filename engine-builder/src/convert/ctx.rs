@@ -7,7 +7,8 @@ use crate::onnx::proto::{attribute_proto::AttributeType, AttributeProto, NodePro
 use crate::onnx::tensor_from_proto;
 use jetrt_engine::eval::eval_layer;
 use jetrt_engine::ir::{
-    ElementWiseOp, LayerKind, Network, ReduceOp, ShuffleParams, TensorInfo, TensorRef, UnaryOp,
+    ElementWiseOp, GatherMode, LayerKind, Network, ReduceOp, ShuffleParams, SliceMode, SliceParams,
+    TensorInfo, TensorRef, UnaryOp,
 };
 use jetrt_engine::shape::{known_dims, Dim};
 use jetrt_engine::{DataType, Tensor};
@@ -612,6 +613,73 @@ impl<'a> NodeCtx<'a> {
         let neg = self.ew(ElementWiseOp::Less, i, zero)?;
         let wrapped = self.ew(ElementWiseOp::Sum, i, len)?;
         self.add(LayerKind::Select, vec![neg, wrapped, i])
+    }
+
+    /// Input `i`, which the node's op takes only as a float tensor.
+    pub fn float_input(&mut self, i: usize) -> R<TensorRef> {
+        let x = self.input(i)?;
+        let dt = self.dtype(x);
+        if !dt.is_float() {
+            return Err(ConvertError::new(format!(
+                "{} takes float tensors, not {dt}",
+                self.node.op_type
+            )));
+        }
+        Ok(x)
+    }
+
+    /// A Shuffle permuting `t`'s dims by `perm`.
+    pub fn transpose(&mut self, t: TensorRef, perm: Vec<usize>) -> R<TensorRef> {
+        self.add(
+            LayerKind::Shuffle(ShuffleParams {
+                first_transpose: Some(perm),
+                reshape: None,
+                second_transpose: None,
+                zero_is_placeholder: false,
+            }),
+            vec![t],
+        )
+    }
+
+    /// A Slice of `t` with fixed start, size and stride (`Fill` mode fills
+    /// positions outside `t` with zeros).
+    pub fn slice(
+        &mut self,
+        t: TensorRef,
+        start: Vec<i64>,
+        size: Vec<usize>,
+        stride: Vec<i64>,
+        mode: SliceMode,
+    ) -> R<TensorRef> {
+        self.add(
+            LayerKind::Slice(SliceParams {
+                start,
+                size,
+                stride,
+                mode,
+                fill: 0.0,
+            }),
+            vec![t],
+        )
+    }
+
+    /// A Gather of `data` at `idx` along `axis`.
+    pub fn gather(
+        &mut self,
+        data: TensorRef,
+        idx: TensorRef,
+        axis: usize,
+        mode: GatherMode,
+    ) -> R<TensorRef> {
+        self.add(LayerKind::Gather { axis, mode }, vec![data, idx])
+    }
+
+    /// Zeros of `dtype` and `dims` without a constant of their size: a
+    /// fill-mode slice of one zero.
+    pub fn zeros(&mut self, dtype: DataType, dims: &[usize]) -> R<TensorRef> {
+        let r = dims.len();
+        let zero = self.scalar(dtype, 0.0, r)?;
+        self.slice(zero, vec![0; r], dims.to_vec(), vec![1; r], SliceMode::Fill)
     }
 
     /// A scalar constant of `dtype` with `rank` dims of 1, for broadcasting.

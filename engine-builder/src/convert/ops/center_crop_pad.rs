@@ -5,7 +5,7 @@
 
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
-use jetrt_engine::ir::{LayerKind, SliceMode, SliceParams};
+use jetrt_engine::ir::SliceMode;
 
 type R = Result<(), ConvertError>;
 
@@ -45,15 +45,6 @@ fn center_crop_pad(ctx: &mut NodeCtx<'_>) -> R {
         };
         size[a] = t;
     }
-    let y = ctx.add(
-        LayerKind::Slice(SliceParams {
-            start,
-            size,
-            stride: vec![1; rank],
-            mode: SliceMode::Fill,
-            fill: 0.0,
-        }),
-        vec![x],
-    )?;
+    let y = ctx.slice(x, start, size, vec![1; rank], SliceMode::Fill)?;
     ctx.set_output(0, y)
 }

@@ -5,7 +5,7 @@
 
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
-use jetrt_engine::ir::{LayerKind, ScatterMode, ScatterReduction, SliceMode, SliceParams};
+use jetrt_engine::ir::{LayerKind, ScatterMode, ScatterReduction, SliceMode};
 use jetrt_engine::Tensor;
 
 type R = Result<(), ConvertError>;
@@ -110,17 +110,7 @@ fn col2im(ctx: &mut NodeCtx<'_>) -> R {
         }
     }
     let dt = ctx.dtype(x);
-    let zero = ctx.constant(Tensor::zeros(dt, &[1, 1]));
-    let zeros = ctx.add(
-        LayerKind::Slice(SliceParams {
-            start: vec![0, 0],
-            size: vec![n, c * plane],
-            stride: vec![1, 1],
-            mode: SliceMode::Fill,
-            fill: 0.0,
-        }),
-        vec![zero],
-    )?;
+    let zeros = ctx.zeros(dt, &[n, c * plane])?;
     let idx = ctx.constant(Tensor::from_i64(&[n, ck * l], map)?);
     let upd = ctx.reshape(x, vec![n as i64, (ck * l) as i64])?;
     let img = ctx.add(
@@ -138,15 +128,6 @@ fn col2im(ctx: &mut NodeCtx<'_>) -> R {
     start.extend(pads[..k].iter().copied());
     let mut size = vec![n, c];
     size.extend(&image);
-    let y = ctx.add(
-        LayerKind::Slice(SliceParams {
-            start,
-            size,
-            stride: vec![1; k + 2],
-            mode: SliceMode::StrictBounds,
-            fill: 0.0,
-        }),
-        vec![img],
-    )?;
+    let y = ctx.slice(img, start, size, vec![1; k + 2], SliceMode::StrictBounds)?;
     ctx.set_output(0, y)
 }

@@ -5,7 +5,7 @@
 
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
-use jetrt_engine::ir::{GatherMode, LayerKind};
+use jetrt_engine::ir::GatherMode;
 use jetrt_engine::Tensor;
 
 type R = Result<(), ConvertError>;
@@ -38,12 +38,6 @@ fn compress(ctx: &mut NodeCtx<'_>) -> R {
         .collect();
     let n = keep.len();
     let idx = ctx.constant(Tensor::from_i64(&[n], keep)?);
-    let y = ctx.add(
-        LayerKind::Gather {
-            axis,
-            mode: GatherMode::Default,
-        },
-        vec![x, idx],
-    )?;
+    let y = ctx.gather(x, idx, axis, GatherMode::Default)?;
     ctx.set_output(0, y)
 }

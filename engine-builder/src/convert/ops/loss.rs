@@ -7,7 +7,7 @@
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
 use jetrt_engine::ir::{ElementWiseOp as E, GatherMode, LayerKind, ReduceOp, TensorRef, UnaryOp};
-use jetrt_engine::{DataType, Tensor};
+use jetrt_engine::DataType;
 
 type R = Result<(), ConvertError>;
 
@@ -73,23 +73,11 @@ fn loss(ctx: &mut NodeCtx<'_>, x: TensorRef) -> Result<TensorRef, ConvertError> 
     // (any valid index: their loss and weight are zeroed).
     let (target, keep) = match ignore {
         Some(ig) => {
-            let v = Tensor::new(
-                vec![1; rank - 1],
-                match tt {
-                    DataType::I32 => jetrt_engine::TensorData::I32(vec![ig as i32]),
-                    _ => jetrt_engine::TensorData::I64(vec![ig]),
-                },
-            )?;
-            let igc = ctx.constant(v);
+            // Exact in f64: an index is far below 2^53.
+            let igc = ctx.scalar(tt, ig as f64, rank - 1)?;
             let is_ig = ctx.ew(E::Equal, target, igc)?;
             let keep = ctx.add(LayerKind::Unary { op: UnaryOp::Not }, vec![is_ig])?;
-            let zero = ctx.constant(Tensor::new(
-                vec![1; rank - 1],
-                match tt {
-                    DataType::I32 => jetrt_engine::TensorData::I32(vec![0]),
-                    _ => jetrt_engine::TensorData::I64(vec![0]),
-                },
-            )?);
+            let zero = ctx.scalar(tt, 0.0, rank - 1)?;
             let t = ctx.add(LayerKind::Select, vec![keep, target, zero])?;
             (t, Some(ctx.cast(keep, dt)?))
         }
@@ -101,24 +89,12 @@ fn loss(ctx: &mut NodeCtx<'_>, x: TensorRef) -> Result<TensorRef, ConvertError> 
     idx_dims.push(1);
     idx_dims.extend(tshape[1..].iter().map(|&d| d as i64));
     let idx = ctx.reshape(target, idx_dims)?;
-    let picked = ctx.add(
-        LayerKind::Gather {
-            axis: 1,
-            mode: GatherMode::Element,
-        },
-        vec![x, idx],
-    )?;
+    let picked = ctx.gather(x, idx, 1, GatherMode::Element)?;
     let picked = ctx.reshape(picked, tshape.iter().map(|&d| d as i64).collect())?;
     let mut l = ctx.un(UnaryOp::Neg, picked)?;
     let w = match (weight, keep) {
         (Some(w), keep) => {
-            let wt = ctx.add(
-                LayerKind::Gather {
-                    axis: 0,
-                    mode: GatherMode::Default,
-                },
-                vec![w, target],
-            )?;
+            let wt = ctx.gather(w, target, 0, GatherMode::Default)?;
             Some(match keep {
                 Some(k) => ctx.ew(E::Prod, wt, k)?,
                 None => wt,

@@ -6,8 +6,7 @@
 use super::conv::window;
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
-use jetrt_engine::ir::{LayerKind, ScatterMode, ScatterReduction, SliceMode, SliceParams};
-use jetrt_engine::Tensor;
+use jetrt_engine::ir::{LayerKind, ScatterMode, ScatterReduction, SliceMode};
 
 type R = Result<(), ConvertError>;
 
@@ -41,17 +40,7 @@ fn max_unpool(ctx: &mut NodeCtx<'_>) -> R {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .filter(|&t| t <= jetrt_engine::shape::MAX_ELEMENTS)
         .ok_or_else(|| ConvertError::new(format!("an output of {inferred:?} is too large")))?;
-    let zero = ctx.constant(Tensor::zeros(ctx.dtype(x), &[1]));
-    let zeros = ctx.add(
-        LayerKind::Slice(SliceParams {
-            start: vec![0],
-            size: vec![total],
-            stride: vec![1],
-            mode: SliceMode::Fill,
-            fill: 0.0,
-        }),
-        vec![zero],
-    )?;
+    let zeros = ctx.zeros(ctx.dtype(x), &[total])?;
     let flat_i = ctx.reshape(idx, vec![-1])?;
     let flat_x = ctx.reshape(x, vec![-1])?;
     let y = ctx.add(
@@ -71,16 +60,7 @@ fn max_unpool(ctx: &mut NodeCtx<'_>) -> R {
             .filter(|w: &Vec<usize>| w.len() == rank)
             .ok_or_else(|| ConvertError::new(format!("output_shape {shape:?}")))?;
         if want != inferred {
-            y = ctx.add(
-                LayerKind::Slice(SliceParams {
-                    start: vec![0; rank],
-                    size: want,
-                    stride: vec![1; rank],
-                    mode: SliceMode::Fill,
-                    fill: 0.0,
-                }),
-                vec![y],
-            )?;
+            y = ctx.slice(y, vec![0; rank], want, vec![1; rank], SliceMode::Fill)?;
         }
     } else if ctx.opt_input(2)?.is_some() {
         return Err(ctx.needs_const(2, "the output shape"));

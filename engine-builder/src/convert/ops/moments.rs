@@ -6,7 +6,7 @@
 
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
-use jetrt_engine::ir::{ConvParams, ElementWiseOp as E, LayerKind, ReduceOp, TensorRef, UnaryOp};
+use jetrt_engine::ir::{ConvParams, ElementWiseOp as E, LayerKind, ReduceOp, UnaryOp};
 use jetrt_engine::Tensor;
 use std::sync::Arc;
 
@@ -22,21 +22,9 @@ pub fn register(add: &mut Add<'_>) {
     add("LRN", 1, lrn);
 }
 
-fn float_input(ctx: &mut NodeCtx<'_>) -> Result<TensorRef, ConvertError> {
-    let x = ctx.input(0)?;
-    if !ctx.dtype(x).is_float() {
-        return Err(ConvertError::new(format!(
-            "{} takes float tensors, not {}",
-            ctx.node.op_type,
-            ctx.dtype(x)
-        )));
-    }
-    Ok(x)
-}
-
 /// `x / ||x||_p` along one axis, p 1 or 2.
 fn lp_norm(ctx: &mut NodeCtx<'_>) -> R {
-    let x = float_input(ctx)?;
+    let x = ctx.float_input(0)?;
     let rank = ctx.rank(x);
     let axis = ctx.axis(ctx.attr_int("axis", -1)?, rank)?;
     let l2 = match ctx.attr_int("p", 2)? {
@@ -62,7 +50,7 @@ fn lp_norm(ctx: &mut NodeCtx<'_>) -> R {
 /// `(x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9)` over `axes` (default
 /// N, H, W), as the operator's function body computes it.
 fn mean_variance_norm(ctx: &mut NodeCtx<'_>) -> R {
-    let x = float_input(ctx)?;
+    let x = ctx.float_input(0)?;
     let rank = ctx.rank(x);
     let axes = match ctx.attr_ints("axes")? {
         Some(a) => {
@@ -96,7 +84,7 @@ fn mean_variance_norm(ctx: &mut NodeCtx<'_>) -> R {
 
 /// `x / sqrt(E[x^2] + epsilon) * scale` over the dims from `axis` on.
 fn rms_norm(ctx: &mut NodeCtx<'_>) -> R {
-    let x = float_input(ctx)?;
+    let x = ctx.float_input(0)?;
     let rank = ctx.rank(x);
     let axis = ctx.axis(ctx.attr_int("axis", -1)?, rank)?;
     let eps = ctx.attr_float("epsilon", 1e-5)? as f64;
@@ -122,7 +110,7 @@ fn rms_norm(ctx: &mut NodeCtx<'_>) -> R {
 /// LRN: `x / (bias + alpha / size * sum(x^2 over the size channels around
 /// c))^beta`, the window clipped at the edges.
 fn lrn(ctx: &mut NodeCtx<'_>) -> R {
-    let x = float_input(ctx)?;
+    let x = ctx.float_input(0)?;
     let rank = ctx.rank(x);
     if !(3..=5).contains(&rank) {
         return Err(ConvertError::new(format!(

@@ -79,14 +79,7 @@ fn pool(ctx: &mut NodeCtx<'_>, kind: PoolKind) -> R {
 /// LpPool's and GlobalLpPool's `p` (an integer, 2 by default) and the
 /// float input.
 fn lp_input(ctx: &mut NodeCtx<'_>) -> Result<(TensorRef, i64), ConvertError> {
-    let x = ctx.input(0)?;
-    if !ctx.dtype(x).is_float() {
-        return Err(ConvertError::new(format!(
-            "{} takes float tensors, not {}",
-            ctx.node.op_type,
-            ctx.dtype(x)
-        )));
-    }
+    let x = ctx.float_input(0)?;
     let p = ctx.attr_int("p", 2)?;
     if p < 1 {
         return Err(ConvertError::new(format!("p = {p}: it must be 1 or more")));

@@ -7,7 +7,7 @@
 
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
-use jetrt_engine::ir::{ElementWiseOp as E, GatherMode, LayerKind, ReduceOp, TensorRef, UnaryOp};
+use jetrt_engine::ir::{ElementWiseOp as E, GatherMode, ReduceOp, TensorRef, UnaryOp};
 use jetrt_engine::{DataType, Tensor};
 
 type R = Result<(), ConvertError>;
@@ -50,13 +50,7 @@ fn along_axis(ctx: &mut NodeCtx<'_>, s: TensorRef, x: TensorRef) -> T {
             }
             let idx: Vec<i64> = (0..d as i64).map(|j| j / block).collect();
             let idx = ctx.constant(Tensor::from_i64(&[d], idx)?);
-            ctx.add(
-                LayerKind::Gather {
-                    axis,
-                    mode: GatherMode::Default,
-                },
-                vec![s, idx],
-            )
+            ctx.gather(s, idx, axis, GatherMode::Default)
         }
         r => Err(ConvertError::new(format!(
             "a {r}-D scale or zero point with block_size {block} for a {rank}-D input"

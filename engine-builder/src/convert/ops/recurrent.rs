@@ -8,9 +8,7 @@
 
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
-use jetrt_engine::ir::{
-    Activation, ElementWiseOp as E, LayerKind, MatrixOp, SliceMode, SliceParams, TensorRef,
-};
+use jetrt_engine::ir::{Activation, ElementWiseOp as E, LayerKind, MatrixOp, SliceMode, TensorRef};
 use jetrt_engine::{DataType, Tensor};
 
 type R = Result<(), ConvertError>;
@@ -123,16 +121,8 @@ struct Net<'n, 'c> {
 impl Net<'_, '_> {
     fn slice(&mut self, x: TensorRef, start: Vec<i64>, size: Vec<usize>) -> T {
         let rank = start.len();
-        self.ctx.add(
-            LayerKind::Slice(SliceParams {
-                start,
-                size,
-                stride: vec![1; rank],
-                mode: SliceMode::StrictBounds,
-                fill: 0.0,
-            }),
-            vec![x],
-        )
+        self.ctx
+            .slice(x, start, size, vec![1; rank], SliceMode::StrictBounds)
     }
 
     fn matmul(&mut self, a: TensorRef, b: TensorRef) -> T {
@@ -207,14 +197,8 @@ fn recurrent(ctx: &mut NodeCtx<'_>) -> R {
             input_forget: ctx.attr_int("input_forget", 0)? != 0,
         },
     };
-    let x = ctx.input(0)?;
+    let x = ctx.float_input(0)?;
     let dtype = ctx.dtype(x);
-    if !dtype.is_float() {
-        return Err(ConvertError::new(format!(
-            "{} takes float tensors, not {dtype}",
-            ctx.node.op_type
-        )));
-    }
     let layout = ctx.attr_int("layout", 0)?;
     let dims = ctx.known_dims(x, "the input sequence")?;
     let [a0, a1, input] = dims[..] else {
@@ -312,15 +296,7 @@ fn recurrent(ctx: &mut NodeCtx<'_>) -> R {
     let xt = if layout == 0 {
         x
     } else {
-        ctx.add(
-            LayerKind::Shuffle(jetrt_engine::ir::ShuffleParams {
-                first_transpose: Some(vec![1, 0, 2]),
-                reshape: None,
-                second_transpose: None,
-                zero_is_placeholder: false,
-            }),
-            vec![x],
-        )?
+        ctx.transpose(x, vec![1, 0, 2])?
     };
     let rows = ctx.reshape(xt, vec![(seq * batch) as i64, input as i64])?;
     let mut n = Net {
@@ -429,9 +405,9 @@ fn recurrent(ctx: &mut NodeCtx<'_>) -> R {
     let mut y_h = concat(ctx, yh, 0)?;
     let mut y_c = concat(ctx, yc, 0)?;
     if layout != 0 {
-        y = transpose(ctx, y, vec![2, 0, 1, 3])?;
-        y_h = transpose(ctx, y_h, vec![1, 0, 2])?;
-        y_c = transpose(ctx, y_c, vec![1, 0, 2])?;
+        y = ctx.transpose(y, vec![2, 0, 1, 3])?;
+        y_h = ctx.transpose(y_h, vec![1, 0, 2])?;
+        y_c = ctx.transpose(y_c, vec![1, 0, 2])?;
     }
     ctx.set_output(0, y)?;
     ctx.set_output(1, y_h)?;
@@ -446,18 +422,6 @@ fn concat(ctx: &mut NodeCtx<'_>, parts: Vec<TensorRef>, axis: usize) -> T {
         return Ok(parts[0]);
     }
     ctx.add(LayerKind::Concatenation { axis }, parts)
-}
-
-fn transpose(ctx: &mut NodeCtx<'_>, x: TensorRef, perm: Vec<usize>) -> T {
-    ctx.add(
-        LayerKind::Shuffle(jetrt_engine::ir::ShuffleParams {
-            first_transpose: Some(perm),
-            reshape: None,
-            second_transpose: None,
-            zero_is_placeholder: false,
-        }),
-        vec![x],
-    )
 }
 
 /// One step: the new hidden state (and, for LSTM, cell state) from the

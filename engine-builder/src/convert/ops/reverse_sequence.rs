@@ -6,7 +6,7 @@
 
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
-use jetrt_engine::ir::{GatherMode, LayerKind};
+use jetrt_engine::ir::GatherMode;
 use jetrt_engine::Tensor;
 
 type R = Result<(), ConvertError>;
@@ -67,13 +67,7 @@ fn reverse_sequence(ctx: &mut NodeCtx<'_>) -> R {
     flat.extend(dims[2..].iter().map(|&d| d as i64));
     let xf = ctx.reshape(x, flat)?;
     let idx = ctx.constant(Tensor::from_i64(&[rows], map)?);
-    let y = ctx.add(
-        LayerKind::Gather {
-            axis: 0,
-            mode: GatherMode::Default,
-        },
-        vec![xf, idx],
-    )?;
+    let y = ctx.gather(xf, idx, 0, GatherMode::Default)?;
     let y = ctx.reshape(y, dims.iter().map(|&d| d as i64).collect())?;
     ctx.set_output(0, y)
 }

@@ -7,8 +7,7 @@
 use super::Add;
 use crate::convert::{ConvertError, NodeCtx};
 use jetrt_engine::ir::{
-    Activation, ElementWiseOp as E, GatherMode, LayerKind, ShuffleParams, SliceMode, SliceParams,
-    TensorRef,
+    Activation, ElementWiseOp as E, GatherMode, LayerKind, SliceMode, TensorRef,
 };
 
 type R = Result<(), ConvertError>;
@@ -19,6 +18,7 @@ pub fn register(add: &mut Add<'_>) {
     add("SwiGLU", 28, swiglu);
 }
 
+/// `len` values of the last dim from `start`, `stride` apart.
 fn slice_last(
     ctx: &mut NodeCtx<'_>,
     x: TensorRef,
@@ -34,28 +34,7 @@ fn slice_last(
     size[r - 1] = len;
     let mut sd = vec![1i64; r];
     sd[r - 1] = stride as i64;
-    ctx.add(
-        LayerKind::Slice(SliceParams {
-            start: st,
-            size,
-            stride: sd,
-            mode: SliceMode::StrictBounds,
-            fill: 0.0,
-        }),
-        vec![x],
-    )
-}
-
-fn permute(ctx: &mut NodeCtx<'_>, x: TensorRef, perm: Vec<usize>) -> T {
-    ctx.add(
-        LayerKind::Shuffle(ShuffleParams {
-            first_transpose: Some(perm),
-            reshape: None,
-            second_transpose: None,
-            zero_is_placeholder: false,
-        }),
-        vec![x],
-    )
+    ctx.slice(x, st, size, sd, SliceMode::StrictBounds)
 }
 
 fn rotary_embedding(ctx: &mut NodeCtx<'_>) -> R {
@@ -64,7 +43,7 @@ fn rotary_embedding(ctx: &mut NodeCtx<'_>) -> R {
     let heads = ctx.attr_int("num_heads", 0)?;
     // [batch, seq, heads, head_size]
     let (xs, bshd) = match dims[..] {
-        [b, h, s, d] => (permute(ctx, x, vec![0, 2, 1, 3])?, [b, s, h, d]),
+        [b, h, s, d] => (ctx.transpose(x, vec![0, 2, 1, 3])?, [b, s, h, d]),
         [b, s, hidden] => {
             let h = usize::try_from(heads)
                 .ok()
@@ -95,12 +74,8 @@ fn rotary_embedding(ctx: &mut NodeCtx<'_>) -> R {
     let mut cos = ctx.input(1)?;
     let mut sin = ctx.input(2)?;
     if let Some(pos) = ctx.opt_input(3)? {
-        let g = LayerKind::Gather {
-            axis: 0,
-            mode: GatherMode::Default,
-        };
-        cos = ctx.add(g.clone(), vec![cos, pos])?;
-        sin = ctx.add(g, vec![sin, pos])?;
+        cos = ctx.gather(cos, pos, 0, GatherMode::Default)?;
+        sin = ctx.gather(sin, pos, 0, GatherMode::Default)?;
     }
     for c in [cos, sin] {
         if ctx.known_dims(c, "a cache")? != [b, s, half] {
@@ -144,7 +119,7 @@ fn rotary_embedding(ctx: &mut NodeCtx<'_>) -> R {
         rotated
     };
     let y = match dims[..] {
-        [_, _, _, _] => permute(ctx, y, vec![0, 2, 1, 3])?,
+        [_, _, _, _] => ctx.transpose(y, vec![0, 2, 1, 3])?,
         _ => ctx.reshape(y, dims.iter().map(|&v| v as i64).collect())?,
     };
     ctx.set_output(0, y)

@@ -334,13 +334,7 @@ fn gather_elements(ctx: &mut NodeCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let idx = ctx.input(1)?;
     let axis = ctx.axis(ctx.attr_int("axis", 0)?, ctx.rank(x))?;
-    let y = ctx.add(
-        LayerKind::Gather {
-            axis,
-            mode: GatherMode::Element,
-        },
-        vec![x, idx],
-    )?;
+    let y = ctx.gather(x, idx, axis, GatherMode::Element)?;
     ctx.set_output(0, y)
 }
 
@@ -865,13 +859,7 @@ fn gather(ctx: &mut NodeCtx<'_>) -> R {
         }
         _ => idx,
     };
-    let y = ctx.add(
-        LayerKind::Gather {
-            axis,
-            mode: GatherMode::Default,
-        },
-        vec![x, idx],
-    )?;
+    let y = ctx.gather(x, idx, axis, GatherMode::Default)?;
     ctx.set_output(0, y)
 }
 
