@@ -377,6 +377,73 @@ fn absurd_one_hot_depths_and_lrn_sizes_are_clear_errors() {
     }
 }
 
+/// Converters that build tables or unroll from constants refuse absurd
+/// ones with the node and the reason.
+#[test]
+fn absurd_windows_lengths_crops_and_hidden_sizes_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.onnx");
+    let e = dir.path().join("m.engine");
+    let i64_init = |name: &str, dims: &[i64], v: &[i64]| engine_builder::onnx::proto::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 7,
+        int64_data: v.to_vec(),
+        ..Default::default()
+    };
+    let int_attr = |name: &str, i: i64| AttributeProto {
+        name: name.into(),
+        r#type: 2,
+        i,
+        ..Default::default()
+    };
+    let x = |dims: &[i64]| value_info("x", 1, &dims.iter().map(|&d| D::N(d)).collect::<Vec<_>>());
+    let cases = vec![
+        (
+            node("HannWindow", &["n"], &["y"], vec![]),
+            vec![],
+            vec![i64_init("n", &[], &[1 << 40])],
+            "a window of 1099511627776 values",
+        ),
+        (
+            node("ReverseSequence", &["x", "lens"], &["y"], vec![]),
+            vec![x(&[4, 2, 3])],
+            vec![i64_init("lens", &[2], &[9, 1])],
+            "a sequence length of 9 (the time axis has 4 steps)",
+        ),
+        (
+            node("CenterCropPad", &["x", "shape"], &["y"], vec![]),
+            vec![x(&[4, 4])],
+            vec![i64_init("shape", &[2], &[-1, 4])],
+            "a negative target size -1",
+        ),
+        (
+            node(
+                "LSTM",
+                &["x", "w", "r"],
+                &["y"],
+                vec![int_attr("hidden_size", 0)],
+            ),
+            vec![x(&[5, 1, 3])],
+            vec![
+                f32_init("w", &[1, 4, 3], &[0.0; 12]),
+                f32_init("r", &[1, 4, 1], &[0.0; 4]),
+            ],
+            "hidden_size must be positive",
+        ),
+    ];
+    for (n, inputs, inits, want) in cases {
+        let op = n.op_type.clone();
+        let y = value_info("y", 1, &[]);
+        std::fs::write(&p, model_bytes(vec![n], inputs, vec![y], inits, 18)).unwrap();
+        let err = eb_fails(&["build", s(&p), "-o", s(&e)]);
+        assert!(
+            err.contains(&format!("{op}_y")) && err.contains(want),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn unsupported_ops_are_listed_together() {
     let dir = tempfile::tempdir().unwrap();
