@@ -6,6 +6,7 @@ mod center_crop_pad;
 mod col2im;
 mod compress;
 mod conv;
+mod dft;
 mod elementwise;
 mod gather_nd;
 mod loss;
@@ -39,6 +40,7 @@ pub fn register_all(r: &mut Registry) {
     center_crop_pad::register(&mut add);
     col2im::register(&mut add);
     compress::register(&mut add);
+    dft::register(&mut add);
     conv::register(&mut add);
     elementwise::register(&mut add);
     gather_nd::register(&mut add);
