@@ -7,10 +7,11 @@
 //! the build GPU (`gate::Timer`) and the plan records the winner's rank
 //! among the candidates (`tactics.rs`, keyed by geometry and the library's
 //! version, so another cuBLASLt times afresh), as convolutions do with
-//! cuDNN's. A bias over the product's columns is added in the epilogue
-//! (`CUBLASLT_EPILOGUE_BIAS`; the bias stored in the product's type, as
-//! PyTorch's Linear keeps it, and added in float32); activations stay in our
-//! epilogue kernel: cuBLASLt's GELU is the tanh approximation, and its
+//! cuDNN's. A float32 bias over the product's columns is added in the
+//! epilogue (`CUBLASLT_EPILOGUE_BIAS`) where cuBLASLt offers an algorithm
+//! for it: float32 products (for float16 ones the H200's cuBLASLt offered
+//! none, and the bias stays in our epilogue kernel). Activations stay in
+//! our epilogue kernel: cuBLASLt's GELU is the tanh approximation, and its
 //! ReLU does not promise to keep NaNs.
 
 use super::device::{cu, DeviceBuf, Gpu};
@@ -232,8 +233,8 @@ fn key(lt: &Lt, s: &GemmShape, bias: bool, workspace_limit: usize) -> String {
 }
 
 impl Gemm {
-    /// Plans `s`, adding `bias` (one value per column, in `s.dtype`) in
-    /// the epilogue when given. None when cuBLASLt offers no algorithm for it
+    /// Plans `s`, adding `bias` (one float32 value per column) in the
+    /// epilogue when given. None when cuBLASLt offers no algorithm for it
     /// (the caller runs cuBLAS's `GemmEx` instead). The algorithm is the
     /// one `tactics` records, else the fastest candidate when `tactics`
     /// times (a build), else the heuristics' first.
@@ -428,7 +429,7 @@ impl Gemm {
             // SAFETY: the buffers hold the geometry's operands; the
             // workspace is the caller's, of workspace.1 >= need bytes.
             let t = timer.time(stream, || unsafe {
-                self.run(lt, stream, [a.ptr, b.ptr], None, d.ptr, workspace.0)
+                self.run(lt, stream, [a.ptr, b.ptr], d.ptr, workspace.0)
             });
             match t {
                 Ok(ms) => {
@@ -444,29 +445,26 @@ impl Gemm {
             .ok_or_else(|| Error::Device("no candidate algorithm ran".into()))
     }
 
-    /// Enqueues `D = A B (+ C) (+ bias)` on `stream`; without `c`, beta
-    /// is 0 and nothing is read for C.
+    /// Enqueues `D = A B (+ bias)` on `stream`.
     ///
     /// # Safety
-    /// `ab`'s A and B, `c` and `d` are device memory of the handle's
-    /// context holding the planned operands (C of D's dims), `workspace` at
-    /// least the planned scratch, all alive until the stream runs; the
-    /// bias planned is alive too.
+    /// `ab`'s A and B and `d` are device memory of the handle's context
+    /// holding the planned operands, `workspace` at least the planned
+    /// scratch, all alive until the stream runs; the bias planned is alive
+    /// too.
     pub unsafe fn run(
         &self,
         lt: &Lt,
         stream: CUstream,
         ab: [u64; 2],
-        c: Option<u64>,
         d: u64,
         workspace: u64,
     ) -> Result<()> {
-        let (alpha, beta) = (1.0f32, if c.is_some() { 1.0f32 } else { 0.0 });
+        let (alpha, beta) = (1.0f32, 0.0f32);
         let dp = d as usize as *mut c_void;
-        let cp = c.map_or(dp as *const c_void, |c| c as usize as *const c_void);
         // SAFETY: the caller guarantees the operands; alpha and beta are
-        // float32 host scalars (the descriptor's scale type). C has D's
-        // layout; with beta 0 cuBLASLt reads nothing from it.
+        // float32 host scalars (the descriptor's scale type). C is D with
+        // beta 0: cuBLASLt reads nothing from it.
         check("a matrix product", unsafe {
             sys::cublasLtMatmul(
                 lt.handle,
@@ -477,7 +475,7 @@ impl Gemm {
                 ab[0] as usize as *const c_void,
                 self.a.0,
                 (&beta as *const f32).cast(),
-                cp,
+                dp,
                 self.d.0,
                 dp,
                 self.d.0,

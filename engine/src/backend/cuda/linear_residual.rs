@@ -4,10 +4,10 @@
 //! Linear works on `[N, H, W, C]` rows and the permute brings its result
 //! back to channels-first dims for the addition. Where `x` is stored
 //! channels-last and the permute is a view (`Role::FromLast`), the
-//! product's rows are already the addition's bytes, so the product can
-//! add `x` itself (cuBLASLt's C operand, or our epilogue kernel's
-//! residual) and write the sum: the addition's kernel and the pass over
-//! the product's result are gone. Found after the layouts and views, which
+//! product's rows are already the addition's bytes, so the product's
+//! epilogue kernel adds `x` with the bias and writes the sum: the
+//! addition's kernel (two reads and a write of the block's activations)
+//! is gone. Found after the layouts and views, which
 //! decide whether the bytes agree.
 
 use super::layout::{self, Role};

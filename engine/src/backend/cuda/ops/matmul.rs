@@ -3,9 +3,11 @@
 //! element, their offsets computed when the layer is planned. A single
 //! product runs through cuBLASLt with its algorithm timed at build time
 //! (`cublaslt.rs`), else through cuBLAS's `GemmEx`. A fused Linear
-//! (`ir::fusion::bias_of`) adds its bias over the product's columns in
-//! cuBLASLt's epilogue when there is no activation after it, else in one
-//! epilogue kernel with the activation.
+//! (`ir::fusion::bias_of`) adds its float32 bias over the product's
+//! columns in cuBLASLt's epilogue when nothing else follows and cuBLASLt
+//! takes a float32 bias for the product's type (float32 products; the
+//! H200's offered no algorithm for float16 ones), else in one epilogue
+//! kernel with the activation and any residual.
 
 use super::elementwise::{ActCode, BiasAct};
 use super::{broadcast, contiguous, Arg, Kernel, PlanCx, RunCx};
@@ -30,29 +32,20 @@ pub struct MatMul {
     op1: MatrixOp,
     /// A bias over the columns (float32) and the activation after it.
     epilogue: Option<(BiasAct, DeviceBuf)>,
-    /// The same bias in the product's type, for cuBLASLt's epilogue.
-    lt_bias: Option<DeviceBuf>,
     plan: Option<Planned>,
     /// The single product through cuBLASLt, when it offers an algorithm.
     lt: Option<Gemm>,
     /// The step adds its third input, of the output's dims and storage
-    /// (`linear_residual.rs`): cuBLASLt's C, else our epilogue's residual.
+    /// (`linear_residual.rs`), in the epilogue kernel.
     pub residual: bool,
 }
 
 impl MatMul {
-    /// `lt_bias`: the epilogue's bias in the operands' type.
-    pub fn new(
-        op0: MatrixOp,
-        op1: MatrixOp,
-        epilogue: Option<(BiasAct, DeviceBuf)>,
-        lt_bias: Option<DeviceBuf>,
-    ) -> Self {
+    pub fn new(op0: MatrixOp, op1: MatrixOp, epilogue: Option<(BiasAct, DeviceBuf)>) -> Self {
         MatMul {
             op0,
             op1,
             epilogue,
-            lt_bias,
             plan: None,
             lt: None,
             residual: false,
@@ -142,9 +135,9 @@ impl Kernel for MatMul {
                     batch: *batch,
                 };
                 // A bias alone rides in the product; with an activation
-                // after it, both stay in our epilogue kernel.
-                let bias = match (&self.epilogue, &self.lt_bias) {
-                    (Some((e, _)), Some(b)) if e.code == ActCode::IDENTITY => Some(b.ptr),
+                // or a residual after it, all stay in our epilogue kernel.
+                let bias = match &self.epilogue {
+                    Some((e, b)) if e.code == ActCode::IDENTITY && !self.residual => Some(b.ptr),
                     _ => None,
                 };
                 let blas = pc.blas;
@@ -182,19 +175,14 @@ impl Kernel for MatMul {
         };
         if let Some(g) = &self.lt {
             let ws = rc.blas.workspace();
-            // With the bias in cuBLASLt's epilogue the residual is its C
-            // (beta 1); else our epilogue kernel adds both.
-            let c = (g.bias && residual != 0).then_some(residual);
-            // SAFETY: the operands, output and residual hold the planned
-            // dims and type (the product was planned for them, the
-            // residual checked above); the workspace is the one planned
-            // with, alive with the handle.
+            // SAFETY: the operands and output hold the planned dims and
+            // type (the product was planned for them); the workspace is
+            // the one planned with, alive with the handle.
             unsafe {
                 g.run(
                     &rc.blas.lt,
                     rc.stream,
                     [ins[0].ptr, ins[1].ptr],
-                    c,
                     outs[0].ptr,
                     ws.0,
                 )?

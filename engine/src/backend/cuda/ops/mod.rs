@@ -321,9 +321,7 @@ pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box
         LayerKind::Select => Box::new(elementwise::Select::new(b, l)?),
         LayerKind::Cast { .. } => Box::new(elementwise::Cast::new(b)?),
         LayerKind::Identity => Box::new(misc::Copy),
-        LayerKind::MatrixMultiply { op0, op1 } => {
-            Box::new(matmul::MatMul::new(*op0, *op1, None, None))
-        }
+        LayerKind::MatrixMultiply { op0, op1 } => Box::new(matmul::MatMul::new(*op0, *op1, None)),
         LayerKind::Reduce { op, axes, .. } => {
             let mut axes: Vec<usize> = axes.iter().map(|&a| axis(a)).collect();
             axes.sort_unstable();
@@ -412,17 +410,11 @@ pub fn build_fused_matmul(
     };
     let dt = input_storage(b, mm)[0];
     let code = act.map_or(elementwise::ActCode::IDENTITY, elementwise::act_code);
-    let w = b.net.weights(*weights);
-    let buf = b.upload(w, Some(DataType::F32), "a bias")?;
-    let lt_bias = match act {
-        None => Some(b.upload(w, Some(dt), "a bias")?),
-        Some(_) => None,
-    };
+    let buf = b.upload(b.net.weights(*weights), Some(DataType::F32), "a bias")?;
     let mut k = matmul::MatMul::new(
         *op0,
         *op1,
         Some((elementwise::BiasAct::new(b, dt, code)?, buf)),
-        lt_bias,
     );
     k.residual = residual;
     Ok(Box::new(k))
