@@ -12,7 +12,7 @@ pub struct Gather {
 }
 
 /// Normalizes a possibly negative index into `0..n`.
-fn norm(i: i64, n: usize) -> Result<usize, String> {
+pub(super) fn norm(i: i64, n: usize) -> Result<usize, String> {
     let j = if i < 0 { i + n as i64 } else { i };
     usize::try_from(j)
         .ok()

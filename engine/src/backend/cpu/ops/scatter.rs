@@ -3,6 +3,7 @@
 //! error naming it, not a write outside the data. Updates landing on one
 //! position apply in their order.
 
+use super::gather::norm;
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
 use crate::backend::cpu::util::strides;
 use crate::ir::{ScatterMode, ScatterReduction as Red};
@@ -12,15 +13,6 @@ pub struct Scatter {
     pub mode: ScatterMode,
     pub axis: usize,
     pub reduction: Red,
-}
-
-/// `i` (possibly negative) as an index into a dim of `n`.
-fn norm(i: i64, n: usize) -> Result<usize, String> {
-    let j = if i < 0 { i + n as i64 } else { i };
-    usize::try_from(j)
-        .ok()
-        .filter(|&j| j < n)
-        .ok_or_else(|| format!("scatter index {i} is out of range for a dim of {n}"))
 }
 
 impl Scatter {

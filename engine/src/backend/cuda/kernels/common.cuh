@@ -96,6 +96,19 @@ __device__ __forceinline__ void stv(float *p, const float *v) {
   }
 }
 
+// Element i of a typed tensor, float16 widened to float32 (and stores
+// back, rounded), for kernels templated over the element type.
+__device__ __forceinline__ float ldval(const float *p, i64 i) { return p[i]; }
+__device__ __forceinline__ float ldval(const u16 *p, i64 i) { return h2f(p[i]); }
+__device__ __forceinline__ int ldval(const int *p, i64 i) { return p[i]; }
+__device__ __forceinline__ i64 ldval(const i64 *p, i64 i) { return p[i]; }
+__device__ __forceinline__ u8 ldval(const u8 *p, i64 i) { return p[i]; }
+__device__ __forceinline__ void stval(float *p, i64 i, float v) { p[i] = v; }
+__device__ __forceinline__ void stval(u16 *p, i64 i, float v) { p[i] = f2h(v); }
+__device__ __forceinline__ void stval(int *p, i64 i, int v) { p[i] = v; }
+__device__ __forceinline__ void stval(i64 *p, i64 i, i64 v) { p[i] = v; }
+__device__ __forceinline__ void stval(u8 *p, i64 i, u8 v) { p[i] = v; }
+
 // Element i of an int32 or int64 index tensor, as int64.
 __device__ __forceinline__ i64 load_index(u64 idx, int is_i64, i64 i) {
   return is_i64 ? ((const i64 *)idx)[i] : (i64)((const int *)idx)[i];

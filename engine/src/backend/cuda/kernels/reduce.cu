@@ -346,17 +346,7 @@ __device__ __forceinline__ T wrap_add(T a, T b) {
   return (T)((u64)(i64)a + (u64)(i64)b);
 }
 
-// Loads, stores and additions per element type for the scan.
-__device__ __forceinline__ float ldval(const float *p, i64 i) { return p[i]; }
-__device__ __forceinline__ float ldval(const u16 *p, i64 i) { return h2f(p[i]); }
-__device__ __forceinline__ int ldval(const int *p, i64 i) { return p[i]; }
-__device__ __forceinline__ i64 ldval(const i64 *p, i64 i) { return p[i]; }
-__device__ __forceinline__ u8 ldval(const u8 *p, i64 i) { return p[i]; }
-__device__ __forceinline__ void stval(float *p, i64 i, float v) { p[i] = v; }
-__device__ __forceinline__ void stval(u16 *p, i64 i, float v) { p[i] = f2h(v); }
-__device__ __forceinline__ void stval(int *p, i64 i, int v) { p[i] = v; }
-__device__ __forceinline__ void stval(i64 *p, i64 i, i64 v) { p[i] = v; }
-__device__ __forceinline__ void stval(u8 *p, i64 i, u8 v) { p[i] = v; }
+// Additions per element type for the scan (common.cuh loads and stores).
 __device__ __forceinline__ float add(float a, float b) { return a + b; }
 __device__ __forceinline__ int add(int a, int b) { return wrap_add<int>(a, b); }
 __device__ __forceinline__ i64 add(i64 a, i64 b) { return wrap_add<i64>(a, b); }

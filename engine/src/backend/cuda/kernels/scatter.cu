@@ -71,17 +71,6 @@ extern "C" __global__ void scatter_2(ScatterParams p) { scatter_set<B2>(p); }
 extern "C" __global__ void scatter_4(ScatterParams p) { scatter_set<B4>(p); }
 extern "C" __global__ void scatter_8(ScatterParams p) { scatter_set<B8>(p); }
 
-__device__ __forceinline__ float sc_ld(const float *p, i64 i) { return p[i]; }
-__device__ __forceinline__ float sc_ld(const u16 *p, i64 i) { return h2f(p[i]); }
-__device__ __forceinline__ i64 sc_ld(const int *p, i64 i) { return p[i]; }
-__device__ __forceinline__ i64 sc_ld(const i64 *p, i64 i) { return p[i]; }
-__device__ __forceinline__ i64 sc_ld(const u8 *p, i64 i) { return p[i]; }
-__device__ __forceinline__ void sc_st(float *p, i64 i, float v) { p[i] = v; }
-__device__ __forceinline__ void sc_st(u16 *p, i64 i, float v) { p[i] = f2h(v); }
-__device__ __forceinline__ void sc_st(int *p, i64 i, i64 v) { p[i] = (int)v; }
-__device__ __forceinline__ void sc_st(i64 *p, i64 i, i64 v) { p[i] = v; }
-__device__ __forceinline__ void sc_st(u8 *p, i64 i, i64 v) { p[i] = (u8)v; }
-
 __device__ __forceinline__ float sc_combine(int r, float a, float b) {
   switch (r) {
   case 1: return a + b;
@@ -90,8 +79,8 @@ __device__ __forceinline__ float sc_combine(int r, float a, float b) {
   default: return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : fminf(a, b);
   }
 }
-// Integers held in 64 bits; stored back truncated, so sums and products
-// wrap in the element type.
+// Integers combined in 64 bits (A below); stored back truncated, so sums
+// and products wrap in the element type.
 __device__ __forceinline__ i64 sc_combine(int r, i64 a, i64 b) {
   switch (r) {
   case 1: return (i64)((u64)a + (u64)b);
@@ -101,7 +90,7 @@ __device__ __forceinline__ i64 sc_combine(int r, i64 a, i64 b) {
   }
 }
 
-template <typename T>
+template <typename T, typename A>
 __device__ void scatter_reduce(const ScatterParams &p) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   T *out = (T *)p.out;
@@ -112,12 +101,13 @@ __device__ void scatter_reduce(const ScatterParams &p) {
       report(p.err, ERR_INDEX);
       continue;
     }
-    sc_st(out, o, sc_combine(p.reduction, sc_ld(out, o), sc_ld(upd, i)));
+    const A r = sc_combine(p.reduction, (A)ldval(out, o), (A)ldval(upd, i));
+    stval(out, o, (decltype(ldval(out, o)))r);
   }
 }
 
-extern "C" __global__ void scatter_reduce_f32(ScatterParams p) { scatter_reduce<float>(p); }
-extern "C" __global__ void scatter_reduce_f16(ScatterParams p) { scatter_reduce<u16>(p); }
-extern "C" __global__ void scatter_reduce_i32(ScatterParams p) { scatter_reduce<int>(p); }
-extern "C" __global__ void scatter_reduce_i64(ScatterParams p) { scatter_reduce<i64>(p); }
-extern "C" __global__ void scatter_reduce_u8(ScatterParams p) { scatter_reduce<u8>(p); }
+extern "C" __global__ void scatter_reduce_f32(ScatterParams p) { scatter_reduce<float, float>(p); }
+extern "C" __global__ void scatter_reduce_f16(ScatterParams p) { scatter_reduce<u16, float>(p); }
+extern "C" __global__ void scatter_reduce_i32(ScatterParams p) { scatter_reduce<int, i64>(p); }
+extern "C" __global__ void scatter_reduce_i64(ScatterParams p) { scatter_reduce<i64, i64>(p); }
+extern "C" __global__ void scatter_reduce_u8(ScatterParams p) { scatter_reduce<u8, i64>(p); }
