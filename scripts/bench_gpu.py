@@ -11,7 +11,14 @@ For each model (torchvision, random weights, seeded) and batch size it times:
               static input, then g.replay()
     compile   torch.compile(mode="reduce-overhead") and mode="max-autotune",
               each in a subprocess of this script, stopped (and reported as
-              "timeout") after --compile-timeout seconds
+              "timeout") after --compile-timeout seconds. With
+              --compile-jobs N > 1 every cell is first compiled once, N at a
+              time, before anything is timed, into a fresh Inductor cache in
+              OUT; the timed runs, one at a time, then load their compiled
+              graphs from it. cuDNN's algorithm search and the CUDA graph
+              recording still happen in the timed run, alone on the GPU, but
+              max-autotune's kernel choices are made in the parallel pass
+              (use --compile-jobs 1 to make them alone)
 
 and prints a table of median latencies in ms, with jetrt / best PyTorch, where
 best PyTorch is the smaller of graph replay and the torch.compile variants
@@ -20,7 +27,8 @@ OUT/bench.json; logs, ONNX files and engines stay in OUT.
 
     python3 scripts/bench_gpu.py --engine-builder target/ci/engine-builder \\
         [--models resnet18,resnet50] [--batches 1,8] [--runs 200] [--warmup 50] \\
-        [--skip-compile] [--compile-timeout 300] [--out /tmp/jetrt-bench]
+        [--skip-compile] [--compile-timeout 300] [--compile-jobs 1] \\
+        [--out /tmp/jetrt-bench]
 
 Needs: an NVIDIA GPU, PyTorch with CUDA and torchvision, and an engine-builder
 built elsewhere with the `cuda` feature; no Rust, no network (no weights are
@@ -36,8 +44,10 @@ may take up to --compile-timeout seconds (max-autotune most of that).
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,6 +266,9 @@ def compile_worker(a) -> int:
             torch.cuda.synchronize()
             first = time.perf_counter() - t
             say(f"{name} b{batch} {mode}: first call (compile) {first:.1f} s")
+            if a.compile_warm_only:
+                say(RESULT_TAG + json.dumps({"compile_s": round(first, 2)}))
+                return 0
             # A few calls at least, so that the graphs are recorded before timing.
             res = time_gpu(torch, compiled, x, max(a.warmup, 3), a.runs, before=mark)
         res["compile_s"] = round(first, 2)
@@ -279,14 +292,20 @@ def kill_group(p):
         pass
 
 
-def bench_compile(a, name, batch, mode, logs: Path):
-    label = f"{name} b{batch} compile ({mode})"
-    log = logs / f"{name}_b{batch}_compile_{mode}.log"
+def bench_compile(a, name, batch, mode, logs: Path, warm_only=False):
+    """One torch.compile cell in a worker process; with warm_only the worker
+    compiles (filling the Inductor cache) and exits without timing."""
+    label = f"{name} b{batch} compile ({mode})" + (" pre-compile" if warm_only else "")
+    log = logs / f"{name}_b{batch}_compile_{mode}{'_pre' if warm_only else ''}.log"
     cmd = [sys.executable, "-u", str(Path(__file__).resolve()),
            "--compile-worker", f"{name}:{batch}:{mode}",
            "--runs", str(a.runs), "--warmup", str(a.warmup)]
+    if warm_only:
+        cmd.append("--compile-warm-only")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("NVIDIA_TF32_OVERRIDE", None)
+    if a.inductor_cache:
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(a.inductor_cache)
     t = time.time()
     with open(log, "w") as f:
         p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
@@ -310,9 +329,35 @@ def bench_compile(a, name, batch, mode, logs: Path):
         say(f"{label}: failed: {msg[:300]} (log {log})")
         return "failed"
     cell = json.loads(result[len(RESULT_TAG):])
+    if warm_only:
+        say(f"{label}: compiled in {cell.get('compile_s', 0):.0f} s, {secs:.0f} s in all")
+        return cell
     say(f"{label}: {describe(cell)}, compile {cell.get('compile_s', 0):.0f} s, "
         f"{secs:.0f} s in all")
     return cell
+
+
+def compile_cells(a):
+    """The (model, batch, mode) cells torch.compile is timed for."""
+    if a.skip_compile:
+        return []
+    return [(name, b, mode) for name in a.models for b in a.batches for mode in COMPILE_MODES
+            if mode in a.compile_modes and b in a.compile_batches]
+
+
+def precompile(a, logs: Path):
+    """--compile-jobs N > 1: compiles every cell once, N at a time, before
+    anything is timed, so that the timed runs load their graphs from the
+    Inductor cache. Nothing else uses the GPU meanwhile."""
+    cells = compile_cells(a)
+    if a.compile_jobs <= 1 or not cells:
+        return
+    say(f"pre-compiling {len(cells)} torch.compile cells, {a.compile_jobs} at a time, "
+        f"into {a.inductor_cache}")
+    t = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.compile_jobs) as pool:
+        list(pool.map(lambda c: bench_compile(a, *c, logs, warm_only=True), cells))
+    say(f"pre-compiled in {time.time() - t:.0f} s\n")
 
 
 # --------------------------------------------------------------------------
@@ -535,9 +580,13 @@ def parse_args():
     p.add_argument("--compile-timeout", type=positive_float, default=300, metavar="S",
                    help="seconds one torch.compile run may take, compile and timing "
                         "together (default 300)")
+    p.add_argument("--compile-jobs", type=positive_int, default=1, metavar="N",
+                   help="compile the torch.compile cells N at a time before timing "
+                        "them one at a time (default 1: each compiles in its timed run)")
     p.add_argument("--out", type=Path, default=Path("/tmp/jetrt-bench"), metavar="DIR",
                    help="folder for logs, ONNX files, engines, bench.md (default /tmp/jetrt-bench)")
     p.add_argument("--compile-worker", metavar="MODEL:BATCH:MODE", help=argparse.SUPPRESS)
+    p.add_argument("--compile-warm-only", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -572,6 +621,13 @@ def main() -> int:
 
     out = a.out
     dirs = {k: out / k for k in ("onnx", "engines", "logs", "cache")}
+    # A fresh Inductor cache for the pre-compile pass and the timed runs
+    # alone, so that nothing compiled elsewhere is reused.
+    a.inductor_cache = None
+    if a.compile_jobs > 1:
+        a.inductor_cache = out / "inductor-cache"
+        shutil.rmtree(a.inductor_cache, ignore_errors=True)
+        dirs["inductor"] = a.inductor_cache
     try:
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
@@ -603,13 +659,15 @@ def main() -> int:
     say(f"models {','.join(a.models)}; batches {','.join(map(str, a.batches))}; fp16; "
         f"{a.runs} runs after {a.warmup} warm-up; "
         + ("torch.compile skipped" if a.skip_compile
-           else f"torch.compile up to {a.compile_timeout:.0f} s a run"))
+           else f"torch.compile up to {a.compile_timeout:.0f} s a run"
+           + (f", pre-compiled {a.compile_jobs} at a time" if a.compile_jobs > 1 else "")))
     say(f"logs, ONNX files and engines in {out}\n")
 
     rows = {}
     interrupted = False
     t = time.time()
     try:
+        precompile(a, dirs["logs"])
         for name in a.models:
             bench_model(torch, torchvision, name, a, env, dirs, rows)
     except KeyboardInterrupt:
