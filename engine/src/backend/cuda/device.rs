@@ -68,6 +68,12 @@ pub struct Gpu {
     /// Compute capability, e.g. (8, 7) for Jetson Orin, (9, 0) for H100/H200.
     pub arch: (i32, i32),
     pub total_memory: usize,
+    /// The GPU shares the host's memory (a Jetson): pinned host buffers
+    /// mapped into the device's address space are read in place there, with
+    /// no copy.
+    pub integrated: bool,
+    /// The device can address mapped pinned host memory at all.
+    pub can_map_host: bool,
 }
 
 impl Gpu {
@@ -105,12 +111,27 @@ impl Gpu {
                 arch.0, arch.1
             )));
         }
+        let attr = |a, what: &str| {
+            cu(
+                &format!("reading whether GPU {ordinal} {what}"),
+                ctx.attribute(a),
+            )
+            .map(|v| v != 0)
+        };
+        use sys::CUdevice_attribute as A;
+        let integrated = attr(A::CU_DEVICE_ATTRIBUTE_INTEGRATED, "is integrated")?;
+        let can_map_host = attr(
+            A::CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY,
+            "maps host memory",
+        )?;
         let gpu = Arc::new(Gpu {
             name: cu("reading the GPU's name", ctx.name())?,
             total_memory: cu("reading the GPU's memory", ctx.total_mem())?,
             ctx,
             ordinal,
             arch,
+            integrated,
+            can_map_host,
         });
         gpus.insert(ordinal, gpu.clone());
         Ok(gpu)
@@ -254,13 +275,35 @@ unsafe impl Send for PinnedBuf {}
 
 impl PinnedBuf {
     pub fn new(gpu: &Arc<Gpu>, len: usize) -> Result<Self> {
+        Self::alloc(gpu, len, 0)
+    }
+
+    /// Pinned memory mapped into the device's address space, and its device
+    /// address (0 for an empty buffer): kernels read it in place. On an
+    /// integrated GPU that is the same memory; on a discrete one each read
+    /// crosses the bus.
+    pub fn mapped(gpu: &Arc<Gpu>, len: usize) -> Result<(Self, u64)> {
+        let buf = Self::alloc(gpu, len, sys::CU_MEMHOSTALLOC_DEVICEMAP)?;
+        if len == 0 {
+            return Ok((buf, 0));
+        }
+        let mut dptr: sys::CUdeviceptr = 0;
+        // SAFETY: `buf.ptr` was allocated by cuMemHostAlloc with DEVICEMAP in
+        // the bound context; the call writes one device address.
+        cu("mapping pinned host memory into the GPU", unsafe {
+            sys::cuMemHostGetDevicePointer_v2(&mut dptr, buf.ptr.cast(), 0).result()
+        })?;
+        Ok((buf, dptr))
+    }
+
+    fn alloc(gpu: &Arc<Gpu>, len: usize, flags: u32) -> Result<Self> {
         let ptr = if len == 0 {
             std::ptr::null_mut()
         } else {
             gpu.bind()?;
             // SAFETY: a host allocation of a nonzero size in the bound context.
             cu("allocating pinned host memory", unsafe {
-                result::malloc_host(len, 0)
+                result::malloc_host(len, flags)
             })?
             .cast()
         };

@@ -8,7 +8,7 @@
 use super::cublas::Blas;
 use super::cudnn::Dnn;
 use super::device::{cu, human, DeviceBuf, Gpu, PinnedBuf, Stream};
-use super::frame::FrameBinding;
+use super::frame::{FrameBinding, FrameMemory};
 use super::graph::Graph;
 use super::layout;
 use super::linear_residual::{self, LinearResidual};
@@ -1244,7 +1244,16 @@ impl Executor for CudaExecutor {
         })?;
         let decl = &self.net.inputs[i];
         let st = self.storage(decl.info.dtype);
-        self.frame = Some(FrameBinding::new(&self.gpu, i, decl, dims, spec, st)?);
+        let memory = FrameMemory::for_gpu(&self.gpu)?;
+        log::info!(
+            "cuda: input {i} takes {}x{} {:?} frames ({memory:?})",
+            spec.width,
+            spec.height,
+            spec.format
+        );
+        self.frame = Some(FrameBinding::new(
+            &self.gpu, i, decl, dims, spec, st, memory,
+        )?);
         Ok(())
     }
 

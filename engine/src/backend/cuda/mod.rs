@@ -185,10 +185,26 @@ mod gpu_tests {
     }
 
     /// Camera frames converted on the GPU give the cpu path's values, bit
-    /// for bit: every format, with and without a resize, both channel orders.
+    /// for bit: every format, with and without a resize, both channel orders,
+    /// copied to the device and read in place from mapped host memory.
     #[test]
     #[ignore]
     fn gpu_frames_match_the_cpu_path() {
+        for memory in [
+            super::frame::FrameMemory::Copy,
+            super::frame::FrameMemory::Mapped,
+        ] {
+            *super::frame::TEST_FRAME_MEMORY.lock().unwrap() = Some(memory);
+            let r = std::panic::catch_unwind(frames_match_the_cpu_path);
+            *super::frame::TEST_FRAME_MEMORY.lock().unwrap() = None;
+            if let Err(e) = r {
+                eprintln!("frames {memory:?}:");
+                std::panic::resume_unwind(e);
+            }
+        }
+    }
+
+    fn frames_match_the_cpu_path() {
         let b = CudaBackend::new(0);
         let mut s = 7u32;
         let mut byte = || {
