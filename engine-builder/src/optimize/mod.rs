@@ -32,7 +32,7 @@ pub const PASSES: &[Pass] = &[
     ("scale folding", fold_scales),
     ("linear scale folding", fold_linear_scales),
     ("GELU recognition", fuse_gelu),
-    ("convolution+activation fusion", fuse_conv_activation),
+    ("activation epilogue fusion", fuse_conv_activation),
     ("dead layer removal", remove_dead_layers),
 ];
 

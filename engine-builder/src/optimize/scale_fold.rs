@@ -25,7 +25,10 @@ fn affine_of(
     let f32s = |id| net.weights(id).to_f32().as_f32().map(<[f32]>::to_vec);
     match kind {
         LayerKind::Scale(p)
-            if p.mode == ScaleMode::Channel && p.channel_axis == 1 && p.power.is_none() =>
+            if p.mode == ScaleMode::Channel
+                && p.channel_axis == 1
+                && p.power.is_none()
+                && p.activation.is_none() =>
         {
             Some(Affine {
                 scale: p.scale.map_or(Some(vec![1.0; channels]), f32s)?,

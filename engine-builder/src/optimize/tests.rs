@@ -152,6 +152,7 @@ fn scales_and_channel_constants_fold_into_convolutions() {
                 scale: Some(scale),
                 power: None,
                 channel_axis: 1,
+                activation: None,
             }),
             vec![c],
         )
@@ -257,6 +258,65 @@ fn activations_fuse_into_convolutions() {
         k => panic!("unexpected {k:?}"),
     }
     assert_same(&net, &out, &[input(&[1, 3, 5, 5], 4)]);
+}
+
+/// A BatchNorm on a network input (nothing to fold it into), then `act`.
+fn scale_then(net: &mut Network, x: TensorRef, act: Activation) -> TensorRef {
+    let scale = net.add_weights(Tensor::from_f32(&[3], vec![0.5, -2.0, 1.5]).unwrap());
+    let shift = net.add_weights(Tensor::from_f32(&[3], vec![0.1, 0.2, -0.3]).unwrap());
+    let s = net
+        .add(
+            "bn",
+            LayerKind::Scale(ScaleParams {
+                mode: ScaleMode::Channel,
+                shift: Some(shift),
+                scale: Some(scale),
+                power: None,
+                channel_axis: 1,
+                activation: None,
+            }),
+            vec![x],
+        )
+        .unwrap();
+    net.add("act", LayerKind::Activation { activation: act }, vec![s])
+        .unwrap()
+}
+
+#[test]
+fn activations_fuse_into_scales() {
+    // DenseNet's pre-activation: BatchNorm, ReLU, then a convolution.
+    let mut net = Network::new("t");
+    let x = net.add_input("x", DataType::F32, dims(&[1, 3, 5, 5]), None);
+    let r = scale_then(&mut net, x, Activation::Relu);
+    let c = conv(&mut net, r, 3, 2, 7);
+    net.mark_output("y", c);
+    let out = remove_dead_layers(&fuse_conv_activation(&net).unwrap()).unwrap();
+    out.check().unwrap();
+    assert_eq!(kinds(&out), vec!["Scale", "Convolution"]);
+    match &out.layers[0].kind {
+        LayerKind::Scale(p) => assert_eq!(p.activation, Some(Activation::Relu)),
+        k => panic!("unexpected {k:?}"),
+    }
+    assert_same(&net, &out, &[input(&[1, 3, 5, 5], 8)]);
+
+    // Every pass together: the fused Scale is not folded into the
+    // convolution after it (the ReLU sits between them).
+    let all = optimize(&net).unwrap();
+    assert_eq!(kinds(&all), vec!["Scale", "Convolution"]);
+    assert_same(&net, &all, &[input(&[1, 3, 5, 5], 9)]);
+
+    // A Scale whose output is also read elsewhere keeps its activation apart.
+    let mut net = Network::new("t");
+    let x = net.add_input("x", DataType::F32, dims(&[1, 3, 4, 4]), None);
+    let a = scale_then(&mut net, x, Activation::Sigmoid);
+    let LayerKind::Activation { .. } = net.layers[1].kind else {
+        panic!("scale_then adds the Scale, then the Activation");
+    };
+    net.mark_output("y", a);
+    net.mark_output("s", TensorRef::Layer(0, 0));
+    let out = remove_dead_layers(&fuse_conv_activation(&net).unwrap()).unwrap();
+    assert_eq!(kinds(&out), vec!["Scale", "Activation"]);
+    assert_same(&net, &out, &[input(&[1, 3, 4, 4], 10)]);
 }
 
 fn shuffle(first: Option<Vec<usize>>, reshape: Option<Vec<i64>>) -> LayerKind {

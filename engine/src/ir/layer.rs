@@ -407,6 +407,12 @@ pub struct ScaleParams {
     pub scale: Option<WeightsId>,
     pub power: Option<WeightsId>,
     pub channel_axis: usize,
+    /// An activation applied to the result: what the Scale+Activation
+    /// fusion pass leaves (a DenseNet's BatchNorm then ReLU before each
+    /// convolution), so a backend runs both in one pass over the tensor.
+    /// TensorRT gets it replayed as a following IActivationLayer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -212,6 +212,7 @@ fn batch_norm(ctx: &mut NodeCtx<'_>) -> R {
             scale: Some(scale),
             power: None,
             channel_axis: 1,
+            activation: None,
         }),
         vec![x],
     )?;

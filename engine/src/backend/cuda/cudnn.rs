@@ -239,12 +239,37 @@ unsafe impl Send for Conv {}
 /// pass has).
 const ASK: usize = 10;
 
-/// The identity of a geometry in plans and timing caches.
-fn key(shape: &ConvShape, dt: DataType, backward: bool, limit: usize) -> String {
+/// The epilogue a forward convolution runs in cuDNN's own call
+/// (`cudnnConvolutionBiasActivationForward`): its bias and ReLU, and
+/// whether a residual is added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedEpilogue {
+    pub channels: usize,
+    pub residual: bool,
+}
+
+/// The identity of a geometry in plans and timing caches. A fused
+/// epilogue is part of it: cuDNN runs only some algorithms fused, others
+/// as a convolution and separate bias and activation kernels, so the
+/// fastest algorithm of the plain call need not be the fused call's.
+fn key(
+    shape: &ConvShape,
+    dt: DataType,
+    backward: bool,
+    limit: usize,
+    fused: Option<FusedEpilogue>,
+) -> String {
     format!(
-        "{} {dt}{} x{:?} w{:?} y{:?} pad{:?} stride{:?} dil{:?} g{} ws{limit}",
+        "{} {dt}{}{} x{:?} w{:?} y{:?} pad{:?} stride{:?} dil{:?} g{} ws{limit}",
         if backward { "bwd" } else { "fwd" },
         if shape.nhwc { " nhwc" } else { "" },
+        match fused {
+            None => "",
+            Some(FusedEpilogue {
+                residual: false, ..
+            }) => " bias+relu",
+            Some(FusedEpilogue { residual: true, .. }) => " bias+residual+relu",
+        },
         shape.x,
         shape.w,
         shape.y,
@@ -257,17 +282,25 @@ fn key(shape: &ConvShape, dt: DataType, backward: bool, limit: usize) -> String 
 
 impl Conv {
     /// Plans `shape` in `dt` storage; `backward` plans the backward-data
-    /// pass (a deconvolution: reads `y`, writes `x`). The algorithm is the
-    /// one `tactics` records for the geometry, else the fastest candidate
-    /// when `tactics` times, else the heuristics' first.
+    /// pass (a deconvolution: reads `y`, writes `x`); `fused` prepares a
+    /// forward pass to run with its epilogue (see [`Conv::run_fused`]). The
+    /// algorithm is the one `tactics` records for the geometry, else the
+    /// fastest candidate when `tactics` times (timed as it will run, fused
+    /// or not), else the heuristics' first.
     pub fn plan(
         dnn: &Dnn,
         shape: &ConvShape,
         dt: DataType,
         backward: bool,
         workspace_limit: usize,
+        fused: Option<FusedEpilogue>,
         tactics: &mut Tactics,
     ) -> Result<Conv> {
+        if backward && fused.is_some() {
+            return Err(Error::Device(
+                "cuDNN: a fused epilogue on a transposed convolution".into(),
+            ));
+        }
         dnn.gpu.bind()?;
         let x = tensor(&shape.x, dt, shape.nhwc)?;
         let y = tensor(&shape.y, dt, shape.nhwc)?;
@@ -342,6 +375,9 @@ impl Conv {
             workspace: 0,
             epilogue: None,
         };
+        if let Some(f) = fused {
+            plan.fuse_bias_relu(f.channels, dt, shape.nhwc)?;
+        }
         // The candidates within the limit, best ranked first, with the
         // scratch each needs.
         let candidates: Vec<(Algo, usize)> = plan
@@ -357,13 +393,13 @@ impl Conv {
         let first = *candidates
             .first()
             .ok_or_else(|| no_algorithm(shape, workspace_limit))?;
-        let key = key(shape, dt, backward, workspace_limit);
+        let key = key(shape, dt, backward, workspace_limit, fused);
         let recorded = tactics
             .choice(&key)
             .and_then(|id| candidates.iter().find(|c| c.0.id() == id).copied());
         let timed = match (recorded, tactics.timer()) {
             (None, Some(timer)) if candidates.len() > 1 => {
-                Some(plan.fastest(dnn, shape, dt, &candidates, timer))
+                Some(plan.fastest(dnn, shape, dt, fused, &candidates, timer))
             }
             _ => None,
         };
@@ -476,6 +512,7 @@ impl Conv {
         dnn: &Dnn,
         shape: &ConvShape,
         dt: DataType,
+        fused: Option<FusedEpilogue>,
         candidates: &[(Algo, usize)],
         timer: &Timer,
     ) -> Result<(Algo, usize)> {
@@ -485,7 +522,21 @@ impl Conv {
         let y = DeviceBuf::new(&dnn.gpu, bytes(&shape.y), "timing a convolution")?;
         let most = candidates.iter().map(|c| c.1).max().unwrap_or(0);
         let ws = DeviceBuf::new(&dnn.gpu, most, "timing a convolution")?;
-        for b in [&x, &w, &y] {
+        let (bias, z) = match fused {
+            Some(f) => (
+                DeviceBuf::new(&dnn.gpu, f.channels * dt.size(), "timing a convolution")?,
+                DeviceBuf::new(
+                    &dnn.gpu,
+                    if f.residual { bytes(&shape.y) } else { 0 },
+                    "timing a convolution",
+                )?,
+            ),
+            None => (
+                DeviceBuf::new(&dnn.gpu, 0, "timing a convolution")?,
+                DeviceBuf::new(&dnn.gpu, 0, "timing a convolution")?,
+            ),
+        };
+        for b in [&x, &w, &y, &bias, &z] {
             if b.bytes > 0 {
                 // SAFETY: the buffer holds b.bytes bytes; zeros are a valid
                 // value of either float type.
@@ -501,7 +552,11 @@ impl Conv {
             // SAFETY: the buffers hold the geometry's dims in `dt` and the
             // scratch the most demanding candidate needs.
             let t = timer.time(dnn.stream, || unsafe {
-                self.run(dnn, x.ptr, w.ptr, y.ptr, ws.ptr)
+                if fused.is_some() {
+                    self.run_fused(dnn, (x.ptr, w.ptr, y.ptr), z.ptr, bias.ptr, ws.ptr)
+                } else {
+                    self.run(dnn, x.ptr, w.ptr, y.ptr, ws.ptr)
+                }
             });
             match t {
                 Ok(ms) => {

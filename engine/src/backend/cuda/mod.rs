@@ -391,6 +391,107 @@ mod gpu_tests {
         matches_cpu(net, input, Precision::Fp16, 0.01, "layouts");
     }
 
+    /// Scales with their fused activation give the cpu backend's values:
+    /// a DenseNet BatchNorm+ReLU before a convolution (channels-last in
+    /// fp16, 16 bytes a thread along the channels), channels-first with a
+    /// plane of 30 values, a channel count the vector path cannot take, a
+    /// uniform scale and one with a power (the general kernel).
+    #[test]
+    #[ignore]
+    fn gpu_scales_with_activations_match_the_cpu_backend() {
+        use crate::ir::{Activation, ScaleMode, ScaleParams, TensorRef};
+        fn scale(
+            net: &mut Network,
+            x: TensorRef,
+            (mode, groups): (ScaleMode, usize),
+            power: bool,
+            activation: Option<Activation>,
+            seed: u32,
+        ) -> TensorRef {
+            let mut w = |k: u32, lo: f32| {
+                let v: Vec<f32> = noise(groups, seed + k).iter().map(|v| v + lo).collect();
+                Some(net.add_weights(crate::Tensor::from_f32(&[groups], v).unwrap()))
+            };
+            // With a power, positive coefficients on a positive input keep
+            // powf real.
+            let lo = if power { 1.5 } else { 0.0 };
+            let (scale, shift) = (w(0, lo), w(1, lo));
+            let power = if power { w(2, 1.5) } else { None };
+            net.add(
+                "scale",
+                LayerKind::Scale(ScaleParams {
+                    mode,
+                    shift,
+                    scale,
+                    power,
+                    channel_axis: 1,
+                    activation,
+                }),
+                vec![x],
+            )
+            .unwrap()
+        }
+        for precision in [Precision::Fp32, Precision::Fp16] {
+            let mut net = Network::new("scales");
+            let x = net.add_input(
+                "x",
+                DataType::F32,
+                [2, 16, 5, 6].map(Dim::Known).to_vec(),
+                None,
+            );
+            let relu = Some(Activation::Relu);
+            let bn = scale(&mut net, x, (ScaleMode::Channel, 16), false, relu, 3);
+            let c = conv(&mut net, bn, (16, 8, 1), ([0, 0], [0, 0]), None, 5);
+            net.mark_output("dense", c);
+            let plain = scale(&mut net, x, (ScaleMode::Channel, 16), false, relu, 7);
+            net.mark_output("nchw", plain);
+            let c3 = conv(&mut net, x, (16, 3, 1), ([0, 0], [0, 0]), None, 9);
+            let odd = scale(
+                &mut net,
+                c3,
+                (ScaleMode::Channel, 3),
+                false,
+                Some(Activation::LeakyRelu { alpha: 0.1 }),
+                11,
+            );
+            net.mark_output("odd", odd);
+            let uni = scale(
+                &mut net,
+                x,
+                (ScaleMode::Uniform, 1),
+                false,
+                Some(Activation::Sigmoid),
+                13,
+            );
+            net.mark_output("uniform", uni);
+            let abs = net
+                .add(
+                    "abs",
+                    LayerKind::Unary {
+                        op: crate::ir::UnaryOp::Abs,
+                    },
+                    vec![x],
+                )
+                .unwrap();
+            let pw = scale(
+                &mut net,
+                abs,
+                (ScaleMode::Channel, 16),
+                true,
+                Some(Activation::Tanh),
+                15,
+            );
+            net.mark_output("power", pw);
+            let input = crate::Tensor::from_f32(&[2, 16, 5, 6], noise(2 * 16 * 30, 17)).unwrap();
+            let tol = if precision == Precision::Fp16 {
+                0.01
+            } else {
+                1e-5
+            };
+            matches_cpu(net, input, precision, tol, &format!("scales {precision:?}"));
+        }
+    }
+
     /// Runs `net` on `input` three times on the GPU in `precision` and
     /// checks every output against the cpu backend's to `tol` (absolute
     /// plus relative).

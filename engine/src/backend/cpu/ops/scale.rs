@@ -1,7 +1,8 @@
-//! Scale layers: `(x * scale + shift) ^ power` per tensor, channel or element.
+//! Scale layers: `act((x * scale + shift) ^ power)` per tensor, channel or
+//! element, the activation when the Scale+Activation fusion left one.
 
 use super::{f32_data, float_tensor, Ctx, Op, OpResult};
-use crate::ir::{Network, ScaleMode, ScaleParams};
+use crate::ir::{Activation, Network, ScaleMode, ScaleParams};
 use crate::tensor::Tensor;
 
 pub struct Scale {
@@ -10,6 +11,7 @@ pub struct Scale {
     shift: Option<Vec<f32>>,
     scale: Option<Vec<f32>>,
     power: Option<Vec<f32>>,
+    activation: Option<Activation>,
 }
 
 impl Scale {
@@ -29,6 +31,7 @@ impl Scale {
             shift: get(p.shift),
             scale: get(p.scale),
             power: get(p.power),
+            activation: p.activation,
         }
     }
 }
@@ -63,6 +66,9 @@ impl Op for Scale {
             }
             if let Some(p) = &self.power {
                 y = y.powf(p[c]);
+            }
+            if let Some(a) = self.activation {
+                y = a.apply(y);
             }
             *val = y;
         }

@@ -315,25 +315,29 @@ __device__ void act_kernel(const ActParams &p) {
 extern "C" __global__ void ew_act_f32(ActParams p) { act_kernel<float>(p); }
 extern "C" __global__ void ew_act_f16(ActParams p) { act_kernel<u16>(p); }
 
-// out = act(y + bias[channel] + res) (res: a residual of y's dims): a
-// convolution's epilogue, in place when out is y. The tensor is [outer,
-// channels, inner]; bias is float32; bias and res may be absent.
+// out = act(y * scale[channel] + bias[channel] + res) (res: a residual of
+// y's dims): a convolution's epilogue, in place when out is y, and a Scale
+// layer with its activation. The tensor is [outer, channels, inner]; scale
+// and bias are float32; scale, bias and res may be absent.
 struct BiasActParams {
   u64 out, y, bias, res;
   i64 n, channels, inner;
   int op;
   float alpha, beta;
   int pad;
+  u64 scale;
 };
-static_assert(sizeof(BiasActParams) == 72, "BiasActParams layout");
+static_assert(sizeof(BiasActParams) == 80, "BiasActParams layout");
 
 template <typename T>
 __device__ void bias_act_kernel(const BiasActParams &p) {
   const T *y = (const T *)p.y;
   const T *res = (const T *)p.res;
   const float *bias = (const float *)p.bias;
+  const float *scale = (const float *)p.scale;
   GRID_STRIDE(i, p.n) {
     float v = ldf(y, i);
+    if (scale) v *= scale[channel_of(i, p.inner, p.channels)];
     if (bias) v += bias[channel_of(i, p.inner, p.channels)];
     if (res) v += ldf(res, i);
     stf((T *)p.out, i, activate(p.op, p.alpha, p.beta, v));
@@ -351,6 +355,7 @@ __device__ void bias_act2_kernel(const BiasActParams &p) {
   const T *y = (const T *)p.y;
   const T *res = (const T *)p.res;
   const float *bias = (const float *)p.bias;
+  const float *scale = (const float *)p.scale;
   GRID_STRIDE(k, p.n / 2) {
     const i64 i = 2 * k;
     float v[2], r[2] = {0.f, 0.f};
@@ -358,6 +363,7 @@ __device__ void bias_act2_kernel(const BiasActParams &p) {
     if (res) ldv<2>(res + i, r);
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
+      if (scale) v[e] *= scale[channel_of(i + e, p.inner, p.channels)];
       if (bias) v[e] += bias[channel_of(i + e, p.inner, p.channels)];
       v[e] = activate(p.op, p.alpha, p.beta, v[e] + r[e]);
     }
@@ -372,8 +378,9 @@ extern "C" __global__ void ew_bias_act2_f16(BiasActParams p) { bias_act2_kernel<
 // 16-byte aligned). ROWS: the bias runs along the packed last dim (inner
 // 1, a Linear's columns or a channels-last tensor's channels; channels a
 // multiple of V), so a thread's V elements take V consecutive bias values,
-// found with one division; else inner is a multiple of V (or there is no
-// bias) and the V elements share one channel. OP: the activation when
+// found with one division; else inner is a multiple of V (or there are no
+// coefficients) and the V elements share one channel. The scale, when
+// present, is read as the bias is. OP: the activation when
 // known at compile time (-1: p.op's, switched on per element), so that the
 // common ones (identity, ReLU, GELU) run without a branch per element.
 template <typename T, bool ROWS, int OP>
@@ -382,6 +389,7 @@ __device__ void bias_act_vec_body(const BiasActParams &p) {
   const T *y = (const T *)p.y;
   const T *res = (const T *)p.res;
   const float *bias = (const float *)p.bias;
+  const float *scale = (const float *)p.scale;
   GRID_STRIDE(k, p.n / V) {
     const i64 i = k * V;
     float v[V], r[V];
@@ -391,6 +399,23 @@ __device__ void bias_act_vec_body(const BiasActParams &p) {
     } else {
 #pragma unroll
       for (int e = 0; e < V; ++e) r[e] = 0.f;
+    }
+    if (scale) {
+      if (ROWS) {
+        const float *sc = scale + channel_of(i, 1, p.channels);
+#pragma unroll
+        for (int e = 0; e < V; e += 4) {
+          const float4 q = *(const float4 *)(sc + e);
+          v[e] *= q.x;
+          v[e + 1] *= q.y;
+          v[e + 2] *= q.z;
+          v[e + 3] *= q.w;
+        }
+      } else {
+        const float sc = scale[channel_of(i, p.inner, p.channels)];
+#pragma unroll
+        for (int e = 0; e < V; ++e) v[e] *= sc;
+      }
     }
     if (bias) {
       if (ROWS) {
@@ -432,14 +457,17 @@ extern "C" __global__ void ew_bias_act_vr_f16(BiasActParams p) { bias_act_vec_ke
 
 // ---- Scale ---------------------------------------------------------------
 
-// (x * scale + shift) ^ power, one coefficient per group of `inner`
+// act((x * scale + shift) ^ power), one coefficient per group of `inner`
 // elements, groups cycling with period `groups`; coefficients are float32
-// and each may be absent (0).
+// and each may be absent (0). Scales without a power run as BiasActParams.
 struct ScaleParams {
   u64 out, x, scale, shift, power;
   i64 n, groups, inner;
+  int op;
+  float alpha, beta;
+  int pad;
 };
-static_assert(sizeof(ScaleParams) == 64, "ScaleParams layout");
+static_assert(sizeof(ScaleParams) == 80, "ScaleParams layout");
 
 template <typename T>
 __device__ void scale_kernel(const ScaleParams &p) {
@@ -453,7 +481,7 @@ __device__ void scale_kernel(const ScaleParams &p) {
     if (sc) y *= sc[c];
     if (sh) y += sh[c];
     if (pw) y = powf(y, pw[c]);
-    stf((T *)p.out, i, y);
+    stf((T *)p.out, i, activate(p.op, p.alpha, p.beta, y));
   }
 }
 

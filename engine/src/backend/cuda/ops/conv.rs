@@ -286,17 +286,19 @@ impl Kernel for Conv {
             } else {
                 (src.iter().product::<usize>() * esize).div_ceil(256) * 256
             };
-            let mut conv = cudnn::Conv::plan(
+            let fused = self.cudnn_bias.as_ref().map(|_| cudnn::FusedEpilogue {
+                channels: p.out_channels,
+                residual: self.residual,
+            });
+            let conv = cudnn::Conv::plan(
                 pc.dnn,
                 &shape,
                 self.dtype,
                 false,
                 pc.workspace_limit,
+                fused,
                 pc.tactics,
             )?;
-            if self.cudnn_bias.is_some() {
-                conv.fuse_bias_relu(p.out_channels, self.dtype, true)?;
-            }
             Planned {
                 conv,
                 staged,
@@ -328,6 +330,7 @@ impl Kernel for Conv {
                 self.dtype,
                 true,
                 pc.workspace_limit,
+                None,
                 pc.tactics,
             )?;
             let crop = if cropped {

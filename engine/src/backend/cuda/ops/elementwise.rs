@@ -326,11 +326,13 @@ struct BiasActParams {
     alpha: f32,
     beta: f32,
     pad: i32,
+    scale: u64,
 }
-const _: () = assert!(std::mem::size_of::<BiasActParams>() == 72);
+const _: () = assert!(std::mem::size_of::<BiasActParams>() == 80);
 
 /// A convolution's epilogue: `out = act(y + bias[c] + residual)` over an
-/// [outer, channels, inner] tensor (in place when `out` is `y`).
+/// [outer, channels, inner] tensor (in place when `out` is `y`); with a
+/// per-channel scale, `act(y * scale[c] + bias[c])`, a Scale layer.
 pub struct BiasAct {
     f: Func,
     /// Two elements a thread, where the count and alignment allow.
@@ -367,6 +369,22 @@ impl BiasAct {
         bias: Option<&DeviceBuf>,
         residual: u64,
     ) -> Result<()> {
+        self.enqueue_scaled(rc, y, (channels, inner), out, None, bias, residual)
+    }
+
+    /// [`BiasAct::enqueue`] with `y` first multiplied by a float32 `scale`
+    /// of `channels` values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn enqueue_scaled(
+        &self,
+        rc: &RunCx<'_>,
+        y: &Arg,
+        (channels, inner): (usize, usize),
+        out: u64,
+        scale: Option<&DeviceBuf>,
+        bias: Option<&DeviceBuf>,
+        residual: u64,
+    ) -> Result<()> {
         let n = y.len();
         if n == 0 {
             return Ok(());
@@ -383,11 +401,12 @@ impl BiasAct {
             alpha: self.code.alpha,
             beta: self.code.beta,
             pad: 0,
+            scale: scale.map_or(0, |s| s.ptr),
         };
         let v = 16 / self.elem;
         if n.is_multiple_of(v) && [out, y.ptr, residual].iter().all(|a| a.is_multiple_of(16)) {
             let (channels, inner) = (p.channels as usize, p.inner as usize);
-            if bias.is_none() || inner.is_multiple_of(v) {
+            if (bias.is_none() && scale.is_none()) || inner.is_multiple_of(v) {
                 return launch(rc.stream, self.fv, grid_for(n / v), &p);
             }
             if inner == 1 && channels.is_multiple_of(v) {
@@ -417,20 +436,33 @@ struct ScaleKParams {
     n: i64,
     groups: i64,
     inner: i64,
+    op: i32,
+    alpha: f32,
+    beta: f32,
+    pad: i32,
 }
-const _: () = assert!(std::mem::size_of::<ScaleKParams>() == 64);
+const _: () = assert!(std::mem::size_of::<ScaleKParams>() == 80);
 
+/// `act((x * scale + shift) ^ power)`. Without a power it runs as the
+/// convolution epilogue's kernel with a scale (16 bytes a thread where the
+/// dims allow: a BatchNorm and ReLU before a DenseNet convolution), else as
+/// the general kernel.
 pub struct Scale {
     f: Option<Func>,
+    affine: Option<BiasAct>,
     mode: ScaleMode,
     axis: usize,
     /// Coefficients in float32 on the device: scale, shift, power.
     coeff: [Option<(DeviceBuf, usize)>; 3],
+    /// [groups, inner], once planned.
+    geometry: (usize, usize),
+    code: ActCode,
     p: ScaleKParams,
 }
 
 impl Scale {
-    pub fn new(b: &Builder<'_>, p: &ScaleParams) -> Result<Self> {
+    /// `l` is the Scale layer (its output's type is the storage's).
+    pub fn new(b: &Builder<'_>, l: &Layer, p: &ScaleParams) -> Result<Self> {
         let up =
             |id: Option<crate::ir::WeightsId>, what: &str| -> Result<Option<(DeviceBuf, usize)>> {
                 id.map(|id| {
@@ -439,8 +471,16 @@ impl Scale {
                 })
                 .transpose()
             };
+        let affine = if p.power.is_none() {
+            let dt = b.storage(l.outputs[0].dtype);
+            let code = p.activation.map_or(ActCode::IDENTITY, act_code);
+            Some(BiasAct::new(b, dt, code)?)
+        } else {
+            None
+        };
         Ok(Scale {
             f: None,
+            affine,
             mode: p.mode,
             axis: p.channel_axis,
             coeff: [
@@ -448,6 +488,8 @@ impl Scale {
                 up(p.shift, "shift")?,
                 up(p.power, "power")?,
             ],
+            geometry: (1, 1),
+            code: p.activation.map_or(ActCode::IDENTITY, act_code),
             p: ScaleKParams::default(),
         })
     }
@@ -469,6 +511,10 @@ impl Kernel for Scale {
                 )));
             }
         }
+        self.geometry = (groups.max(1), inner.max(1));
+        if self.affine.is_some() {
+            return Ok(());
+        }
         self.f = Some(super::launch::function(
             pc.gpu,
             &typed("ew_scale", float(ins[0].dtype)?),
@@ -480,12 +526,27 @@ impl Kernel for Scale {
             scale: self.coeff[0].as_ref().map_or(0, |c| c.0.ptr),
             shift: self.coeff[1].as_ref().map_or(0, |c| c.0.ptr),
             power: self.coeff[2].as_ref().map_or(0, |c| c.0.ptr),
+            op: self.code.op,
+            alpha: self.code.alpha,
+            beta: self.code.beta,
             ..Default::default()
         };
         Ok(())
     }
 
     fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
+        if let Some(a) = &self.affine {
+            let coeff = |k: usize| self.coeff[k].as_ref().map(|c| &c.0);
+            return a.enqueue_scaled(
+                rc,
+                &ins[0],
+                self.geometry,
+                outs[0].ptr,
+                coeff(0),
+                coeff(1),
+                0,
+            );
+        }
         let Some(f) = self.f else {
             return Err(Error::Network(
                 "a Scale layer ran before it was planned".into(),

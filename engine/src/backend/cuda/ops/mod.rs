@@ -316,7 +316,7 @@ pub fn build(b: &Builder<'_>, l: &Layer, nhwc: bool, x_nhwc: bool) -> Result<Box
         LayerKind::Scale(p) => {
             let mut p = p.clone();
             p.channel_axis = axis(p.channel_axis);
-            Box::new(elementwise::Scale::new(b, &p)?)
+            Box::new(elementwise::Scale::new(b, l, &p)?)
         }
         LayerKind::Select => Box::new(elementwise::Select::new(b, l)?),
         LayerKind::Cast { .. } => Box::new(elementwise::Cast::new(b)?),
