@@ -22,7 +22,8 @@ For each model (torchvision, random weights, seeded) and batch size it times:
 
 and prints a table of median latencies in ms, with jetrt / best PyTorch, where
 best PyTorch is the smaller of graph replay and the torch.compile variants
-that finished. The table also goes to OUT/bench.md, every median and p99 to
+that finished; the ratio takes jetrt with device-resident I/O, as PyTorch
+runs. The table also goes to OUT/bench.md, every median and p99 to
 OUT/bench.json; logs, ONNX files and engines stay in OUT.
 
     python3 scripts/bench_gpu.py --engine-builder target/ci/engine-builder \\
@@ -35,8 +36,8 @@ built elsewhere with the `cuda` feature; no Rust, no network (no weights are
 downloaded). PyTorch is timed per call as synchronize, perf_counter, f(x),
 synchronize, after --warmup calls (which, for torch.compile, include the
 compile; its time is not counted). jetrt's bench does its own warm-up (at
-least 5 runs and half a second) and its time includes copying the input from
-and the output to host memory; PyTorch's keeps both on the GPU.
+least 5 runs and half a second); its host I/O column includes copying the
+input from and the output to host memory, which PyTorch's numbers do not.
 
 This is a benchmark, not a test: run it on an otherwise idle GPU. With
 --skip-compile the default set takes a few minutes; each torch.compile run
@@ -66,6 +67,7 @@ COMPILE_MODES = ["reduce-overhead", "max-autotune"]
 # The timed variants, in table order: (key in a row, column header).
 VARIANTS = [
     ("jetrt", "jetrt ms"),
+    ("jetrt_host", "jetrt host I/O"),
     ("eager", "eager"),
     ("graph", "graph"),
     ("reduce-overhead", "compile (reduce-overhead)"),
@@ -76,8 +78,8 @@ BEST_OF = ["graph", *COMPILE_MODES]
 BUILD_TIMEOUT = 900  # seconds an engine build may take
 BENCH_TIMEOUT = 300  # seconds an `engine-builder bench` may take
 RESULT_TAG = "BENCH_GPU_RESULT "  # how a compile worker reports its numbers
-NOTE = ("Note: jetrt's time includes copying the input from and the output to host "
-        "memory (its bench runs through host buffers); PyTorch's keeps both on the GPU.")
+NOTE = ("Note: jetrt ms and PyTorch keep the input and output in device memory; "
+        "jetrt host I/O also copies them from and to pinned host memory each run.")
 
 
 # --------------------------------------------------------------------------
@@ -392,25 +394,32 @@ def bench_jetrt(a, env, name, batch, onnx: Path, dirs):
         say(f"{label}: build failed: {err}")
         return "failed"
     built = time.time() - t
-    out, err = run_engine_builder(
-        [eb, "bench", str(engine), "--runs", str(a.runs), "--backend", "cuda"],
-        env, dirs["logs"] / f"{name}_b{batch}_bench.log", BENCH_TIMEOUT)
-    if err:
-        say(f"{label}: bench failed: {err}")
-        return "failed"
-    cell = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] in ("median", "p99") and parts[2] == "ms":
-            try:
-                cell[parts[0]] = float(parts[1])
-            except ValueError:
-                pass
-    if "median" not in cell:
-        say(f"{label}: bench failed: no 'median X ms' line in its output: {first_line(out)}")
-        return "failed"
-    say(f"{label}: {describe(cell)} (build {built:.1f} s)")
-    return cell
+    cells = {}
+    for key, flags, what in (("jetrt", ["--device-io"], "device I/O"),
+                             ("jetrt_host", [], "host I/O")):
+        out, err = run_engine_builder(
+            [eb, "bench", str(engine), "--runs", str(a.runs), "--backend", "cuda", *flags],
+            env, dirs["logs"] / f"{name}_b{batch}_bench_{key}.log", BENCH_TIMEOUT)
+        if err:
+            say(f"{label} ({what}): bench failed: {err}")
+            cells[key] = "failed"
+            continue
+        cell = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] in ("median", "p99") and parts[2] == "ms":
+                try:
+                    cell[parts[0]] = float(parts[1])
+                except ValueError:
+                    pass
+        if "median" not in cell:
+            say(f"{label} ({what}): bench failed: no 'median X ms' line in its output: "
+                f"{first_line(out)}")
+            cells[key] = "failed"
+            continue
+        say(f"{label} ({what}): {describe(cell)} (build {built:.1f} s)")
+        cells[key] = cell
+    return cells
 
 
 # --------------------------------------------------------------------------
@@ -436,10 +445,14 @@ def bench_model(torch, torchvision, name, a, env, dirs, rows):
             t = time.time()
             export_onnx(torch, model, b, onnx)
             say(f"{name} b{b}: exported {onnx.name} in {time.time() - t:.1f} s")
-            row["jetrt"] = bench_jetrt(a, env, name, b, onnx, dirs)
+            cells = bench_jetrt(a, env, name, b, onnx, dirs)
+            if isinstance(cells, dict):
+                row.update(cells)
+            else:
+                row["jetrt"] = row["jetrt_host"] = cells
         except Exception as e:
             say(f"{name} b{b} jetrt: error: {short_error(e)}")
-            row["jetrt"] = "error"
+            row["jetrt"] = row["jetrt_host"] = "error"
 
     # PyTorch eager and CUDA-graph replay, in this process.
     try:
@@ -527,7 +540,8 @@ def p99_table(rows):
     return markdown(header, body)
 
 
-def report(rows, info, out: Path, interrupted: bool):
+def report(rows, info, out: Path, interrupted: bool, quiet: bool = False):
+    """Writes OUT/bench.md and OUT/bench.json; prints the tables unless quiet."""
     head = [f"GPU: {info['gpu']}",
             f"torch {info['torch']} (CUDA {info['cuda']}, cuDNN {info['cudnn']}), "
             f"torchvision {info['torchvision']}",
@@ -536,13 +550,14 @@ def report(rows, info, out: Path, interrupted: bool):
     if interrupted:
         head.append("INTERRUPTED: the table holds what finished")
     medians, p99s = median_table(rows), p99_table(rows)
-    say()
-    say(medians)
-    say()
-    say(NOTE)
-    say()
-    say("p99 ms:\n")
-    say(p99s)
+    if not quiet:
+        say()
+        say(medians)
+        say()
+        say(NOTE)
+        say()
+        say("p99 ms:\n")
+        say(p99s)
     md = "\n".join([
         "# jetrt cuda backend vs PyTorch", "",
         *(h + "  " for h in head), "",
@@ -553,7 +568,8 @@ def report(rows, info, out: Path, interrupted: bool):
         dict(model=name, batch=b, **row) for (name, b), row in rows.items()
     ])
     (out / "bench.json").write_text(json.dumps(data, indent=2) + "\n")
-    say(f"\nwrote {out / 'bench.md'} and {out / 'bench.json'}")
+    if not quiet:
+        say(f"\nwrote {out / 'bench.md'} and {out / 'bench.json'}")
 
 
 # --------------------------------------------------------------------------
@@ -670,6 +686,8 @@ def main() -> int:
         precompile(a, dirs["logs"])
         for name in a.models:
             bench_model(torch, torchvision, name, a, env, dirs, rows)
+            # What is measured so far is on disk, should a later model hang.
+            report(rows, info, out, interrupted=False, quiet=True)
     except KeyboardInterrupt:
         interrupted = True
         say("\ninterrupted")

@@ -1,7 +1,7 @@
 //! `engine-builder bench`.
 
 use super::common::{open_engine_with, DeviceArgs, PluginArgs, ThreadArgs};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use jetrt_engine::backend::BackendKind;
 use jetrt_engine::shape::Dim;
 use jetrt_engine::{DataType, Tensor, TensorData};
@@ -22,6 +22,11 @@ pub struct Args {
     /// How many layers the profile lists
     #[arg(long, default_value_t = 20, requires = "profile")]
     top: usize,
+    /// GPU backends: keep the inputs and outputs in device memory (uploaded
+    /// once), as a framework's tensors kept on the GPU are, instead of
+    /// copying them from and to host memory every run
+    #[arg(long)]
+    device_io: bool,
     #[command(flatten)]
     threads: ThreadArgs,
     #[command(flatten)]
@@ -79,11 +84,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
     // camera pipeline does: each run uploads them, runs, downloads the
     // outputs and waits. The cpu backend takes host tensors each run.
     let bound = ctx.backend() != BackendKind::Cpu;
+    if a.device_io && !bound {
+        bail!("--device-io: the cpu backend's inputs and outputs are host memory");
+    }
     if bound {
         let dims: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
         ctx.set_input_dims(&dims)?;
         for (i, t) in inputs.iter().enumerate() {
             ctx.executor().input_host(i)?.copy_from_slice(t.as_bytes());
+        }
+        if a.device_io {
+            ctx.executor()
+                .keep_io_on_device()
+                .context("keeping the inputs and outputs on the device")?;
         }
     }
     let mut once = |reset: bool| -> Result<()> {
@@ -131,8 +144,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .first()
         .and_then(|t| t.shape().first().copied())
         .unwrap_or(1);
+    let io = match (bound, a.device_io) {
+        (true, true) => ", inputs and outputs in device memory",
+        (true, false) => ", inputs and outputs copied from and to host memory",
+        _ => "",
+    };
     println!(
-        "bench {} on {}, {on}, batch {batch}, {} runs after {warm} warm-up",
+        "bench {} on {}, {on}, batch {batch}, {} runs after {warm} warm-up{io}",
         engine.header().name,
         ctx.backend(),
         a.runs

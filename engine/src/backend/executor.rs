@@ -90,6 +90,20 @@ pub trait Executor: Send {
         })
     }
 
+    /// Makes the inputs and outputs device-resident, as a framework's
+    /// tensors kept on the GPU are: the host inputs as written now are
+    /// uploaded once into device buffers the context owns, and the outputs
+    /// go to device buffers it owns, so later runs copy nothing to or from
+    /// the host (the host output buffers are no longer written). For
+    /// benchmarks against such frameworks; setting the input dims again
+    /// undoes it.
+    fn keep_io_on_device(&mut self) -> Result<()> {
+        Err(Error::Unsupported {
+            backend: "this",
+            what: "device-resident inputs and outputs".into(),
+        })
+    }
+
     /// Feeds input `i` from raw camera frames (`frame`'s format and size)
     /// converted on the device into the input at the dims set (batch 1):
     /// each run reads the frame written to [`Executor::frame_host`] in place

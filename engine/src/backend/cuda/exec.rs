@@ -122,6 +122,8 @@ pub struct CudaExecutor {
     dims: Option<Vec<Vec<usize>>>,
     bound_in: Vec<Option<u64>>,
     bound_out: Vec<Option<u64>>,
+    /// The device buffers `keep_io_on_device` bound, inputs then outputs.
+    own_io: Vec<DeviceBuf>,
     /// An input fed from camera frames converted on the device.
     frame: Option<FrameBinding>,
     /// Why runs are not captured into CUDA graphs, if they are not.
@@ -510,6 +512,7 @@ impl CudaExecutor {
             tactics,
             weight_bytes,
             dims: None,
+            own_io: Vec::new(),
             bound_in: vec![None; net.inputs.len()],
             bound_out: vec![None; net.outputs.len()],
             frame: None,
@@ -1092,6 +1095,11 @@ impl Executor for CudaExecutor {
         self.plan = None;
         self.dims = None;
         self.frame = None;
+        if !self.own_io.is_empty() {
+            self.bound_in.iter_mut().for_each(|b| *b = None);
+            self.bound_out.iter_mut().for_each(|b| *b = None);
+            self.own_io.clear();
+        }
         self.host_in = self
             .net
             .inputs
@@ -1224,6 +1232,48 @@ impl Executor for CudaExecutor {
         }
         self.bound_out[o] = ptr;
         self.recapture();
+        Ok(())
+    }
+
+    fn keep_io_on_device(&mut self) -> Result<()> {
+        if self.dims.is_none() {
+            return Err(Error::Network(
+                "set the input dims before keeping the inputs on the device".into(),
+            ));
+        }
+        if self.frame.is_some() {
+            return Err(Error::Network(
+                "an input is bound to camera frames; they are copied per frame".into(),
+            ));
+        }
+        let mut own = Vec::new();
+        for i in 0..self.host_in.len() {
+            own.push(DeviceBuf::upload(
+                &self.gpu,
+                self.host_in[i].as_slice(),
+                "a device-resident input",
+            )?);
+        }
+        for o in 0..self.net.outputs.len() {
+            let bytes =
+                self.output_dims(o)?.iter().product::<usize>() * self.output_dtype(o).size();
+            own.push(DeviceBuf::new(&self.gpu, bytes, "a device-resident output")?);
+        }
+        let n_in = self.host_in.len();
+        for (k, b) in own.iter().enumerate() {
+            let ptr = (b.bytes > 0).then_some(b.ptr);
+            // SAFETY: each buffer was sized from the dims set (inputs hold
+            // their uploaded elements) and lives in `own_io` until the dims
+            // change, when the bindings are dropped with it.
+            unsafe {
+                if k < n_in {
+                    self.bind_device_input(k, ptr)?;
+                } else {
+                    self.bind_device_output(k - n_in, ptr)?;
+                }
+            }
+        }
+        self.own_io = own;
         Ok(())
     }
 
