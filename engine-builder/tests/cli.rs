@@ -112,7 +112,10 @@ fn tiny_model_builds_inspects_runs_verifies_and_benches() {
 
     // Device-resident I/O is a GPU backend's: the cpu one says so.
     let err = eb_fails(&["bench", s(&engine), "--runs", "1", "--device-io"]);
-    assert!(err.contains("--device-io") && err.contains("cpu backend"), "{err}");
+    assert!(
+        err.contains("--device-io") && err.contains("cpu backend"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1257,7 +1257,11 @@ impl Executor for CudaExecutor {
         for o in 0..self.net.outputs.len() {
             let bytes =
                 self.output_dims(o)?.iter().product::<usize>() * self.output_dtype(o).size();
-            own.push(DeviceBuf::new(&self.gpu, bytes, "a device-resident output")?);
+            own.push(DeviceBuf::new(
+                &self.gpu,
+                bytes,
+                "a device-resident output",
+            )?);
         }
         let n_in = self.host_in.len();
         for (k, b) in own.iter().enumerate() {
