@@ -393,13 +393,17 @@ impl Conv {
         let first = *candidates
             .first()
             .ok_or_else(|| no_algorithm(shape, workspace_limit))?;
-        let key = key(shape, dt, backward, workspace_limit, fused);
+        // JETRT_CUDA_CONV_TIMING=plain times a fused convolution through the
+        // plain call, as before the fused call was timed (to compare).
+        let timed_as =
+            fused.filter(|_| !std::env::var("JETRT_CUDA_CONV_TIMING").is_ok_and(|v| v == "plain"));
+        let key = key(shape, dt, backward, workspace_limit, timed_as);
         let recorded = tactics
             .choice(&key)
             .and_then(|id| candidates.iter().find(|c| c.0.id() == id).copied());
         let timed = match (recorded, tactics.timer()) {
             (None, Some(timer)) if candidates.len() > 1 => {
-                Some(plan.fastest(dnn, shape, dt, fused, &candidates, timer))
+                Some(plan.fastest(dnn, shape, dt, timed_as, &candidates, timer))
             }
             _ => None,
         };
