@@ -136,27 +136,31 @@ fn dead_layers_are_removed_with_their_weights() {
     assert_same(&net, &out, &[input(&[1, 2, 5, 5], 2)]);
 }
 
+/// A BatchNorm (a channel Scale) over 3 channels of `x`.
+fn batch_norm(net: &mut Network, x: TensorRef) -> TensorRef {
+    let scale = net.add_weights(Tensor::from_f32(&[3], vec![0.5, -2.0, 1.5]).unwrap());
+    let shift = net.add_weights(Tensor::from_f32(&[3], vec![0.1, 0.2, -0.3]).unwrap());
+    net.add(
+        "bn",
+        LayerKind::Scale(ScaleParams {
+            mode: ScaleMode::Channel,
+            shift: Some(shift),
+            scale: Some(scale),
+            power: None,
+            channel_axis: 1,
+            activation: None,
+        }),
+        vec![x],
+    )
+    .unwrap()
+}
+
 #[test]
 fn scales_and_channel_constants_fold_into_convolutions() {
     let mut net = Network::new("t");
     let x = net.add_input("x", DataType::F32, dims(&[1, 2, 6, 6]), None);
     let c = conv(&mut net, x, 2, 3, 11);
-    let scale = net.add_weights(Tensor::from_f32(&[3], vec![0.5, -2.0, 1.5]).unwrap());
-    let shift = net.add_weights(Tensor::from_f32(&[3], vec![0.1, 0.2, -0.3]).unwrap());
-    let s = net
-        .add(
-            "bn",
-            LayerKind::Scale(ScaleParams {
-                mode: ScaleMode::Channel,
-                shift: Some(shift),
-                scale: Some(scale),
-                power: None,
-                channel_axis: 1,
-                activation: None,
-            }),
-            vec![c],
-        )
-        .unwrap();
+    let s = batch_norm(&mut net, c);
     let m = net.add_constant(
         "m",
         Tensor::from_f32(&[1, 3, 1, 1], vec![2.0, 3.0, 4.0]).unwrap(),
@@ -262,22 +266,7 @@ fn activations_fuse_into_convolutions() {
 
 /// A BatchNorm on a network input (nothing to fold it into), then `act`.
 fn scale_then(net: &mut Network, x: TensorRef, act: Activation) -> TensorRef {
-    let scale = net.add_weights(Tensor::from_f32(&[3], vec![0.5, -2.0, 1.5]).unwrap());
-    let shift = net.add_weights(Tensor::from_f32(&[3], vec![0.1, 0.2, -0.3]).unwrap());
-    let s = net
-        .add(
-            "bn",
-            LayerKind::Scale(ScaleParams {
-                mode: ScaleMode::Channel,
-                shift: Some(shift),
-                scale: Some(scale),
-                power: None,
-                channel_axis: 1,
-                activation: None,
-            }),
-            vec![x],
-        )
-        .unwrap();
+    let s = batch_norm(net, x);
     net.add("act", LayerKind::Activation { activation: act }, vec![s])
         .unwrap()
 }
