@@ -5,7 +5,7 @@
 //! DenseNet's BatchNorm and ReLU before each one).
 
 use super::rewrite::Rewriter;
-use jetrt_engine::ir::{LayerKind, Network, TensorRef};
+use jetrt_engine::ir::{ConvParams, LayerKind, Network, ScaleParams, TensorRef};
 use jetrt_engine::Result;
 
 pub fn fuse_conv_activation(net: &Network) -> Result<Network> {
@@ -17,21 +17,25 @@ pub fn fuse_conv_activation(net: &Network) -> Result<Network> {
         {
             let single_use = consumers.get(src).map_or(0, Vec::len) == 1 && !net.is_output(*src);
             let prev = &net.layers[*c];
+            let activation = Some(*activation);
             let kind = match &prev.kind {
                 LayerKind::Convolution(p) if p.activation.is_none() => {
-                    let mut np = p.clone();
-                    np.activation = Some(*activation);
-                    Some(LayerKind::Convolution(np))
+                    Some(LayerKind::Convolution(ConvParams {
+                        activation,
+                        ..p.clone()
+                    }))
                 }
                 LayerKind::Deconvolution(p) if p.activation.is_none() => {
-                    let mut np = p.clone();
-                    np.activation = Some(*activation);
-                    Some(LayerKind::Deconvolution(np))
+                    Some(LayerKind::Deconvolution(ConvParams {
+                        activation,
+                        ..p.clone()
+                    }))
                 }
                 LayerKind::Scale(p) if p.activation.is_none() => {
-                    let mut np = p.clone();
-                    np.activation = Some(*activation);
-                    Some(LayerKind::Scale(np))
+                    Some(LayerKind::Scale(ScaleParams {
+                        activation,
+                        ..p.clone()
+                    }))
                 }
                 _ => None,
             };

@@ -1263,18 +1263,19 @@ impl Executor for CudaExecutor {
                 "a device-resident output",
             )?);
         }
-        let n_in = self.host_in.len();
-        for (k, b) in own.iter().enumerate() {
-            let ptr = (b.bytes > 0).then_some(b.ptr);
-            // SAFETY: each buffer was sized from the dims set (inputs hold
-            // their uploaded elements) and lives in `own_io` until the dims
-            // change, when the bindings are dropped with it.
-            unsafe {
-                if k < n_in {
-                    self.bind_device_input(k, ptr)?;
-                } else {
-                    self.bind_device_output(k - n_in, ptr)?;
-                }
+        // Bound only once every buffer exists, so a failed allocation leaves
+        // no binding to a dropped buffer.
+        let (ins, outs) = own.split_at(self.host_in.len());
+        let ptr = |b: &DeviceBuf| (b.bytes > 0).then_some(b.ptr);
+        // SAFETY: each buffer was sized from the dims set (inputs hold their
+        // uploaded elements) and lives in `own_io` until the dims change,
+        // when the bindings are dropped with it.
+        unsafe {
+            for (i, b) in ins.iter().enumerate() {
+                self.bind_device_input(i, ptr(b))?;
+            }
+            for (o, b) in outs.iter().enumerate() {
+                self.bind_device_output(o, ptr(b))?;
             }
         }
         self.own_io = own;

@@ -471,10 +471,9 @@ impl Scale {
                 })
                 .transpose()
             };
+        let code = p.activation.map_or(ActCode::IDENTITY, act_code);
         let affine = if p.power.is_none() {
-            let dt = b.storage(l.outputs[0].dtype);
-            let code = p.activation.map_or(ActCode::IDENTITY, act_code);
-            Some(BiasAct::new(b, dt, code)?)
+            Some(BiasAct::new(b, b.storage(l.outputs[0].dtype), code)?)
         } else {
             None
         };
@@ -489,7 +488,7 @@ impl Scale {
                 up(p.power, "power")?,
             ],
             geometry: (1, 1),
-            code: p.activation.map_or(ActCode::IDENTITY, act_code),
+            code,
             p: ScaleKParams::default(),
         })
     }
