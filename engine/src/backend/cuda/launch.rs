@@ -200,6 +200,9 @@ pub fn all_kernel_names() -> Vec<String> {
             v.push(typed(&format!("depthwise_cl{n}"), dt));
         }
     }
+    for w in [1, 2, 4, 8, 16] {
+        v.push(format!("concat_{w}"));
+    }
     v.extend(["ew_not_bool", "ew_cast", "einsum_sum"].map(String::from));
     v
 }

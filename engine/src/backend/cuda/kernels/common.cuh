@@ -213,11 +213,13 @@ __device__ __forceinline__ T block_reduce(T v, F f, T *shared) {
   return r;
 }
 
-// Elements of 1, 2, 4 and 8 bytes, for kernels that only move data.
+// Elements of 1, 2, 4 and 8 bytes, for kernels that only move data, and
+// 16-byte units (one vector load and store) for those that move runs.
 struct B1 { u8 v; };
 struct B2 { u16 v; };
 struct B4 { u32 v; };
 struct B8 { u64 v; };
+struct B16 { uint4 v; };
 
 // Activations of element-wise kernels and of convolution epilogues.
 // Codes (Activation in the IR, plus HardSwish and Identity for epilogues).

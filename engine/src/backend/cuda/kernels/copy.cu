@@ -81,6 +81,7 @@ extern "C" __global__ void concat_1(ConcatParams p) { concat<B1>(p); }
 extern "C" __global__ void concat_2(ConcatParams p) { concat<B2>(p); }
 extern "C" __global__ void concat_4(ConcatParams p) { concat<B4>(p); }
 extern "C" __global__ void concat_8(ConcatParams p) { concat<B8>(p); }
+extern "C" __global__ void concat_16(ConcatParams p) { concat<B16>(p); }
 
 // A dense output of `dims` whose coordinate c along axis k reads source
 // index tables[table_offset[k] + c] along that axis (-1: the fill value);
