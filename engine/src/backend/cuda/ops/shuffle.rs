@@ -197,13 +197,16 @@ pub struct Concat {
     funcs: Vec<(usize, Func)>,
     esize: usize,
     axis: usize,
-    /// Each launch's parameters and the inputs it reads, first to last,
-    /// in elements.
-    launches: Vec<(ConcatParams, std::ops::Range<usize>)>,
+    /// The launches in elements.
+    launches: ConcatLaunches,
     /// The same in the widest unit the parts allow, with its width, where
     /// wider than an element; taken when every pointer is aligned to it.
-    wide: Option<(usize, Vec<(ConcatParams, std::ops::Range<usize>)>)>,
+    wide: Option<(usize, ConcatLaunches)>,
 }
+
+/// A concatenation's launches: each one's parameters and the inputs it
+/// reads, first to last.
+type ConcatLaunches = Vec<(ConcatParams, std::ops::Range<usize>)>;
 
 /// The unit widths the concat kernels take, widest first.
 const CONCAT_UNITS: [usize; 5] = [16, 8, 4, 2, 1];
@@ -237,11 +240,7 @@ fn concat_unit(part_bytes: &[usize], esize: usize) -> Option<usize> {
 
 /// The launches concatenating inputs of `extents` along an axis of a
 /// [`outer`, sum(extents), `inner`] output.
-fn concat_launches(
-    extents: &[usize],
-    outer: usize,
-    inner: usize,
-) -> Vec<(ConcatParams, std::ops::Range<usize>)> {
+fn concat_launches(extents: &[usize], outer: usize, inner: usize) -> ConcatLaunches {
     let total: usize = extents.iter().sum();
     let mut out = Vec::new();
     let mut first = 0usize;
