@@ -442,7 +442,25 @@ impl CudaExecutor {
         let mut stripped = net.clone();
         stripped.weights.clear();
         let profiler = if cfg.profile {
-            Some(Profiler::new(&gpu, net.layers.len())?)
+            // Each step's layout, for the profile: where a tensor changes
+            // layout, and which steps run channels-last.
+            let notes = (0..net.layers.len())
+                .map(|i| {
+                    let y = layouts.step_nhwc(i);
+                    let x = net.layers[i]
+                        .inputs
+                        .first()
+                        .is_some_and(|&t| layouts.is_nhwc(t));
+                    match (x, y) {
+                        _ if layouts.steps.is_empty() => None,
+                        (true, true) => Some("nhwc"),
+                        (false, true) => Some("nchw>nhwc"),
+                        (true, false) => Some("nhwc>nchw"),
+                        (false, false) => Some("nchw"),
+                    }
+                })
+                .collect();
+            Some(Profiler::new(&gpu, net.layers.len(), notes)?)
         } else {
             None
         };

@@ -182,6 +182,7 @@ pub fn all_kernel_names() -> Vec<String> {
             "ew_bias_act_vr",
             "ew_binary_flat",
             "ew_scale",
+            "reduce_cols",
             "softmax",
             "norm",
             "norm_warp",

@@ -22,10 +22,13 @@ pub struct Profiler {
     totals: Vec<(f64, usize)>,
     elapsed: ElapsedFn,
     gate: Gate,
+    /// Per layer: the layouts its step reads and writes, for the report
+    /// (none in a plan without channels-last tensors).
+    layouts: Vec<Option<&'static str>>,
 }
 
 impl Profiler {
-    pub fn new(gpu: &Arc<Gpu>, layers: usize) -> Result<Self> {
+    pub fn new(gpu: &Arc<Gpu>, layers: usize, layouts: Vec<Option<&'static str>>) -> Result<Self> {
         let elapsed = gate::elapsed_fn()?;
         let gate = Gate::new(gpu)?;
         let events = (0..layers)
@@ -37,6 +40,7 @@ impl Profiler {
             totals: vec![(0.0, 0); layers],
             elapsed,
             gate,
+            layouts,
         })
     }
 
@@ -103,7 +107,13 @@ impl Profiler {
                 detail: l
                     .outputs
                     .first()
-                    .map(|o| format!("-> {}", crate::shape::format_shape(&o.shape)))
+                    .map(|o| {
+                        let shape = crate::shape::format_shape(&o.shape);
+                        match self.layouts.get(i).copied().flatten() {
+                            Some(lay) => format!("-> {shape} {lay}"),
+                            None => format!("-> {shape}"),
+                        }
+                    })
                     .unwrap_or_default(),
                 total_ms: ms,
                 runs: n,

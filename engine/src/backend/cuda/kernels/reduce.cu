@@ -66,6 +66,48 @@ __device__ void reduce_float(const ReduceParams &p) {
 extern "C" __global__ void reduce_f32(ReduceParams p) { reduce_float<float>(p); }
 extern "C" __global__ void reduce_f16(ReduceParams p) { reduce_float<u16>(p); }
 
+// One thread per output, for a reduction whose innermost input dim is
+// kept: neighbouring threads then read neighbouring elements at every
+// step (a channels-last global pooling, [N, H, W, C] over H and W, read
+// C-strided by one block per output was SqueezeNet's slowest layer). The
+// reduced offsets advance as an odometer, with no division per element.
+template <typename T, typename A, typename F>
+__device__ A fold_col(const ReduceParams &p, i64 base, A init, F f) {
+  const T *x = (const T *)p.x;
+  A acc = init;
+  i64 idx[MAX_RANK] = {0};
+  i64 off = 0;
+  for (i64 j = 0; j < p.count; ++j) {
+    acc = f(acc, (A)ldf(x, base + off));
+    for (int k = p.red.rank - 1; k >= 0; --k) {
+      off += p.red_strides[k];
+      if (++idx[k] < p.red.d[k]) break;
+      off -= p.red_strides[k] * p.red.d[k];
+      idx[k] = 0;
+    }
+  }
+  return acc;
+}
+
+template <typename T>
+__device__ void reduce_cols(const ReduceParams &p) {
+  GRID_STRIDE(r, p.n_out) {
+    i64 base = offset_of(r, p.keep, p.keep_strides);
+    float v;
+    switch (p.op) {
+    case R_SUM: v = (float)fold_col<T, double>(p, base, 0.0, SumD()); break;
+    case R_AVG: v = (float)(fold_col<T, double>(p, base, 0.0, SumD()) / (double)p.count); break;
+    case R_PROD: v = fold_col<T, float>(p, base, 1.0f, ProdF()); break;
+    case R_MAX: v = fold_col<T, float>(p, base, -__int_as_float(0x7f800000), MaxF()); break;
+    default: v = fold_col<T, float>(p, base, __int_as_float(0x7f800000), MinF()); break;
+    }
+    stf((T *)p.out, r, v);
+  }
+}
+
+extern "C" __global__ void reduce_cols_f32(ReduceParams p) { reduce_cols<float>(p); }
+extern "C" __global__ void reduce_cols_f16(ReduceParams p) { reduce_cols<u16>(p); }
+
 struct SumI { __device__ i64 operator()(i64 a, i64 b) const { return (i64)((u64)a + (u64)b); } };
 struct ProdI { __device__ i64 operator()(i64 a, i64 b) const { return (i64)((u64)a * (u64)b); } };
 struct MaxI { __device__ i64 operator()(i64 a, i64 b) const { return a > b ? a : b; } };

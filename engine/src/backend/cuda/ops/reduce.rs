@@ -45,11 +45,19 @@ fn split(
     Ok((dims8(&kd)?, strides8(&ks), dims8(&rd)?, strides8(&rs)))
 }
 
+/// One block per output, or (`cols`, float data) one thread per output
+/// where the innermost dim is kept and the reduction short enough.
 pub struct Reduce {
     f: Func,
+    cols: Option<Func>,
     axes: Vec<usize>,
     p: ReduceParams,
+    by_cols: bool,
 }
+
+/// The longest reduction a thread folds alone: past it, the outputs are
+/// few enough for a block each (and the wait on one thread long).
+const COL_MAX: usize = 4096;
 
 impl Reduce {
     pub fn new(b: &Builder<'_>, l: &Layer, op: ReduceOp, axes: &[usize]) -> Result<Self> {
@@ -67,13 +75,20 @@ impl Reduce {
             ReduceOp::Min => 3,
             ReduceOp::Avg => 4,
         };
+        let cols = if dt.is_float() {
+            Some(b.func(&typed("reduce_cols", dt))?)
+        } else {
+            None
+        };
         Ok(Reduce {
             f: b.func(&typed("reduce", dt))?,
+            cols,
             axes: axes.to_vec(),
             p: ReduceParams {
                 op: code,
                 ..Default::default()
             },
+            by_cols: false,
         })
     }
 }
@@ -88,6 +103,8 @@ impl Kernel for Reduce {
         self.p.red_strides = red_strides;
         self.p.n_out = outs[0].len() as i64;
         self.p.count = self.axes.iter().map(|&a| d[a]).product::<usize>() as i64;
+        let innermost_kept = !d.is_empty() && !self.axes.contains(&(d.len() - 1));
+        self.by_cols = self.cols.is_some() && innermost_kept && self.p.count as usize <= COL_MAX;
         Ok(())
     }
 
@@ -97,7 +114,12 @@ impl Kernel for Reduce {
         }
         self.p.out = outs[0].ptr;
         self.p.x = ins[0].ptr;
-        launch(rc.stream, self.f, grid_rows(self.p.n_out as usize), &self.p)
+        match self.cols {
+            Some(f) if self.by_cols => {
+                launch(rc.stream, f, grid_for(self.p.n_out as usize), &self.p)
+            }
+            _ => launch(rc.stream, self.f, grid_rows(self.p.n_out as usize), &self.p),
+        }
     }
 }
 
