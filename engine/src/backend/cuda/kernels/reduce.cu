@@ -66,42 +66,57 @@ __device__ void reduce_float(const ReduceParams &p) {
 extern "C" __global__ void reduce_f32(ReduceParams p) { reduce_float<float>(p); }
 extern "C" __global__ void reduce_f16(ReduceParams p) { reduce_float<u16>(p); }
 
-// One thread per output, for a reduction whose innermost input dim is
-// kept: neighbouring threads then read neighbouring elements at every
-// step (a channels-last global pooling, [N, H, W, C] over H and W, read
-// C-strided by one block per output was SqueezeNet's slowest layer). The
-// reduced offsets advance as an odometer, with no division per element.
+// Columns: for a reduction whose innermost input dim is kept, a block
+// takes 32 neighbouring outputs, one per lane, and its warps split the
+// reduced elements between them: at every step a warp reads 32
+// neighbouring elements (a channels-last global pooling, [N, H, W, C] over
+// H and W, read C-strided by one block per output was SqueezeNet's
+// slowest layer; one thread per output left the GPU nearly idle). A
+// single reduced dim (the host merges contiguous ones) needs no division
+// per element.
+#define COL_LANES 32
+#define COL_WARPS (BLOCK / COL_LANES)
+
 template <typename T, typename A, typename F>
-__device__ A fold_col(const ReduceParams &p, i64 base, A init, F f) {
+__device__ A fold_col(const ReduceParams &p, i64 base, i64 count, A init, F f, A *shared) {
   const T *x = (const T *)p.x;
+  const int lane = threadIdx.x % COL_LANES, warp = threadIdx.x / COL_LANES;
   A acc = init;
-  i64 idx[MAX_RANK] = {0};
-  i64 off = 0;
-  for (i64 j = 0; j < p.count; ++j) {
-    acc = f(acc, (A)ldf(x, base + off));
-    for (int k = p.red.rank - 1; k >= 0; --k) {
-      off += p.red_strides[k];
-      if (++idx[k] < p.red.d[k]) break;
-      off -= p.red_strides[k] * p.red.d[k];
-      idx[k] = 0;
-    }
+  if (p.red.rank == 1) {
+    for (i64 j = warp; j < count; j += COL_WARPS) acc = f(acc, (A)ldf(x, base + j * p.red_strides[0]));
+  } else {
+    for (i64 j = warp; j < count; j += COL_WARPS)
+      acc = f(acc, (A)ldf(x, base + offset_of(j, p.red, p.red_strides)));
   }
+  shared[threadIdx.x] = acc;
+  __syncthreads();
+  if (warp == 0) {
+    for (int w = 1; w < COL_WARPS; ++w) acc = f(acc, shared[w * COL_LANES + lane]);
+  }
+  __syncthreads();
   return acc;
 }
 
 template <typename T>
 __device__ void reduce_cols(const ReduceParams &p) {
-  GRID_STRIDE(r, p.n_out) {
-    i64 base = offset_of(r, p.keep, p.keep_strides);
+  __shared__ double sd[BLOCK];
+  __shared__ float sf[BLOCK];
+  const i64 groups = (p.n_out + COL_LANES - 1) / COL_LANES;
+  ROW_STRIDE(g, groups) {
+    const i64 r = g * COL_LANES + threadIdx.x % COL_LANES;
+    // Lanes past the last output fold nothing but still meet the barriers.
+    const bool live = r < p.n_out;
+    const i64 base = live ? offset_of(r, p.keep, p.keep_strides) : 0;
+    const i64 count = live ? p.count : 0;
     float v;
     switch (p.op) {
-    case R_SUM: v = (float)fold_col<T, double>(p, base, 0.0, SumD()); break;
-    case R_AVG: v = (float)(fold_col<T, double>(p, base, 0.0, SumD()) / (double)p.count); break;
-    case R_PROD: v = fold_col<T, float>(p, base, 1.0f, ProdF()); break;
-    case R_MAX: v = fold_col<T, float>(p, base, -__int_as_float(0x7f800000), MaxF()); break;
-    default: v = fold_col<T, float>(p, base, __int_as_float(0x7f800000), MinF()); break;
+    case R_SUM: v = (float)fold_col<T, double>(p, base, count, 0.0, SumD(), sd); break;
+    case R_AVG: v = (float)(fold_col<T, double>(p, base, count, 0.0, SumD(), sd) / (double)p.count); break;
+    case R_PROD: v = fold_col<T, float>(p, base, count, 1.0f, ProdF(), sf); break;
+    case R_MAX: v = fold_col<T, float>(p, base, count, -__int_as_float(0x7f800000), MaxF(), sf); break;
+    default: v = fold_col<T, float>(p, base, count, __int_as_float(0x7f800000), MinF(), sf); break;
     }
-    stf((T *)p.out, r, v);
+    if (live && threadIdx.x < COL_LANES) stf((T *)p.out, r, v);
   }
 }
 

@@ -42,11 +42,28 @@ fn split(
             ks.push(s[i]);
         }
     }
-    Ok((dims8(&kd)?, strides8(&ks), dims8(&rd)?, strides8(&rs)))
+    // Reduced dims contiguous with the next reduced one are one dim: the
+    // same elements in the same order, with less index arithmetic (a
+    // global pooling's H and W become one dim of H * W).
+    let (mut md, mut ms): (Vec<usize>, Vec<i64>) = (vec![], vec![]);
+    for (n, st) in rd.into_iter().zip(rs) {
+        match (md.last_mut(), ms.last_mut()) {
+            (Some(pn), Some(ps)) if *ps == st * n as i64 => {
+                *pn *= n;
+                *ps = st;
+            }
+            _ => {
+                md.push(n);
+                ms.push(st);
+            }
+        }
+    }
+    Ok((dims8(&kd)?, strides8(&ks), dims8(&md)?, strides8(&ms)))
 }
 
-/// One block per output, or (`cols`, float data) one thread per output
-/// where the innermost dim is kept and the reduction short enough.
+/// One block per output, or (`cols`, float data, when the innermost dim
+/// is kept and the outputs fill a warp) one lane per output of a block's
+/// 32, its warps splitting the reduced elements (reduce.cu).
 pub struct Reduce {
     f: Func,
     cols: Option<Func>,
@@ -55,9 +72,8 @@ pub struct Reduce {
     by_cols: bool,
 }
 
-/// The longest reduction a thread folds alone: past it, the outputs are
-/// few enough for a block each (and the wait on one thread long).
-const COL_MAX: usize = 4096;
+/// Outputs a block of the column kernel takes (reduce.cu's COL_LANES).
+const COL_LANES: usize = 32;
 
 impl Reduce {
     pub fn new(b: &Builder<'_>, l: &Layer, op: ReduceOp, axes: &[usize]) -> Result<Self> {
@@ -104,7 +120,7 @@ impl Kernel for Reduce {
         self.p.n_out = outs[0].len() as i64;
         self.p.count = self.axes.iter().map(|&a| d[a]).product::<usize>() as i64;
         let innermost_kept = !d.is_empty() && !self.axes.contains(&(d.len() - 1));
-        self.by_cols = self.cols.is_some() && innermost_kept && self.p.count as usize <= COL_MAX;
+        self.by_cols = self.cols.is_some() && innermost_kept && outs[0].len() >= COL_LANES;
         Ok(())
     }
 
@@ -528,6 +544,25 @@ impl Kernel for TopK {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Contiguous reduced dims merge (channels-last global pooling: H and
+    /// W of [N, H, W, C] into one dim of stride C); others stay apart.
+    #[test]
+    fn contiguous_reduced_dims_are_one() {
+        let (keep, ks, red, rs) = split(&[8, 13, 13, 1000], &[1, 2]).unwrap();
+        assert_eq!(
+            (keep.rank, &keep.d[..2], &ks[..2]),
+            (2, &[8, 1000][..], &[169000, 1][..])
+        );
+        assert_eq!((red.rank, red.d[0], rs[0]), (1, 169, 1000));
+        let (_, _, red, rs) = split(&[2, 3, 4, 5], &[0, 2]).unwrap();
+        assert_eq!(
+            (red.rank, &red.d[..2], &rs[..2]),
+            (2, &[2, 4][..], &[60, 5][..])
+        );
+        let (_, _, red, rs) = split(&[2, 3, 4], &[0, 1, 2]).unwrap();
+        assert_eq!((red.rank, red.d[0], rs[0]), (1, 24, 1));
+    }
 
     #[test]
     fn row_splits_hold_a_row_in_registers_and_spread_few_rows() {
