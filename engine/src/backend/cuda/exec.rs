@@ -443,23 +443,27 @@ impl CudaExecutor {
         stripped.weights.clear();
         let profiler = if cfg.profile {
             // Each step's layout, for the profile: where a tensor changes
-            // layout, and which steps run channels-last.
-            let notes = (0..net.layers.len())
-                .map(|i| {
-                    let y = layouts.step_nhwc(i);
-                    let x = net.layers[i]
-                        .inputs
-                        .first()
-                        .is_some_and(|&t| layouts.is_nhwc(t));
-                    match (x, y) {
-                        _ if layouts.steps.is_empty() => None,
-                        (true, true) => Some("nhwc"),
-                        (false, true) => Some("nchw>nhwc"),
-                        (true, false) => Some("nhwc>nchw"),
-                        (false, false) => Some("nchw"),
-                    }
-                })
-                .collect();
+            // layout, and which steps run channels-last (none in a plan
+            // without channels-last tensors).
+            let notes = if layouts.steps.is_empty() {
+                Vec::new()
+            } else {
+                (0..net.layers.len())
+                    .map(|i| {
+                        let y = layouts.step_nhwc(i);
+                        let x = net.layers[i]
+                            .inputs
+                            .first()
+                            .is_some_and(|&t| layouts.is_nhwc(t));
+                        match (x, y) {
+                            (true, true) => "nhwc",
+                            (false, true) => "nchw>nhwc",
+                            (true, false) => "nhwc>nchw",
+                            (false, false) => "nchw",
+                        }
+                    })
+                    .collect()
+            };
             Some(Profiler::new(&gpu, net.layers.len(), notes)?)
         } else {
             None

@@ -23,12 +23,12 @@ pub struct Profiler {
     elapsed: ElapsedFn,
     gate: Gate,
     /// Per layer: the layouts its step reads and writes, for the report
-    /// (none in a plan without channels-last tensors).
-    layouts: Vec<Option<&'static str>>,
+    /// (empty for a plan without channels-last tensors).
+    layouts: Vec<&'static str>,
 }
 
 impl Profiler {
-    pub fn new(gpu: &Arc<Gpu>, layers: usize, layouts: Vec<Option<&'static str>>) -> Result<Self> {
+    pub fn new(gpu: &Arc<Gpu>, layers: usize, layouts: Vec<&'static str>) -> Result<Self> {
         let elapsed = gate::elapsed_fn()?;
         let gate = Gate::new(gpu)?;
         let events = (0..layers)
@@ -109,7 +109,7 @@ impl Profiler {
                     .first()
                     .map(|o| {
                         let shape = crate::shape::format_shape(&o.shape);
-                        match self.layouts.get(i).copied().flatten() {
+                        match self.layouts.get(i) {
                             Some(lay) => format!("-> {shape} {lay}"),
                             None => format!("-> {shape}"),
                         }

@@ -132,7 +132,8 @@ impl Kernel for Reduce {
         self.p.x = ins[0].ptr;
         match self.cols {
             Some(f) if self.by_cols => {
-                launch(rc.stream, f, grid_for(self.p.n_out as usize), &self.p)
+                let groups = (self.p.n_out as usize).div_ceil(COL_LANES);
+                launch(rc.stream, f, grid_rows(groups), &self.p)
             }
             _ => launch(rc.stream, self.f, grid_rows(self.p.n_out as usize), &self.p),
         }

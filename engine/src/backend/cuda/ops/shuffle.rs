@@ -193,15 +193,17 @@ const _: () = assert!(std::mem::size_of::<ConcatParams>() == 584);
 /// rows of units (DenseNet's channels-last concatenations of 32-channel
 /// float16 parts move 16 bytes a thread instead of 2).
 pub struct Concat {
-    /// The kernel of each unit width in bytes: the element's and wider.
+    /// The kernel of each unit width in bytes: the element's and wider
+    /// (the element's first).
     funcs: Vec<(usize, Func)>,
     esize: usize,
     axis: usize,
     /// The launches in elements.
     launches: ConcatLaunches,
-    /// The same in the widest unit the parts allow, with its width, where
-    /// wider than an element; taken when every pointer is aligned to it.
-    wide: Option<(usize, ConcatLaunches)>,
+    /// The same in the widest unit the parts allow, with its width and
+    /// kernel, where wider than an element; taken when every pointer is
+    /// aligned to it.
+    wide: Option<(usize, Func, ConcatLaunches)>,
 }
 
 /// A concatenation's launches: each one's parameters and the inputs it
@@ -216,6 +218,7 @@ impl Concat {
         let esize = b.storage(b.net.info(l.inputs[0]).dtype).size();
         let funcs = CONCAT_UNITS
             .iter()
+            .rev()
             .filter(|&&w| w >= esize)
             .map(|&w| Ok((w, b.func(&format!("concat_{w}"))?)))
             .collect::<Result<_>>()?;
@@ -280,32 +283,35 @@ impl Kernel for Concat {
         let extents: Vec<usize> = ins.iter().map(|a| a.dims[self.axis]).collect();
         self.launches = concat_launches(&extents, outer, inner);
         let parts: Vec<usize> = extents.iter().map(|e| e * inner * self.esize).collect();
-        self.wide = concat_unit(&parts, self.esize).map(|w| {
-            let units: Vec<usize> = parts.iter().map(|b| b / w).collect();
-            (w, concat_launches(&units, outer, 1))
-        });
+        self.wide = match concat_unit(&parts, self.esize) {
+            Some(w) => {
+                let f = self
+                    .funcs
+                    .iter()
+                    .find(|f| f.0 == w)
+                    .map(|f| f.1)
+                    .ok_or_else(|| Error::Device(format!("no concat kernel of {w}-byte units")))?;
+                let units: Vec<usize> = parts.iter().map(|b| b / w).collect();
+                Some((w, f, concat_launches(&units, outer, 1)))
+            }
+            None => None,
+        };
         Ok(())
     }
 
     fn enqueue(&mut self, rc: &RunCx<'_>, ins: &[Arg], outs: &mut [Arg]) -> Result<()> {
         // Arena tensors are aligned far past 16 bytes; a pointer bound from
         // outside need not be, and then runs in elements.
-        let (width, launches) = match &mut self.wide {
-            Some((w, l))
+        let (f, launches) = match &mut self.wide {
+            Some((w, f, l))
                 if std::iter::once(&outs[0])
                     .chain(ins)
                     .all(|a| a.ptr % *w as u64 == 0) =>
             {
-                (*w, l)
+                (*f, l)
             }
-            _ => (self.esize, &mut self.launches),
+            _ => (self.funcs[0].1, &mut self.launches),
         };
-        let f = self
-            .funcs
-            .iter()
-            .find(|f| f.0 == width)
-            .map(|f| f.1)
-            .ok_or_else(|| Error::Device(format!("no concat kernel of {width}-byte units")))?;
         for (p, range) in launches.iter_mut() {
             if p.n == 0 {
                 continue;
