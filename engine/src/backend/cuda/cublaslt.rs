@@ -379,9 +379,9 @@ impl Gemm {
         Ok(Some(g))
     }
 
-    /// Times each candidate on scratch operands of the geometry and
-    /// returns the fastest one's index; a candidate that fails is passed
-    /// over.
+    /// Times the candidates on scratch operands of the geometry and
+    /// returns the fastest one's index ([`gate::pick`]); a candidate that
+    /// fails is passed over.
     fn fastest(
         &mut self,
         lt: &Lt,
@@ -422,26 +422,17 @@ impl Gemm {
                 })?;
             }
         }
-        let mut best: Option<(usize, f32)> = None;
-        for (i, &(algo, need)) in candidates.iter().enumerate() {
+        let what = format!("cuBLASLt {}x{}x{} x{}", s.m, s.n, s.k, s.batch);
+        let chosen = timer.fastest(stream, candidates.len(), &what, |i| {
+            let (algo, need) = candidates[i];
             self.algo = algo;
             self.workspace = need;
             // SAFETY: the buffers hold the geometry's operands; the
             // workspace is the caller's, of workspace.1 >= need bytes.
-            let t = timer.time(stream, || unsafe {
-                self.run(lt, stream, [a.ptr, b.ptr], d.ptr, workspace.0)
-            });
-            match t {
-                Ok(ms) => {
-                    log::debug!("cuBLASLt candidate {i}: {:.1} us", ms * 1e3);
-                    if best.is_none_or(|x| ms < x.1) {
-                        best = Some((i, ms));
-                    }
-                }
-                Err(e) => log::debug!("cuBLASLt candidate {i} did not run: {e}"),
-            }
-        }
-        best.map(|b| b.0)
+            unsafe { self.run(lt, stream, [a.ptr, b.ptr], d.ptr, workspace.0) }
+        });
+        chosen
+            .map(|(i, _)| i)
             .ok_or_else(|| Error::Device("no candidate algorithm ran".into()))
     }
 

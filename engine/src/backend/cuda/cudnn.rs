@@ -508,9 +508,9 @@ impl Conv {
         Ok(ws)
     }
 
-    /// Times each candidate on scratch tensors of the geometry (their
-    /// values do not change the time) and returns the fastest; a candidate
-    /// that fails to run is passed over.
+    /// Times the candidates on scratch tensors of the geometry (their
+    /// values do not change the time) and returns the fastest
+    /// ([`gate::pick`]); a candidate that fails to run is passed over.
     fn fastest(
         &mut self,
         dnn: &Dnn,
@@ -549,30 +549,29 @@ impl Conv {
                 })?;
             }
         }
-        let mut best: Option<((Algo, usize), f32)> = None;
-        for &(algo, need) in candidates {
+        let what = format!(
+            "cuDNN {dt:?} x{:?} w{:?} y{:?} ({:?})",
+            shape.x,
+            shape.w,
+            shape.y,
+            candidates.iter().map(|c| c.0).collect::<Vec<_>>()
+        );
+        let chosen = timer.fastest(dnn.stream, candidates.len(), &what, |i| {
+            let (algo, need) = candidates[i];
             self.algo = algo;
             self.workspace = need;
             // SAFETY: the buffers hold the geometry's dims in `dt` and the
             // scratch the most demanding candidate needs.
-            let t = timer.time(dnn.stream, || unsafe {
+            unsafe {
                 if fused.is_some() {
                     self.run_fused(dnn, (x.ptr, w.ptr, y.ptr), z.ptr, bias.ptr, ws.ptr)
                 } else {
                     self.run(dnn, x.ptr, w.ptr, y.ptr, ws.ptr)
                 }
-            });
-            match t {
-                Ok(ms) => {
-                    log::debug!("cuDNN {algo:?}: {:.1} us", ms * 1e3);
-                    if best.is_none_or(|b| ms < b.1) {
-                        best = Some(((algo, need), ms));
-                    }
-                }
-                Err(e) => log::debug!("cuDNN {algo:?} did not run: {e}"),
             }
-        }
-        best.map(|b| b.0)
+        });
+        chosen
+            .map(|(i, _)| candidates[i])
             .ok_or_else(|| Error::Device("no candidate algorithm ran".into()))
     }
 
