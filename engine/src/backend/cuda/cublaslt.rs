@@ -380,7 +380,7 @@ impl Gemm {
     }
 
     /// Times the candidates on scratch operands of the geometry and
-    /// returns the fastest one's index ([`gate::pick`]); a candidate that
+    /// returns the fastest one's index ([`super::gate::pick`]); a candidate that
     /// fails is passed over.
     fn fastest(
         &mut self,

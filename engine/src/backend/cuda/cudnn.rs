@@ -510,7 +510,7 @@ impl Conv {
 
     /// Times the candidates on scratch tensors of the geometry (their
     /// values do not change the time) and returns the fastest
-    /// ([`gate::pick`]); a candidate that fails to run is passed over.
+    /// ([`super::gate::pick`]); a candidate that fails to run is passed over.
     fn fastest(
         &mut self,
         dnn: &Dnn,

@@ -186,7 +186,7 @@ pub fn pick(
         }
     }
     best.sort_by(|a, b| a.1.total_cmp(&b.1));
-    best.truncate(CONTENDERS.max(1));
+    best.truncate(CONTENDERS);
     if best.len() > 1 {
         for _ in 0..ROUNDS {
             for c in best.iter_mut() {
